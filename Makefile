@@ -1,0 +1,62 @@
+# The README's two commands: `make run` and `make test`. Everything they need
+# (uv, the locked environment, a browser for the end-to-end tests) is
+# installed on first use, so a machine with only Python 3.12 and pip is enough.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Use uv from PATH when it works, else a private copy in .tools/.
+UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo $(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --locked
+# Postgres for the second test pass; unset it (TEST_POSTGRES_URL=) to skip.
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+export TEST_POSTGRES_URL
+
+.PHONY: help install run test test-postgres lint format bench browser clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+install: $(if $(filter uv,$(UV)),,$(CURDIR)/.tools/bin/uv) ## Create .venv from uv.lock.
+	$(UV) sync --locked --quiet
+
+run: install ## Migrate, create a local user, run web + worker (Ctrl-C stops both).
+	$(RUN) python -m devtools.run
+
+browser: install ## Make sure a Chromium for the end-to-end tests is there.
+	@$(RUN) python -m devtools.browser
+
+test: install browser ## Lint, check, and run the whole suite (SQLite, then Postgres if reachable).
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	DJANGO_SETTINGS_MODULE=tests.settings $(RUN) python manage.py check --fail-level WARNING
+	DJANGO_SETTINGS_MODULE=tests.settings $(RUN) python manage.py makemigrations --check --dry-run
+	$(RUN) pytest
+	@$(MAKE) --no-print-directory test-postgres
+
+test-postgres: install ## Rerun the database tests on Postgres (TEST_POSTGRES_URL).
+	@if [ -z "$$TEST_POSTGRES_URL" ]; then \
+		echo "Postgres pass skipped: TEST_POSTGRES_URL is empty."; \
+	elif ! $(RUN) python -m devtools.pg_ready "$$TEST_POSTGRES_URL"; then \
+		echo "Postgres pass skipped: nothing answers at TEST_POSTGRES_URL."; \
+	else \
+		DATABASE_URL="$$TEST_POSTGRES_URL" $(RUN) pytest -m "not e2e" tests/integration tests/process tests/postgres; \
+	fi
+
+lint: install ## ruff check and format check.
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install ## Fix what ruff can.
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+bench: install ## Run the benchmarks in bench/ (minutes; not part of make test).
+	$(RUN) python -m bench
+
+clean: ## Remove the environments and local databases.
+	rm -rf .venv .tools db.sqlite3* staticfiles .pytest_cache

@@ -1,0 +1,1 @@
+"""dbtasks: a database task backend and worker for Django's ``django.tasks``."""

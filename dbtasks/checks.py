@@ -1,0 +1,87 @@
+"""System checks for the database backend, run by ``manage.py check``.
+
+Django's ``check_tasks`` calls ``DatabaseBackend.check()`` for every
+configured backend, which yields from ``check_backend()`` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from django.apps import apps
+from django.core import checks
+from django.db import connections
+from django.utils.module_loading import import_string
+
+from dbtasks.compat import Task
+
+if TYPE_CHECKING:
+    from dbtasks.backend import DatabaseBackend
+
+E001_MSG = "dbtasks must be in INSTALLED_APPS to use {backend}."
+E001_HINT = "Add 'dbtasks' to INSTALLED_APPS."
+E002_HINT = "Fix TASKS[{alias!r}]['OPTIONS']; the README's 'Configure queues' lists every key."
+E003_MSG = "Schedule {name!r} runs {path!r}, which {problem}."
+E003_HINT = "Point the schedule's 'task' at a function decorated with @task."
+W001_MSG = (
+    "Database {db!r} is SQLite without 'transaction_mode': 'IMMEDIATE'; concurrent "
+    "workers will fail with 'database is locked'."
+)
+W001_HINT = "Set DATABASES[{db!r}]['OPTIONS']['transaction_mode'] = 'IMMEDIATE'."
+W002_MSG = (
+    "Database {db!r} is SQLite without WAL; workers and web requests will block "
+    "each other."
+)
+W002_HINT = (
+    "Add 'PRAGMA journal_mode=WAL;' to DATABASES[{db!r}]['OPTIONS']['init_command']."
+)
+
+
+def check_backend(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
+    """Yield the problems of one DatabaseBackend's configuration."""
+    path = f"{type(backend).__module__}.{type(backend).__qualname__}"
+    if not apps.is_installed("dbtasks"):
+        yield checks.Error(E001_MSG.format(backend=path), hint=E001_HINT, id="dbtasks.E001")
+        return
+    if backend.options_error is not None:
+        yield checks.Error(
+            str(backend.options_error),
+            hint=E002_HINT.format(alias=backend.alias),
+            id="dbtasks.E002",
+        )
+    yield from _check_schedules(backend)
+    yield from _check_sqlite(backend.db_alias)
+
+
+def _check_schedules(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
+    for schedule in backend.config.schedules:
+        try:
+            task = import_string(schedule.task_path)
+        except ImportError:
+            problem = "cannot be imported"
+        else:
+            if isinstance(task, Task):
+                continue
+            problem = "is not a task"
+        yield checks.Error(
+            E003_MSG.format(name=schedule.name, path=schedule.task_path, problem=problem),
+            hint=E003_HINT,
+            id="dbtasks.E003",
+        )
+
+
+def _check_sqlite(db: str) -> Iterator[checks.CheckMessage]:
+    settings_dict = connections[db].settings_dict
+    if connections[db].vendor != "sqlite" or settings_dict["NAME"] in ("", ":memory:"):
+        return
+    options = settings_dict.get("OPTIONS", {})
+    if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+        yield checks.Warning(
+            W001_MSG.format(db=db), hint=W001_HINT.format(db=db), id="dbtasks.W001"
+        )
+    init_command = str(options.get("init_command", "")).lower().replace(" ", "")
+    if "journal_mode=wal" not in init_command:
+        yield checks.Warning(
+            W002_MSG.format(db=db), hint=W002_HINT.format(db=db), id="dbtasks.W002"
+        )

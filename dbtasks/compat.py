@@ -1,0 +1,53 @@
+"""The one place dbtasks imports the tasks framework from.
+
+Django 6.0+ ships it as ``django.tasks``; on Django 5.2 LTS the same API
+comes from the ``django-tasks`` backport (``django_tasks``). Everything else
+in dbtasks imports these names from here.
+"""
+
+from __future__ import annotations
+
+try:
+    from django.tasks import Task
+    from django.tasks import TaskContext
+    from django.tasks import TaskResult
+    from django.tasks import TaskResultStatus
+    from django.tasks import task_backends
+    from django.tasks.backends.base import BaseTaskBackend
+    from django.tasks.base import TaskError
+    from django.tasks.exceptions import InvalidTask
+    from django.tasks.exceptions import InvalidTaskBackend
+    from django.tasks.exceptions import TaskResultDoesNotExist
+    from django.tasks.signals import task_enqueued
+    from django.tasks.signals import task_finished
+    from django.tasks.signals import task_started
+except ImportError:  # Django 5.2 LTS with the django-tasks backport.
+    from django_tasks import Task  # type: ignore[no-redef]
+    from django_tasks import TaskContext  # type: ignore[no-redef]
+    from django_tasks import TaskResult  # type: ignore[no-redef]
+    from django_tasks import TaskResultStatus  # type: ignore[no-redef]
+    from django_tasks import task_backends  # type: ignore[no-redef]
+    from django_tasks.backends.base import BaseTaskBackend  # type: ignore[no-redef]
+    from django_tasks.base import TaskError  # type: ignore[no-redef]
+    from django_tasks.exceptions import InvalidTask  # type: ignore[no-redef]
+    from django_tasks.exceptions import InvalidTaskBackend  # type: ignore[no-redef]
+    from django_tasks.exceptions import TaskResultDoesNotExist  # type: ignore[no-redef]
+    from django_tasks.signals import task_enqueued  # type: ignore[no-redef]
+    from django_tasks.signals import task_finished  # type: ignore[no-redef]
+    from django_tasks.signals import task_started  # type: ignore[no-redef]
+
+__all__ = [
+    "BaseTaskBackend",
+    "InvalidTask",
+    "InvalidTaskBackend",
+    "Task",
+    "TaskContext",
+    "TaskError",
+    "TaskResult",
+    "TaskResultDoesNotExist",
+    "TaskResultStatus",
+    "task_backends",
+    "task_enqueued",
+    "task_finished",
+    "task_started",
+]

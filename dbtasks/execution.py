@@ -1,0 +1,203 @@
+"""Step 4 of the tour: run one claimed row and record how it ended.
+
+``execute()`` calls the task, then ``record_attempt()`` writes the outcome in
+one small transaction: the row's new state (SUCCESSFUL, FAILED, or READY
+again after a backoff) and a ``DBTaskAttempt`` with the error. The update is
+guarded by (status, worker, attempt number), so an attempt that another
+worker has already closed (say, as ``WorkerLost``) is never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import SuspiciousOperation
+from django.db import DatabaseError
+from django.db import transaction
+from django.utils import timezone
+
+from dbtasks.compat import TaskContext
+from dbtasks.compat import TaskResult
+from dbtasks.compat import task_finished
+from dbtasks.compat import task_started
+from dbtasks.connections import discard_if_broken
+from dbtasks.exceptions import PermanentFailure
+from dbtasks.exceptions import TaskFunctionMissing
+from dbtasks.models import FAILED
+from dbtasks.models import READY
+from dbtasks.models import RUNNING
+from dbtasks.models import SUCCESSFUL
+from dbtasks.models import DBTaskAttempt
+from dbtasks.models import DBTaskResult
+from dbtasks.policy import QueuePolicy
+from dbtasks.serialization import to_json_value
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def exception_path(error: BaseException) -> str:
+    return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
+def history_of(row: DBTaskResult) -> list[DBTaskAttempt]:
+    """Return the row's finished attempts; no query on a first attempt."""
+    if row.attempt_count <= 1:
+        return []
+    return list(row.attempts.all())
+
+
+def record_attempt(
+    row: DBTaskResult,
+    *,
+    worker_id: str,
+    policy: QueuePolicy,
+    now: datetime,
+    error: BaseException | None = None,
+    return_value: Any = None,
+) -> DBTaskAttempt | None:
+    """Close the row's running attempt; return it, or None if it was not ours.
+
+    Success ends the task. A failure schedules a retry after the backoff,
+    unless no attempt is left or the error is a ``PermanentFailure``.
+    """
+    changes: dict[str, Any] = {"worker_id": ""}
+    if error is None:
+        changes |= {"status": SUCCESSFUL, "finished_at": now, "return_value": return_value}
+    elif policy.should_retry(row.attempt_count) and not isinstance(error, PermanentFailure):
+        changes |= {
+            "status": READY,
+            "available_after": now + policy.backoff(row.attempt_count),
+        }
+    else:
+        changes |= {"status": FAILED, "finished_at": now}
+
+    db = row._state.db
+    with transaction.atomic(using=db):
+        closed = (
+            DBTaskResult.objects.using(db)
+            .filter(pk=row.pk, status=RUNNING, worker_id=worker_id, attempt_count=row.attempt_count)
+            .update(**changes)
+        )
+        if not closed:
+            return None
+        attempt = DBTaskAttempt.objects.using(db).create(
+            result_id=row.pk,
+            number=row.attempt_count,
+            worker_id=worker_id,
+            started_at=row.last_attempted_at or now,
+            stopped_at=now,
+            outcome=FAILED if error else SUCCESSFUL,
+            exception_class_path=exception_path(error) if error else "",
+            traceback="".join(traceback.format_exception(error)) if error else "",
+        )
+    for name, value in changes.items():
+        setattr(row, name, value)
+    return attempt
+
+
+def record_until_done(
+    row: DBTaskResult,
+    *,
+    abandon: threading.Event,
+    **kwargs: Any,
+) -> DBTaskAttempt | None:
+    """``record_attempt()``, retried while the database is unreachable.
+
+    An outcome is never dropped because the database blinked. If the worker
+    is stopped for good first (``abandon``), the row stays RUNNING and
+    lost-worker recovery closes it once this process stops heartbeating.
+    """
+    delay = 0.1
+    while True:
+        try:
+            return record_attempt(row, **kwargs)
+        except DatabaseError:
+            logger.warning(
+                "Task id=%s path=%s: cannot record the outcome yet, retrying in %.1fs",
+                row.pk,
+                row.task_path,
+                delay,
+                exc_info=True,
+            )
+            discard_if_broken(row._state.db)
+            if abandon.wait(delay):
+                return None
+            delay = min(delay * 2, 10)
+
+
+def call_task(result: TaskResult) -> Any:
+    """Call the task function and return its JSON-ready return value."""
+    task = result.task
+    if task.takes_context:
+        value = task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
+    else:
+        value = task.call(*result.args, **result.kwargs)
+    return to_json_value(value, what="The task's return value")
+
+
+def execute(
+    row: DBTaskResult,
+    *,
+    worker_id: str,
+    policy: QueuePolicy,
+    sender: type,
+    clock: Clock = timezone.now,
+    abandon: threading.Event | None = None,
+) -> None:
+    """Run one claimed row to the end of its attempt, whatever the task does."""
+    abandon = abandon or threading.Event()
+    record = {"worker_id": worker_id, "policy": policy, "abandon": abandon}
+    history = history_of(row)
+    try:
+        task = row.load_task()
+    except (TaskFunctionMissing, SuspiciousOperation) as error:
+        # No Task, so no TaskResult and no signals: record it and go on.
+        logger.error("Task id=%s path=%s cannot run: %s", row.pk, row.task_path, error)
+        record_until_done(row, error=error, now=clock(), **record)
+        return
+
+    result = row.to_task_result(history, task)
+    task_started.send(sender, task_result=result)
+    try:
+        return_value = call_task(result)
+    except BaseException as error:  # noqa: BLE001 - any failure is the task's outcome, never the worker's
+        attempt = record_until_done(row, error=error, now=clock(), **record)
+        if attempt is None:
+            log_not_ours(row)
+        elif row.status == READY:
+            logger.warning(
+                "Task id=%s path=%s attempt %d of %d failed (%s); retrying after %s",
+                row.pk,
+                row.task_path,
+                row.attempt_count,
+                policy.max_attempts,
+                exception_path(error),
+                row.available_after.isoformat(timespec="seconds"),
+            )
+        else:
+            # Sent inside the except block: django.tasks logs it with the traceback.
+            task_finished.send(sender, task_result=row.to_task_result([*history, attempt], task))
+        return
+
+    attempt = record_until_done(row, now=clock(), return_value=return_value, **record)
+    if attempt is None:
+        log_not_ours(row)
+    else:
+        task_finished.send(sender, task_result=row.to_task_result([*history, attempt], task))
+
+
+def log_not_ours(row: DBTaskResult) -> None:
+    logger.warning(
+        "Task id=%s path=%s: attempt %d was closed by someone else (worker presumed lost, "
+        "or the row was purged); its outcome is discarded",
+        row.pk,
+        row.task_path,
+        row.attempt_count,
+    )

@@ -1,0 +1,193 @@
+"""``manage.py dbtasks_worker``: run tasks from a DatabaseBackend (see dbtasks/worker.py)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.core.management.base import CommandError
+
+from dbtasks.backend import DatabaseBackend
+from dbtasks.compat import InvalidTaskBackend
+from dbtasks.compat import task_backends
+from dbtasks.worker import EXIT_FORCED
+from dbtasks.worker import Worker
+from dbtasks.worker import WorkerOptions
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return number
+
+
+def milliseconds(value: str) -> float:
+    """Parse a delay in milliseconds; return seconds."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of milliseconds") from None
+    if not 0 <= number <= 3_600_000:
+        raise argparse.ArgumentTypeError(f"{value!r} must be between 0 and 3600000 ms")
+    return number / 1000
+
+
+def seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 <= number <= 86400:
+        raise argparse.ArgumentTypeError(f"{value!r} must be between 0 and 86400 seconds")
+    return number
+
+
+def queue_list(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more queue names")
+    return names
+
+
+class Command(BaseCommand):
+    help = "Run tasks enqueued with a dbtasks DatabaseBackend until stopped."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--backend",
+            default="default",
+            help="Alias of the task backend in settings.TASKS (default: %(default)r).",
+        )
+        parser.add_argument(
+            "--queue",
+            "-q",
+            dest="queues",
+            type=queue_list,
+            action="extend",
+            help="Only run tasks from these queues; repeat or comma-separate "
+            "(default: every queue of the backend).",
+        )
+        parser.add_argument(
+            "--excluding",
+            type=queue_list,
+            action="extend",
+            default=[],
+            help="Run every queue but these; repeat or comma-separate (default: none).",
+        )
+        parser.add_argument(
+            "--id",
+            dest="name",
+            help="Name for this worker; the host's pid and a random suffix are appended "
+            "so ids stay unique (default: the host name).",
+        )
+        parser.add_argument(
+            "--threads",
+            type=positive_int,
+            default=1,
+            help="Tasks run at once in this process, each in its own thread "
+            "(default: %(default)r).",
+        )
+        parser.add_argument(
+            "--oneshot",
+            "-o",
+            action="store_true",
+            help="Run until no task is ready, then exit (default: keep running).",
+        )
+        parser.add_argument(
+            "--delay-min",
+            type=milliseconds,
+            default=50,
+            help="Shortest wait in ms between polls when idle (default: %(default)r).",
+        )
+        parser.add_argument(
+            "--delay-max",
+            type=milliseconds,
+            default=250,
+            help="Longest wait in ms between polls when idle; on Postgres LISTEN/NOTIFY "
+            "wakes the worker sooner (default: %(default)r).",
+        )
+        parser.add_argument(
+            "--max-tasks",
+            type=positive_int,
+            help="Exit (0) after this many tasks, to be restarted fresh by the process "
+            "manager (default: no limit).",
+        )
+        parser.add_argument(
+            "--grace",
+            type=seconds,
+            default=25.0,
+            help="Seconds running tasks get to finish after SIGTERM/SIGINT before they are "
+            "given back for retry; keep it below your platform's kill timeout "
+            "(default: %(default)r).",
+        )
+
+    def handle(
+        self,
+        *,
+        backend: str,
+        queues: list[str] | None,
+        excluding: list[str],
+        name: str | None,
+        threads: int,
+        oneshot: bool,
+        delay_min: float,
+        delay_max: float,
+        max_tasks: int | None,
+        grace: float,
+        verbosity: int,
+        **options: Any,
+    ) -> None:
+        if delay_min > delay_max:
+            raise CommandError("--delay-min must not be more than --delay-max.")
+        try:
+            task_backend = task_backends[backend]
+        except InvalidTaskBackend as error:
+            raise CommandError(str(error)) from None
+        if not isinstance(task_backend, DatabaseBackend):
+            raise CommandError(
+                f"Backend {backend!r} is {type(task_backend).__name__}, not a dbtasks "
+                "DatabaseBackend; it has no worker."
+            )
+        try:
+            task_backend.raise_if_misconfigured()
+            worker = Worker(
+                task_backend,
+                WorkerOptions(
+                    backend_name=backend,
+                    queues=tuple(queues) if queues else None,
+                    excluding=tuple(excluding),
+                    name=name,
+                    threads=threads,
+                    oneshot=oneshot,
+                    delay_min=delay_min,
+                    delay_max=delay_max,
+                    max_tasks=max_tasks,
+                    grace=grace,
+                ),
+            )
+        except (ValueError, InvalidTaskBackend) as error:
+            raise CommandError(str(error)) from None
+
+        if verbosity > 0:
+            self.stdout.write(f"Worker {worker.id} serving {', '.join(worker.queues)}")
+            self.stdout.flush()
+        if verbosity > 1:
+            logging.getLogger("dbtasks").setLevel(logging.DEBUG)
+
+        code = worker.run()
+        if code == EXIT_FORCED:
+            # Abandoned task threads may still be running; do not wait for them.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        if verbosity > 0:
+            self.stdout.write(f"Worker {worker.id} stopped after {worker.processed} tasks.")

@@ -1,0 +1,261 @@
+"""Step 2 of the tour: the tables behind the backend.
+
+- ``DBTaskResult``: one row per enqueued task. It carries what Django's
+  ``TaskResult`` needs, plus ``available_after`` (when it may run next) and
+  ``worker_id`` (who runs it now).
+- ``DBTaskAttempt``: one row per finished run, successful or not, with the
+  exception and traceback. ``TaskResult.errors``, ``worker_ids`` and so
+  ``attempts`` are built from these.
+- ``DBWorker``: one row per live worker process, with its heartbeat. A
+  RUNNING task whose worker stopped heartbeating is closed as ``WorkerLost``.
+
+``DBTaskResult.to_task_result()`` is the only place a ``TaskResult`` is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import SuspiciousOperation
+from django.db import models
+from django.utils.module_loading import import_string
+
+from dbtasks.compat import Task
+from dbtasks.compat import TaskError
+from dbtasks.compat import TaskResult
+from dbtasks.compat import TaskResultStatus
+from dbtasks.exceptions import TaskFunctionMissing
+
+READY = TaskResultStatus.READY
+RUNNING = TaskResultStatus.RUNNING
+SUCCESSFUL = TaskResultStatus.SUCCESSFUL
+FAILED = TaskResultStatus.FAILED
+FINISHED = (SUCCESSFUL, FAILED)
+UNFINISHED = (READY, RUNNING)
+
+MAX_LENGTH_WORKER_ID = 200
+
+
+class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
+    def ready(self, now: datetime) -> DBTaskResultQuerySet:
+        """Rows a worker may claim now, in the order it claims them."""
+        return self.filter(status=READY, available_after__lte=now).order_by(
+            "-priority", "available_after", "id"
+        )
+
+    def finished(self) -> DBTaskResultQuerySet:
+        return self.filter(status__in=FINISHED)
+
+    def unfinished(self) -> DBTaskResultQuerySet:
+        return self.filter(status__in=UNFINISHED)
+
+    def finished_before(self, cutoff: datetime) -> DBTaskResultQuerySet:
+        """Finished rows old enough to purge (uses dbtasks_finished_idx)."""
+        return self.finished().filter(finished_at__lt=cutoff)
+
+    def unfinished_before(self, cutoff: datetime) -> DBTaskResultQuerySet:
+        """Rows never finished and enqueued before ``cutoff`` (uses dbtasks_unfinished_idx)."""
+        return self.unfinished().filter(enqueued_at__lt=cutoff)
+
+
+class DBTaskResult(models.Model):
+    """One enqueued task and where it is in its life."""
+
+    task_path = models.CharField(max_length=255)
+    backend_name = models.CharField(max_length=100)
+    queue_name = models.CharField(max_length=100)
+    priority = models.SmallIntegerField(default=0)
+    run_after = models.DateTimeField(null=True, blank=True)
+    takes_context = models.BooleanField(default=False)
+    # {"args": [...], "kwargs": {...}}, checked to survive a JSON round trip.
+    arguments = models.JSONField(default=dict)
+
+    status = models.CharField(
+        max_length=10, choices=TaskResultStatus.choices, default=READY
+    )
+    enqueued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    return_value = models.JSONField(null=True, blank=True)
+
+    # When the task may run next: run_after, or after a failure the backoff.
+    available_after = models.DateTimeField()
+    # Runs started so far, the current one included.
+    attempt_count = models.PositiveIntegerField(default=0)
+    # The worker running it now; empty unless RUNNING.
+    worker_id = models.CharField(max_length=MAX_LENGTH_WORKER_ID, blank=True)
+
+    objects = DBTaskResultQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "task"
+        indexes = [
+            # The claim query: READY rows by priority, then age. Partial, so
+            # finished rows (most of the table) cost the claim nothing.
+            models.Index(
+                fields=["-priority", "available_after", "id"],
+                condition=models.Q(status=READY),
+                name="dbtasks_ready_idx",
+            ),
+            # Lost-worker recovery looks up RUNNING rows by worker.
+            models.Index(
+                fields=["worker_id"],
+                condition=models.Q(status=RUNNING),
+                name="dbtasks_running_idx",
+            ),
+            # The two purge queries.
+            models.Index(
+                fields=["finished_at"],
+                condition=models.Q(status__in=FINISHED),
+                name="dbtasks_finished_idx",
+            ),
+            models.Index(
+                fields=["enqueued_at"],
+                condition=models.Q(status__in=UNFINISHED),
+                name="dbtasks_unfinished_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_path} ({self.status}, id={self.pk})"
+
+    @property
+    def args(self) -> list[Any]:
+        return list(self.arguments.get("args", []))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.arguments.get("kwargs", {}))
+
+    def load_task(self) -> Task:
+        """Import the task this row runs; raise TaskFunctionMissing if it is gone."""
+        try:
+            task = import_string(self.task_path)
+        except ImportError as error:
+            raise TaskFunctionMissing(
+                f"Task function {self.task_path!r} cannot be imported: {error}"
+            ) from error
+        if not isinstance(task, Task):
+            # Only ever call things declared with @task, whatever the row says.
+            raise SuspiciousOperation(f"{self.task_path!r} is not a Task.")
+        return task
+
+    def to_task_result(
+        self, history: Sequence[DBTaskAttempt], task: Task | None = None
+    ) -> TaskResult:
+        """Build the TaskResult this row stands for.
+
+        ``history`` is the row's finished attempts, oldest first. The attempt
+        in progress, if any, only exists on this row (``worker_id``).
+        """
+        task = task or self.load_task()
+        worker_ids = [attempt.worker_id for attempt in history]
+        if self.status == RUNNING:
+            worker_ids.append(self.worker_id)
+        result = TaskResult(
+            task=task.using(
+                priority=self.priority,
+                queue_name=self.queue_name,
+                run_after=self.run_after,
+                backend=self.backend_name,
+            ),
+            id=str(self.pk),
+            status=TaskResultStatus(self.status),
+            enqueued_at=self.enqueued_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            last_attempted_at=self.last_attempted_at,
+            args=self.args,
+            kwargs=self.kwargs,
+            backend=self.backend_name,
+            errors=[attempt.to_task_error() for attempt in history if attempt.is_failure],
+            worker_ids=worker_ids,
+        )
+        # TaskResult is frozen and takes no return value in __init__; this
+        # is how Django's own backends set it.
+        object.__setattr__(result, "_return_value", self.return_value)
+        return result
+
+
+class DBTaskAttempt(models.Model):
+    """One finished run of a task: who ran it, when, and how it ended."""
+
+    class Outcome(models.TextChoices):
+        SUCCESSFUL = SUCCESSFUL.value, SUCCESSFUL.label
+        FAILED = FAILED.value, FAILED.label
+
+    result = models.ForeignKey(
+        DBTaskResult, related_name="attempts", on_delete=models.CASCADE
+    )
+    number = models.PositiveIntegerField()
+    worker_id = models.CharField(max_length=MAX_LENGTH_WORKER_ID)
+    started_at = models.DateTimeField()
+    stopped_at = models.DateTimeField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    exception_class_path = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "attempt"
+        ordering = ["result", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["result", "number"], name="dbtasks_attempt_number_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of task {self.result_id} ({self.outcome})"
+
+    @property
+    def is_failure(self) -> bool:
+        return self.outcome == self.Outcome.FAILED
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.stopped_at - self.started_at).total_seconds()
+
+    def to_task_error(self) -> TaskError:
+        return TaskError(
+            exception_class_path=self.exception_class_path, traceback=self.traceback
+        )
+
+
+class DBWorker(models.Model):
+    """A live worker process; ``heartbeat_at`` proves it is still there."""
+
+    worker_id = models.CharField(max_length=MAX_LENGTH_WORKER_ID, unique=True)
+    backend_name = models.CharField(max_length=100)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list)
+    threads = models.PositiveSmallIntegerField(default=1)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "worker"
+
+    def __str__(self) -> str:
+        return self.worker_id
+
+
+class DBScheduleTick(models.Model):
+    """One tick of a recurring schedule that has been enqueued (at most once)."""
+
+    schedule = models.CharField(max_length=100)
+    tick_at = models.DateTimeField()
+    result_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "schedule tick"
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "tick_at"], name="dbtasks_tick_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule} @ {self.tick_at.isoformat()}"

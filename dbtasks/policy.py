@@ -1,0 +1,331 @@
+"""Step 0 of the tour: the backend's OPTIONS, parsed and validated once.
+
+``parse_options()`` turns ``TASKS[alias]["OPTIONS"]`` into small frozen
+dataclasses. Everything else (the backend, the worker, the purge command, the
+admin) reads these, never the raw dictionary. Every mistake raises
+``OptionError`` naming the exact key and the value that was wrong; the
+backend turns it into a system-check error (``dbtasks.E002``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import timedelta
+from typing import Any
+
+from croniter import croniter
+
+
+class OptionError(ValueError):
+    """A value in the backend's OPTIONS is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    """How often a task on one queue is tried, and how long it waits between.
+
+    ``max_attempts`` counts every run, the first included: 1 means never retry.
+
+    After failed attempt *n* the task waits ``backoff_factor ** n`` seconds
+    (capped at ``backoff_max`` when set) before it may run again. With the
+    factor 3: 3 s after the first failure, then 9 s, 27 s, 81 s, 243 s...
+    A factor of 1 retries every second; 0 retries at once.
+    """
+
+    max_attempts: int = 10
+    backoff_factor: float = 3
+    backoff_max: timedelta | None = None
+
+    def backoff(self, failed_attempt: int) -> timedelta:
+        """Return how long to wait after failed attempt number ``failed_attempt``."""
+        try:
+            seconds = float(self.backoff_factor) ** failed_attempt
+        except OverflowError:
+            seconds = math.inf
+        if self.backoff_max is not None:
+            seconds = min(seconds, self.backoff_max.total_seconds())
+        # timedelta cannot hold more than ~2.7 million years; nobody waits that long.
+        return timedelta(seconds=min(seconds, 10**12))
+
+    def should_retry(self, attempts_made: int) -> bool:
+        """Return whether a task that has run ``attempts_made`` times may run again."""
+        return attempts_made < self.max_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class PurgePolicy:
+    """How long results are kept, and how often workers delete older ones."""
+
+    finished: timedelta | None = timedelta(days=10)
+    unfinished: timedelta | None = timedelta(days=20)
+    interval: timedelta | None = timedelta(hours=1)
+    batch_size: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A recurring task: ``task_path`` is enqueued at every tick of ``cron``."""
+
+    name: str
+    task_path: str
+    cron: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    queue_name: str | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendOptions:
+    """Everything the backend's OPTIONS say, validated."""
+
+    default_policy: QueuePolicy
+    policies: Mapping[str, QueuePolicy]
+    purge: PurgePolicy
+    heartbeat_interval: timedelta = timedelta(seconds=5)
+    heartbeat_timeout: timedelta = timedelta(seconds=30)
+    schedules: tuple[Schedule, ...] = ()
+    listen_notify: bool = True
+
+    def policy(self, queue_name: str) -> QueuePolicy:
+        """Return the retry policy for ``queue_name``."""
+        return self.policies.get(queue_name, self.default_policy)
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
+_UNITS = {
+    "ms": 0.001,
+    "millisecond": 0.001,
+    "milliseconds": 0.001,
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
+}
+
+
+def parse_duration(value: object, *, key: str) -> timedelta:
+    """Parse ``"10 days"``, ``"30 seconds"``, ``"500 ms"`` (or a timedelta).
+
+    A number without a unit is refused: ``"30"`` could mean seconds or days,
+    and guessing wrong silently keeps data ten thousand times too long.
+    """
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise OptionError(f"{key} must not be negative, got {value!r}.")
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise OptionError(f"{key} must be a duration such as '10 days', got {value!r}.")
+    if isinstance(value, int | float) or re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+        raise OptionError(
+            f"{key} needs a unit, got {value!r}: write for example '{value} seconds' "
+            f"or '{value} days'."
+        )
+    match = _DURATION_RE.match(value)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise OptionError(
+            f"{key} must be a duration such as '10 days' or '30 seconds', got {value!r}."
+        )
+    amount, unit = match.groups()
+    return timedelta(seconds=float(amount) * _UNITS[unit.lower()])
+
+
+def _optional_duration(value: object, *, key: str) -> timedelta | None:
+    return None if value is None else parse_duration(value, key=key)
+
+
+def _positive_int(value: object, *, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OptionError(f"{key} must be a positive integer, got {value!r}.")
+    return value
+
+
+def _factor(value: object, *, key: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise OptionError(f"{key} must be a number of at least 0, got {value!r}.")
+    return value
+
+
+def _mapping(value: object, *, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise OptionError(f"{key} must be a dict, got {value!r}.")
+    return value
+
+
+def _reject_unknown(options: Mapping[str, Any], allowed: Iterable[str], *, key: str) -> None:
+    unknown = sorted(set(options) - set(allowed), key=str)
+    if unknown:
+        raise OptionError(
+            f"{key}[{unknown[0]!r}] is not a known option; "
+            f"known options are: {', '.join(sorted(allowed))}."
+        )
+
+
+_QUEUE_KEYS = ("max_attempts", "backoff_factor", "backoff_max")
+_PURGE_KEYS = ("finished", "unfinished", "interval", "batch_size")
+_SCHEDULE_KEYS = ("task", "cron", "args", "kwargs", "queue_name", "priority")
+_TOP_KEYS = (
+    *_QUEUE_KEYS,
+    "queues",
+    "purge",
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    "schedules",
+    "listen_notify",
+)
+
+
+def _queue_policy(
+    options: Mapping[str, Any], *, key: str, base: QueuePolicy
+) -> QueuePolicy:
+    return QueuePolicy(
+        max_attempts=_positive_int(
+            options.get("max_attempts", base.max_attempts), key=f"{key}['max_attempts']"
+        ),
+        backoff_factor=_factor(
+            options.get("backoff_factor", base.backoff_factor),
+            key=f"{key}['backoff_factor']",
+        ),
+        backoff_max=_optional_duration(
+            options.get("backoff_max", base.backoff_max), key=f"{key}['backoff_max']"
+        ),
+    )
+
+
+def _purge_policy(options: Mapping[str, Any], *, key: str) -> PurgePolicy:
+    _reject_unknown(options, _PURGE_KEYS, key=key)
+    default = PurgePolicy()
+    return PurgePolicy(
+        finished=_optional_duration(
+            options.get("finished", default.finished), key=f"{key}['finished']"
+        ),
+        unfinished=_optional_duration(
+            options.get("unfinished", default.unfinished), key=f"{key}['unfinished']"
+        ),
+        interval=_optional_duration(
+            options.get("interval", default.interval), key=f"{key}['interval']"
+        ),
+        batch_size=_positive_int(
+            options.get("batch_size", default.batch_size), key=f"{key}['batch_size']"
+        ),
+    )
+
+
+def _schedule(name: object, options: object, *, key: str, queues: set[str]) -> Schedule:
+    if not isinstance(name, str) or not name or len(name) > 100:
+        raise OptionError(f"{key} names must be non-empty strings of at most 100 characters.")
+    key = f"{key}[{name!r}]"
+    options = _mapping(options, key=key)
+    _reject_unknown(options, _SCHEDULE_KEYS, key=key)
+    task_path = options.get("task")
+    if not isinstance(task_path, str) or "." not in task_path:
+        raise OptionError(f"{key}['task'] must be a dotted path to a task, got {task_path!r}.")
+    cron = options.get("cron")
+    if not isinstance(cron, str) or not croniter.is_valid(cron):
+        raise OptionError(
+            f"{key}['cron'] must be a cron expression such as '*/5 * * * *', got {cron!r}."
+        )
+    args = options.get("args", [])
+    if not isinstance(args, list | tuple):
+        raise OptionError(f"{key}['args'] must be a list, got {args!r}.")
+    kwargs = _mapping(options.get("kwargs", {}), key=f"{key}['kwargs']")
+    queue_name = options.get("queue_name")
+    if queue_name is not None and queue_name not in queues:
+        raise OptionError(
+            f"{key}['queue_name'] is {queue_name!r}, which is not in QUEUES {sorted(queues)}."
+        )
+    priority = options.get("priority")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+        raise OptionError(f"{key}['priority'] must be an integer, got {priority!r}.")
+    return Schedule(
+        name=name,
+        task_path=task_path,
+        cron=cron,
+        args=tuple(args),
+        kwargs=dict(kwargs),
+        queue_name=queue_name,
+        priority=priority,
+    )
+
+
+def parse_options(alias: str, queues: Iterable[str], options: object) -> BackendOptions:
+    """Validate ``TASKS[alias]["OPTIONS"]`` and return it as ``BackendOptions``."""
+    key = f"TASKS[{alias!r}]['OPTIONS']"
+    options = _mapping(options, key=key)
+    _reject_unknown(options, _TOP_KEYS, key=key)
+    queue_names = set(queues)
+
+    default_policy = _queue_policy(options, key=key, base=QueuePolicy())
+
+    overrides = _mapping(options.get("queues", {}), key=f"{key}['queues']")
+    policies: dict[str, QueuePolicy] = {}
+    for queue_name, queue_options in overrides.items():
+        queue_key = f"{key}['queues'][{queue_name!r}]"
+        if queue_name not in queue_names:
+            raise OptionError(
+                f"{queue_key} configures a queue that is not in "
+                f"TASKS[{alias!r}]['QUEUES'] {sorted(queue_names)}."
+            )
+        queue_options = _mapping(queue_options, key=queue_key)
+        _reject_unknown(queue_options, _QUEUE_KEYS, key=queue_key)
+        policies[queue_name] = _queue_policy(queue_options, key=queue_key, base=default_policy)
+
+    purge = _purge_policy(_mapping(options.get("purge", {}), key=f"{key}['purge']"), key=f"{key}['purge']")
+
+    heartbeat_interval = parse_duration(
+        options.get("heartbeat_interval", "5 seconds"), key=f"{key}['heartbeat_interval']"
+    )
+    heartbeat_timeout = parse_duration(
+        options.get("heartbeat_timeout", "30 seconds"), key=f"{key}['heartbeat_timeout']"
+    )
+    if heartbeat_interval <= timedelta(0):
+        raise OptionError(f"{key}['heartbeat_interval'] must be more than 0, got {heartbeat_interval}.")
+    if heartbeat_timeout <= heartbeat_interval * 2:
+        raise OptionError(
+            f"{key}['heartbeat_timeout'] must be more than twice heartbeat_interval "
+            f"({heartbeat_interval}), got {heartbeat_timeout}: a worker that is merely "
+            "slow to heartbeat would be taken for dead."
+        )
+
+    schedules_option = _mapping(options.get("schedules", {}), key=f"{key}['schedules']")
+    schedules = tuple(
+        _schedule(name, value, key=f"{key}['schedules']", queues=queue_names)
+        for name, value in schedules_option.items()
+    )
+
+    listen_notify = options.get("listen_notify", True)
+    if not isinstance(listen_notify, bool):
+        raise OptionError(f"{key}['listen_notify'] must be True or False, got {listen_notify!r}.")
+
+    return BackendOptions(
+        default_policy=default_policy,
+        policies=policies,
+        purge=purge,
+        heartbeat_interval=heartbeat_interval,
+        heartbeat_timeout=heartbeat_timeout,
+        schedules=schedules,
+        listen_notify=listen_notify,
+    )

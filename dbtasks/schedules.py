@@ -1,0 +1,70 @@
+"""Recurring tasks: enqueue each tick of a cron schedule exactly once.
+
+Schedules are declared in the backend's OPTIONS (``"schedules"``). Every
+worker calls ``enqueue_due()`` about once a second. A tick is enqueued by
+inserting a ``DBScheduleTick`` row (unique per schedule and tick) in the same
+transaction as the task row, so however many workers race, one wins and the
+others hit the unique constraint and move on.
+
+Missed ticks: when no worker ran for a while, only the most recent missed
+tick is enqueued (at most one catch-up run), never a burst of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from croniter import croniter
+from django.db import IntegrityError
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+from dbtasks.compat import Task
+from dbtasks.policy import Schedule
+
+if TYPE_CHECKING:
+    from dbtasks.backend import DatabaseBackend
+
+logger = logging.getLogger(__name__)
+
+
+def latest_tick(schedule: Schedule, now: datetime) -> datetime:
+    """The most recent tick of ``schedule`` at or before ``now``."""
+    itr = croniter(schedule.cron, now)
+    following = itr.get_next(datetime)
+    if following == now:
+        return now
+    return croniter(schedule.cron, now).get_prev(datetime)
+
+
+def enqueue_due(backend: DatabaseBackend, *, now: datetime) -> int:
+    """Enqueue the latest due tick of each schedule not enqueued yet; return how many."""
+    from dbtasks.models import DBScheduleTick
+
+    enqueued = 0
+    for schedule in backend.config.schedules:
+        tick = latest_tick(schedule, now.replace(microsecond=0))
+        ticks = DBScheduleTick.objects.using(backend.db_alias)
+        if ticks.filter(schedule=schedule.name, tick_at=tick).exists():
+            continue
+        task = import_string(schedule.task_path)
+        if not isinstance(task, Task):
+            logger.error("Schedule %r: %r is not a task", schedule.name, schedule.task_path)
+            continue
+        task = task.using(
+            backend=backend.alias,
+            queue_name=schedule.queue_name,
+            priority=schedule.priority,
+        )
+        try:
+            with transaction.atomic(using=backend.db_alias):
+                ticks.create(schedule=schedule.name, tick_at=tick)
+                result = task.enqueue(*schedule.args, **schedule.kwargs)
+                ticks.filter(schedule=schedule.name, tick_at=tick).update(result_id=result.id)
+        except IntegrityError:
+            continue  # another worker enqueued this tick first
+        enqueued += 1
+        logger.info("Schedule %r: enqueued tick %s as task id=%s", schedule.name, tick, result.id)
+    return enqueued

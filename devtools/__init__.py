@@ -1,0 +1,1 @@
+"""Developer commands behind the Makefile (run, browser set-up, probes)."""

@@ -1,0 +1,253 @@
+"""Settings for Message Center, read from the environment.
+
+Every value has a safe default for local development; production values come
+from environment variables (see the README's "Deploying" section). Nothing here
+raises: missing production values are reported by system checks
+(``messagecenter/checks.py``) so ``manage.py check`` names them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, *, default: bool) -> bool:
+    """Read a yes/no environment variable ("1", "true", "yes", "on" are true)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """Read a comma-separated environment variable into a list."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# --- Core -------------------------------------------------------------------
+
+# Off unless asked for: a forgotten variable must never expose debug pages.
+DEBUG = env_bool("DEBUG", default=False)
+
+# In DEBUG a fixed development key is fine; in production an empty key makes
+# Django refuse to start with "The SECRET_KEY setting must not be empty."
+SECRET_KEY = os.environ.get("SECRET_KEY", "django-insecure-dev-only-key" if DEBUG else "")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "dbtasks",
+    "messagecenter",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # WhiteNoise serves the hashed, compressed files collectstatic wrote.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every view requires a signed-in user unless it opts out with
+    # @login_not_required (Django 5.1+): secure by default.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Django 6's built-in Content Security Policy.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "messagecenter.urls"
+WSGI_APPLICATION = "messagecenter.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# --- Database ---------------------------------------------------------------
+
+# SQLite needs three things to serve a web process and workers at once:
+# WAL (readers never block the writer), a busy timeout (wait for the write
+# lock instead of failing with "database is locked"), and IMMEDIATE
+# transactions (take the write lock at BEGIN, so two transactions never both
+# read and then deadlock upgrading to write). dbtasks.W001 checks the last.
+SQLITE_OPTIONS: dict[str, Any] = {
+    "init_command": (
+        "PRAGMA journal_mode=WAL;"
+        "PRAGMA synchronous=NORMAL;"
+        "PRAGMA busy_timeout=20000;"
+        "PRAGMA foreign_keys=ON;"
+    ),
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
+
+
+def database_config(url: str) -> dict[str, Any]:
+    """Build a DATABASES entry from a URL, with our SQLite options."""
+    config: dict[str, Any] = dict(
+        dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
+    )
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+    return config
+
+
+DATABASES = {
+    "default": database_config(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    )
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# --- Tasks ------------------------------------------------------------------
+
+# The database backend from dbtasks/. OPTIONS are documented in the README
+# ("Configure queues") and validated by `manage.py check`.
+TASKS = {
+    "default": {
+        "BACKEND": "dbtasks.backend.DatabaseBackend",
+        "QUEUES": ["default"],
+        "OPTIONS": {
+            "max_attempts": 5,
+            "backoff_factor": 3,
+            "purge": {"finished": "10 days", "unfinished": "20 days"},
+        },
+    }
+}
+
+
+# --- Notifications ----------------------------------------------------------
+
+# Where send_notification posts: an ntfy topic URL such as
+# https://ntfy.sh/<topic>. Required in production (messagecenter.E001).
+NTFY_URL = os.environ.get("NTFY_URL", "")
+# Optional access token for protected topics, sent as a Bearer token.
+NTFY_TOKEN = os.environ.get("NTFY_TOKEN", "")
+# Seconds to wait for ntfy before the attempt fails (and is retried).
+NTFY_TIMEOUT = float(os.environ.get("NTFY_TIMEOUT", "10") or "10")
+
+
+# --- Authentication ---------------------------------------------------------
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "index"
+LOGOUT_REDIRECT_URL = "login"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+
+# --- Internationalisation ---------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+
+# --- Static files -----------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        # Hashed names (cache forever) and pre-compressed copies in
+        # production; plain files in development, no collectstatic needed.
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        ),
+    },
+}
+
+
+# --- Security ---------------------------------------------------------------
+
+# Behind a TLS-terminating proxy (Heroku, a load balancer): trust its header.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = 0 if DEBUG else int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# No inline script or style anywhere: htmx's own indicator <style> is turned
+# off in templates/base.html (htmx-config meta tag), so 'self' is enough.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+
+
+# --- Logging ----------------------------------------------------------------
+
+# Everything to stdout, one line per event: what process managers collect.
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "plain",
+        },
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # django.tasks logs every task start and finish (with tracebacks).
+        "django.tasks": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+    },
+}

@@ -1,0 +1,79 @@
+"""Settings for the test suite: the project's settings with test-sized knobs.
+
+The database is SQLite unless DATABASE_URL says otherwise (`make test` runs the
+database tests a second time with DATABASE_URL=$TEST_POSTGRES_URL). Worker
+subprocesses started by the tests use these settings too, pointed at the test
+database through DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from messagecenter.settings import *  # noqa: F403
+from messagecenter.settings import BASE_DIR
+from messagecenter.settings import database_config
+
+DEBUG = False
+SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
+
+DATABASES = {
+    "default": database_config(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so worker subprocesses can open the test database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get(
+            "TEST_SQLITE_NAME",
+            os.path.join(tempfile.gettempdir(), f"messagecenter-test-{os.getpid()}.sqlite3"),
+        )
+    }
+
+# A stand-in ntfy server is started by the tests that deliver; nothing here
+# ever reaches the internet.
+NTFY_URL = os.environ.get("NTFY_URL", "http://127.0.0.1:9/test-topic")
+NTFY_TIMEOUT = float(os.environ.get("NTFY_TIMEOUT", "2"))
+
+# Retries without waiting (0 ** n == 0 seconds), short heartbeats, no
+# automatic purge: tests call it when they mean to. A test (or a worker
+# subprocess) may override keys with TEST_TASK_OPTIONS='{"max_attempts": 1}'.
+TASK_OPTIONS = {
+    "max_attempts": 3,
+    "backoff_factor": 0,
+    "queues": {"low_priority": {"max_attempts": 5}},
+    "purge": {"finished": "10 days", "unfinished": "20 days", "interval": None},
+    "heartbeat_interval": "200 ms",
+    "heartbeat_timeout": "2 seconds",
+}
+TASK_OPTIONS |= json.loads(os.environ.get("TEST_TASK_OPTIONS", "{}"))
+TASKS = {
+    "default": {
+        "BACKEND": "dbtasks.backend.DatabaseBackend",
+        "QUEUES": ["default", "low_priority", "other"],
+        "OPTIONS": TASK_OPTIONS,
+    },
+    "immediate": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+}
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405

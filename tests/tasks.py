@@ -1,0 +1,92 @@
+"""Fixture tasks for the test suite (as Django's tests/tasks/tasks.py).
+
+Tasks that must be observed from another process record their runs in the
+``TaskRun`` side table (tests/testapp).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from django.tasks import TaskContext
+from django.tasks import task
+
+from dbtasks.exceptions import PermanentFailure
+
+
+@task
+def noop() -> None:
+    """Do nothing."""
+
+
+@task
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@task
+def always_fails(message: str = "always fails") -> None:
+    raise ValueError(message)
+
+
+@task
+def fails_permanently() -> None:
+    raise PermanentFailure("retrying cannot help")
+
+
+@task(takes_context=True)
+def fails_until_attempt(context: TaskContext, succeed_on: int) -> int:
+    """Fail until attempt ``succeed_on``; return the attempt it succeeded on."""
+    if context.attempt < succeed_on:
+        raise RuntimeError(f"attempt {context.attempt} fails")
+    return context.attempt
+
+
+@task(takes_context=True)
+def report_context(context: TaskContext) -> dict[str, Any]:
+    return {"attempt": context.attempt, "id": context.task_result.id}
+
+
+@task
+def raises_system_exit() -> None:
+    raise SystemExit(3)
+
+
+@task
+def returns_unserializable() -> object:
+    return object()
+
+
+@task
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@task
+async def async_double(value: int) -> int:
+    await asyncio.sleep(0)
+    return value * 2
+
+
+@task(priority=10)
+def high_priority() -> str:
+    return "high"
+
+
+@task
+def record_run(key: str, seconds: float = 0) -> str:
+    """Count this run in the TaskRun side table, then maybe sleep."""
+    from tests.testapp.models import TaskRun
+
+    TaskRun.objects.create(key=key, pid=os.getpid())
+    if seconds:
+        time.sleep(seconds)
+    return key
+
+
+def not_a_task() -> None:
+    """A plain function: rows pointing here must never run it."""
