@@ -72,9 +72,7 @@ class DatabaseBackend(BaseTaskBackend):
 
     # --- What the framework calls ------------------------------------------
 
-    def enqueue(
-        self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> TaskResult:
+    def enqueue(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskResult:
         """Insert the task's row (in the caller's transaction) and return its result."""
         from dbtasks.models import DBTaskResult
 

@@ -29,13 +29,8 @@ W001_MSG = (
     "workers will fail with 'database is locked'."
 )
 W001_HINT = "Set DATABASES[{db!r}]['OPTIONS']['transaction_mode'] = 'IMMEDIATE'."
-W002_MSG = (
-    "Database {db!r} is SQLite without WAL; workers and web requests will block "
-    "each other."
-)
-W002_HINT = (
-    "Add 'PRAGMA journal_mode=WAL;' to DATABASES[{db!r}]['OPTIONS']['init_command']."
-)
+W002_MSG = "Database {db!r} is SQLite without WAL; workers and web requests will block each other."
+W002_HINT = "Add 'PRAGMA journal_mode=WAL;' to DATABASES[{db!r}]['OPTIONS']['init_command']."
 
 
 def check_backend(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:

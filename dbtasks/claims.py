@@ -41,9 +41,7 @@ def claim(
     table = quote(DBTaskResult._meta.db_table)
     columns = ", ".join(quote(field.column) for field in DBTaskResult._meta.concrete_fields)
     skip_locked = (
-        " FOR UPDATE SKIP LOCKED"
-        if connection.features.has_select_for_update_skip_locked
-        else ""
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     )
     at = connection.ops.adapt_datetimefield_value(now)
     sql = f"""

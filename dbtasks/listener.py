@@ -48,8 +48,11 @@ def listen(db: str, *, wake: threading.Event, stop: threading.Event) -> None:
 
 def start_listener(db: str, *, wake: threading.Event, stop: threading.Event) -> threading.Thread:
     thread = threading.Thread(
-        target=listen, args=(db,), kwargs={"wake": wake, "stop": stop},
-        name="dbtasks-listen", daemon=True,
+        target=listen,
+        args=(db,),
+        kwargs={"wake": wake, "stop": stop},
+        name="dbtasks-listen",
+        daemon=True,
     )
     thread.start()
     return thread

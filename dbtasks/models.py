@@ -55,6 +55,12 @@ class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
         """Finished rows old enough to purge (uses dbtasks_finished_idx)."""
         return self.finished().filter(finished_at__lt=cutoff)
 
+    def requeue_failed(self, now: datetime) -> int:
+        """Make FAILED rows READY to run now; each gets one more attempt. Return how many."""
+        return self.filter(status=FAILED).update(
+            status=READY, available_after=now, finished_at=None, worker_id=""
+        )
+
     def unfinished_before(self, cutoff: datetime) -> DBTaskResultQuerySet:
         """Rows never finished and enqueued before ``cutoff`` (uses dbtasks_unfinished_idx)."""
         return self.unfinished().filter(enqueued_at__lt=cutoff)
@@ -72,9 +78,7 @@ class DBTaskResult(models.Model):
     # {"args": [...], "kwargs": {...}}, checked to survive a JSON round trip.
     arguments = models.JSONField(default=dict)
 
-    status = models.CharField(
-        max_length=10, choices=TaskResultStatus.choices, default=READY
-    )
+    status = models.CharField(max_length=10, choices=TaskResultStatus.choices, default=READY)
     enqueued_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -187,9 +191,7 @@ class DBTaskAttempt(models.Model):
         SUCCESSFUL = SUCCESSFUL.value, SUCCESSFUL.label
         FAILED = FAILED.value, FAILED.label
 
-    result = models.ForeignKey(
-        DBTaskResult, related_name="attempts", on_delete=models.CASCADE
-    )
+    result = models.ForeignKey(DBTaskResult, related_name="attempts", on_delete=models.CASCADE)
     number = models.PositiveIntegerField()
     worker_id = models.CharField(max_length=MAX_LENGTH_WORKER_ID)
     started_at = models.DateTimeField()
@@ -219,9 +221,7 @@ class DBTaskAttempt(models.Model):
         return (self.stopped_at - self.started_at).total_seconds()
 
     def to_task_error(self) -> TaskError:
-        return TaskError(
-            exception_class_path=self.exception_class_path, traceback=self.traceback
-        )
+        return TaskError(exception_class_path=self.exception_class_path, traceback=self.traceback)
 
 
 class DBWorker(models.Model):

@@ -198,9 +198,7 @@ _TOP_KEYS = (
 )
 
 
-def _queue_policy(
-    options: Mapping[str, Any], *, key: str, base: QueuePolicy
-) -> QueuePolicy:
+def _queue_policy(options: Mapping[str, Any], *, key: str, base: QueuePolicy) -> QueuePolicy:
     return QueuePolicy(
         max_attempts=_positive_int(
             options.get("max_attempts", base.max_attempts), key=f"{key}['max_attempts']"
@@ -293,7 +291,9 @@ def parse_options(alias: str, queues: Iterable[str], options: object) -> Backend
         _reject_unknown(queue_options, _QUEUE_KEYS, key=queue_key)
         policies[queue_name] = _queue_policy(queue_options, key=queue_key, base=default_policy)
 
-    purge = _purge_policy(_mapping(options.get("purge", {}), key=f"{key}['purge']"), key=f"{key}['purge']")
+    purge = _purge_policy(
+        _mapping(options.get("purge", {}), key=f"{key}['purge']"), key=f"{key}['purge']"
+    )
 
     heartbeat_interval = parse_duration(
         options.get("heartbeat_interval", "5 seconds"), key=f"{key}['heartbeat_interval']"
@@ -302,7 +302,9 @@ def parse_options(alias: str, queues: Iterable[str], options: object) -> Backend
         options.get("heartbeat_timeout", "30 seconds"), key=f"{key}['heartbeat_timeout']"
     )
     if heartbeat_interval <= timedelta(0):
-        raise OptionError(f"{key}['heartbeat_interval'] must be more than 0, got {heartbeat_interval}.")
+        raise OptionError(
+            f"{key}['heartbeat_interval'] must be more than 0, got {heartbeat_interval}."
+        )
     if heartbeat_timeout <= heartbeat_interval * 2:
         raise OptionError(
             f"{key}['heartbeat_timeout'] must be more than twice heartbeat_interval "

@@ -31,7 +31,12 @@ def delete_in_batches(
 
 
 def purge_finished(
-    *, db: str, backend_name: str, before: datetime, batch_size: int = 1000, limit: int | None = None
+    *,
+    db: str,
+    backend_name: str,
+    before: datetime,
+    batch_size: int = 1000,
+    limit: int | None = None,
 ) -> int:
     """Delete results that finished before ``before``."""
     rows = DBTaskResult.objects.using(db).filter(backend_name=backend_name).finished_before(before)
@@ -39,8 +44,15 @@ def purge_finished(
 
 
 def purge_unfinished(
-    *, db: str, backend_name: str, before: datetime, batch_size: int = 1000, limit: int | None = None
+    *,
+    db: str,
+    backend_name: str,
+    before: datetime,
+    batch_size: int = 1000,
+    limit: int | None = None,
 ) -> int:
     """Delete results enqueued before ``before`` that never finished."""
-    rows = DBTaskResult.objects.using(db).filter(backend_name=backend_name).unfinished_before(before)
+    rows = (
+        DBTaskResult.objects.using(db).filter(backend_name=backend_name).unfinished_before(before)
+    )
     return delete_in_batches(rows, batch_size=batch_size, limit=limit)

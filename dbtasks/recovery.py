@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from dbtasks.execution import record_attempt
 from dbtasks.exceptions import WorkerLost
+from dbtasks.execution import record_attempt
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
@@ -56,8 +56,6 @@ def recover_lost_tasks(
             )
     # Forget dead workers once their attempts are closed (or were closed by others).
     DBWorker.objects.using(db).filter(heartbeat_at__lt=cutoff).exclude(
-        worker_id__in=DBTaskResult.objects.using(db)
-        .filter(status=RUNNING)
-        .values("worker_id")
+        worker_id__in=DBTaskResult.objects.using(db).filter(status=RUNNING).values("worker_id")
     ).delete()
     return closed

@@ -274,7 +274,9 @@ class Worker:
         while self.in_flight and not self.abandon.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                logger.warning("Worker %s: grace period of %.0fs is over", self.id, self.options.grace)
+                logger.warning(
+                    "Worker %s: grace period of %.0fs is over", self.id, self.options.grace
+                )
                 break
             self.wake.wait(min(remaining, 0.5))
             self.wake.clear()

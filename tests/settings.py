@@ -17,7 +17,7 @@ from messagecenter.settings import BASE_DIR
 from messagecenter.settings import database_config
 
 DEBUG = False
-SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105
+SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
@@ -34,7 +34,10 @@ DATABASES = {
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # One test database per test run, so concurrent runs never collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_messagecenter_{os.getpid()}"}
+else:
     # A file, not :memory:, so worker subprocesses can open the test database.
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get(

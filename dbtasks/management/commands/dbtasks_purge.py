@@ -52,7 +52,9 @@ class Command(BaseCommand):
             help="Alias of the task backend in settings.TASKS (default: %(default)r).",
         )
 
-    def handle(self, *, which: str, before: Any, limit: int | None, backend: str, **options: Any) -> None:
+    def handle(
+        self, *, which: str, before: Any, limit: int | None, backend: str, **options: Any
+    ) -> None:
         try:
             task_backend = task_backends[backend]
         except InvalidTaskBackend as error:

@@ -1,0 +1,97 @@
+"""The admin: browse tasks and their attempts, re-queue failures.
+
+Rows are written by ``enqueue()`` and the worker only, so the admin never
+adds or edits them. It may delete them (discarding results) and re-queue
+FAILED tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from dbtasks.models import DBTaskAttempt
+from dbtasks.models import DBTaskResult
+from dbtasks.models import DBWorker
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DBTaskAttemptInline(ReadOnlyAdminMixin, admin.StackedInline):
+    model = DBTaskAttempt
+    extra = 0
+    can_delete = False
+    fields = [
+        "number",
+        "outcome",
+        "worker_id",
+        "started_at",
+        "stopped_at",
+        "exception_class_path",
+        "traceback",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(DBTaskResult)
+class DBTaskResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "task_path",
+        "status",
+        "queue_name",
+        "priority",
+        "attempt_count",
+        "enqueued_at",
+        "started_at",
+        "finished_at",
+        "available_after",
+    ]
+    list_filter = ["status", "queue_name", "backend_name"]
+    # "=id" matches the id exactly; task paths match by substring.
+    search_fields = ["=id", "task_path"]
+    ordering = ["-id"]
+    list_per_page = 50
+    show_full_result_count = False  # no COUNT(*) over a large table per page
+    date_hierarchy = None
+    readonly_fields = [field.name for field in DBTaskResult._meta.fields]
+    inlines = [DBTaskAttemptInline]
+    actions = ["requeue_failed"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[DBTaskResult], search_term: str
+    ) -> tuple[QuerySet[DBTaskResult], bool]:
+        # "=id" with a non-number would make the database compare text to an
+        # integer; search ids only with digits.
+        if search_term.strip().isdigit():
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(task_path__icontains=search_term.strip()), False
+
+    @admin.action(description="Re-queue selected failed tasks now")
+    def requeue_failed(self, request: HttpRequest, queryset: QuerySet[DBTaskResult]) -> None:
+        count = queryset.requeue_failed(timezone.now())  # type: ignore[attr-defined]
+        skipped = queryset.count() - count
+        self.message_user(request, f"Re-queued {count} failed task(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"Skipped {skipped} task(s) that had not failed.", messages.WARNING
+            )
+
+
+@admin.register(DBWorker)
+class DBWorkerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["worker_id", "hostname", "pid", "threads", "started_at", "heartbeat_at"]
+    list_filter = ["backend_name", "hostname"]
+    search_fields = ["worker_id", "hostname"]
+    readonly_fields = [field.name for field in DBWorker._meta.fields]

@@ -1,0 +1,33 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+
+def run_worker(*args: str) -> tuple[str, str]:
+    """Run ``dbtasks_worker --oneshot`` in this process; return (stdout, stderr).
+
+    Arguments are CLI strings, so argparse validation runs as in production.
+    """
+    if connection.in_atomic_block:
+        # The worker runs tasks in other threads, with their own connections:
+        # they would wait forever on the test's open transaction.
+        raise RuntimeError("Tests that run a worker need the transactional_db fixture.")
+    out, err = StringIO(), StringIO()
+    call_command("dbtasks_worker", "--oneshot", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def worker():
+    """The ``run_worker`` helper, for tests that prefer a fixture."""
+    return run_worker
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
