@@ -12,7 +12,7 @@ RUN := $(UV) run --locked
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_POSTGRES_URL
 
-.PHONY: help install run test test-postgres lint format bench browser clean
+.PHONY: help install run test test-postgres test-django52 lint format bench browser clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ test-postgres: install ## Rerun the database tests on Postgres (TEST_POSTGRES_UR
 	else \
 		DATABASE_URL="$$TEST_POSTGRES_URL" $(RUN) pytest -m "not e2e" tests/integration tests/process tests/postgres; \
 	fi
+
+test-django52: install ## Run the dbtasks tests on Django 5.2 LTS with the django-tasks backport.
+	$(UV) venv --quiet --allow-existing --python 3.12 .venv-django52
+	$(UV) pip install --quiet --python .venv-django52/bin/python -r requirements/django52.txt
+	DJANGO_SETTINGS_MODULE=tests.settings_django52 .venv-django52/bin/pytest -p no:randomly \
+		-o DJANGO_SETTINGS_MODULE=tests.settings_django52 -m "dbtasks and not postgres and not e2e" tests
 
 lint: install ## ruff check and format check.
 	$(RUN) ruff check .

@@ -12,6 +12,7 @@ try:
     from django.tasks import TaskContext
     from django.tasks import TaskResult
     from django.tasks import TaskResultStatus
+    from django.tasks import task
     from django.tasks import task_backends
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import TaskError
@@ -21,20 +22,23 @@ try:
     from django.tasks.signals import task_enqueued
     from django.tasks.signals import task_finished
     from django.tasks.signals import task_started
+    from django.utils.json import normalize_json
 except ImportError:  # Django 5.2 LTS with the django-tasks backport.
-    from django_tasks import Task  # type: ignore[no-redef]
-    from django_tasks import TaskContext  # type: ignore[no-redef]
-    from django_tasks import TaskResult  # type: ignore[no-redef]
-    from django_tasks import TaskResultStatus  # type: ignore[no-redef]
+    from django_tasks import task  # type: ignore[no-redef]
     from django_tasks import task_backends  # type: ignore[no-redef]
     from django_tasks.backends.base import BaseTaskBackend  # type: ignore[no-redef]
+    from django_tasks.base import Task  # type: ignore[no-redef]
+    from django_tasks.base import TaskContext  # type: ignore[no-redef]
     from django_tasks.base import TaskError  # type: ignore[no-redef]
-    from django_tasks.exceptions import InvalidTask  # type: ignore[no-redef]
-    from django_tasks.exceptions import InvalidTaskBackend  # type: ignore[no-redef]
+    from django_tasks.base import TaskResult  # type: ignore[no-redef]
+    from django_tasks.base import TaskResultStatus  # type: ignore[no-redef]
+    from django_tasks.exceptions import InvalidTaskBackendError as InvalidTaskBackend
+    from django_tasks.exceptions import InvalidTaskError as InvalidTask
     from django_tasks.exceptions import TaskResultDoesNotExist  # type: ignore[no-redef]
     from django_tasks.signals import task_enqueued  # type: ignore[no-redef]
     from django_tasks.signals import task_finished  # type: ignore[no-redef]
     from django_tasks.signals import task_started  # type: ignore[no-redef]
+    from django_tasks.utils import normalize_json  # type: ignore[no-redef]
 
 __all__ = [
     "BaseTaskBackend",
@@ -46,6 +50,8 @@ __all__ = [
     "TaskResult",
     "TaskResultDoesNotExist",
     "TaskResultStatus",
+    "normalize_json",
+    "task",
     "task_backends",
     "task_enqueued",
     "task_finished",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.utils.json import normalize_json
+from dbtasks.compat import normalize_json
 
 
 def to_json_value(value: Any, *, what: str) -> Any:

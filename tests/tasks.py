@@ -11,9 +11,9 @@ import os
 import time
 from typing import Any
 
-from django.tasks import TaskContext
-from django.tasks import task
-
+# dbtasks.compat, so these also run on Django 5.2 with the django-tasks backport.
+from dbtasks.compat import TaskContext
+from dbtasks.compat import task
 from dbtasks.exceptions import PermanentFailure
 
 

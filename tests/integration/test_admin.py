@@ -9,6 +9,8 @@ from dbtasks.models import DBTaskResult
 from tests import tasks
 from tests.conftest import run_worker
 
+pytestmark = pytest.mark.dbtasks
+
 CHANGELIST = reverse("admin:dbtasks_dbtaskresult_changelist")
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests import tasks
 from tests.conftest import run_worker
+
+pytestmark = pytest.mark.dbtasks
 
 
 def test_enqueue_run_and_read_back(transactional_db):
