@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core import checks
 
 
 class MessageCenterConfig(AppConfig):
     name = "messagecenter"
     verbose_name = "Message Center"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from messagecenter.checks import check_ntfy_url
+
+        checks.register(check_ntfy_url)

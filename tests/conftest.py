@@ -45,3 +45,17 @@ def pytest_ignore_collect(collection_path, config):
     if not collection_path.name.startswith("test_"):
         return None
     return "pytest.mark.dbtasks" not in collection_path.read_text()
+
+
+@pytest.fixture
+def ntfy(settings):
+    """A stand-in ntfy server on loopback; NTFY_URL points at its topic.
+
+    It records every request (``ntfy.requests``) and can be told to fail or
+    hang (see tests/ntfy_server.py).
+    """
+    from tests.ntfy_server import NtfyStandIn
+
+    with NtfyStandIn() as server:
+        settings.NTFY_URL = server.topic_url
+        yield server

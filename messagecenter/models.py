@@ -1,0 +1,63 @@
+"""The domain record: one ``Notification`` per message a user sends.
+
+It keeps the id of the task result that delivers it (``task_result_id``), so
+the page can follow the delivery with ``send_notification.get_result()``.
+The row outlives the task result: when the backend purges old results, the
+notification stays and its status shows as expired.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Notification(models.Model):
+    """A push notification a user asked to send to the ntfy topic."""
+
+    class Priority(models.IntegerChoices):
+        # ntfy's five levels, with ntfy's own numbers.
+        MIN = 1, "Min"
+        LOW = 2, "Low"
+        DEFAULT = 3, "Default"
+        HIGH = 4, "High"
+        URGENT = 5, "Urgent"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    message = models.TextField()
+    title = models.CharField(max_length=250, blank=True)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.DEFAULT)
+    # ntfy tags: emoji short codes ("warning") or plain words, shown with the message.
+    tags = models.JSONField(default=list, blank=True)
+    # When to deliver; None means as soon as a worker is free.
+    deliver_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The TaskResult id of the latest delivery attempt. A retry enqueues a new
+    # task and replaces it. Empty only inside the transaction that creates
+    # the row, before the task is enqueued.
+    task_result_id = models.CharField(max_length=64, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The list page: one user's notifications, newest first.
+            models.Index(fields=["owner", "-created_at", "-id"], name="notification_owner_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or self.message[:50]
+
+    @property
+    def task_priority(self) -> int:
+        """The task's priority (-100..100): urgent and high jump the queue."""
+        return TASK_PRIORITIES.get(self.priority, 0)
+
+
+# Workers claim higher task priorities first; everything else is 0, the default.
+TASK_PRIORITIES: dict[int, int] = {
+    Notification.Priority.URGENT: 20,
+    Notification.Priority.HIGH: 10,
+}

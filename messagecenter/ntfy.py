@@ -1,0 +1,172 @@
+"""A small ntfy client: publish one message, or raise an error that says why not.
+
+``send_notification`` (``messagecenter/tasks.py``) calls ``publish()``. It
+uses ntfy's JSON API (a POST to the server's root URL naming the topic), so
+titles and messages in any script travel as UTF-8 JSON: HTTP headers could
+only carry Latin-1. Errors come in two kinds: ``NtfyRejected`` (retrying
+cannot help) and ``NtfyUnavailable`` (it may).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
+
+import httpx
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+# Statuses that mean "this request will never be accepted as it is": a bad
+# request, a missing or refused token, an unknown topic, a message too large.
+PERMANENT_STATUS_CODES = frozenset({400, 401, 403, 404, 413})
+
+# ntfy topic names: 1-64 letters, digits, "-" and "_".
+TOPIC_RE = re.compile(r"^[-_A-Za-z0-9]{1,64}$")
+
+NTFY_URL_HELP = "Set NTFY_URL to your ntfy topic URL, e.g. https://ntfy.sh/<topic>."
+
+
+class NtfyError(Exception):
+    """ntfy did not take the message."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class NtfyRejected(NtfyError):
+    """ntfy refused the message; sending it again would fail the same way."""
+
+
+class NtfyUnavailable(NtfyError):
+    """ntfy could not take the message now (down, overloaded, unreachable); try later."""
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after: str | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        # What ntfy's Retry-After header said, when it said something.
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """What to publish: the fields of ntfy's JSON publishing API that we use."""
+
+    message: str
+    title: str = ""
+    priority: int = 3
+    tags: Sequence[str] = ()
+
+
+def split_topic_url(url: str) -> tuple[str, str]:
+    """Split an ntfy topic URL into (server URL, topic).
+
+    ``https://ntfy.example.com/alerts`` gives ``("https://ntfy.example.com/",
+    "alerts")``; a server under a path keeps it (``https://host/ntfy/alerts``
+    gives ``("https://host/ntfy/", "alerts")``). Raise ImproperlyConfigured
+    when the URL is not an http(s) URL ending with a valid topic name.
+    """
+    if not url:
+        raise ImproperlyConfigured(f"NTFY_URL is empty. {NTFY_URL_HELP}")
+    parts = urlsplit(url)
+    base_path, _, topic = parts.path.rstrip("/").rpartition("/")
+    if parts.scheme not in {"http", "https"} or not parts.netloc or not TOPIC_RE.match(topic):
+        raise ImproperlyConfigured(
+            f"NTFY_URL {url!r} is not an ntfy topic URL: it must be http(s) and end with "
+            f"a topic of 1-64 letters, digits, '-' or '_'. {NTFY_URL_HELP}"
+        )
+    server = urlunsplit((parts.scheme, parts.netloc, f"{base_path}/", "", ""))
+    return server, topic
+
+
+def publish(
+    message: Message,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Publish ``message`` and return ntfy's answer: ``{"id", "time", "topic"}``.
+
+    ``url``, ``token`` and ``timeout`` default to the NTFY_URL, NTFY_TOKEN and
+    NTFY_TIMEOUT settings, read at call time.
+    """
+    url = settings.NTFY_URL if url is None else url
+    token = settings.NTFY_TOKEN if token is None else token
+    timeout = settings.NTFY_TIMEOUT if timeout is None else timeout
+    server, topic = split_topic_url(url)
+
+    payload: dict[str, Any] = {
+        "topic": topic,
+        "message": message.message,
+        "priority": message.priority,
+    }
+    if message.title:
+        payload["title"] = message.title
+    if message.tags:
+        payload["tags"] = list(message.tags)
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+
+    try:
+        response = httpx.post(server, json=payload, headers=headers, timeout=timeout)
+    except httpx.TimeoutException as error:
+        raise NtfyUnavailable(
+            f"ntfy at {server} did not answer within {timeout:g} s ({type(error).__name__})."
+        ) from error
+    except httpx.TransportError as error:
+        raise NtfyUnavailable(
+            f"Cannot reach ntfy at {server}: {error or type(error).__name__}."
+        ) from error
+    return read_answer(response)
+
+
+def read_answer(response: httpx.Response) -> dict[str, Any]:
+    """Return the published message's id, time and topic, or raise an NtfyError."""
+    status = response.status_code
+    said = f"ntfy answered {status} {response.reason_phrase}".rstrip()
+    if response.is_success:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            # Something answered, but not ntfy: retrying will not change that.
+            raise NtfyRejected(
+                f"{said} without a message id; is NTFY_URL an ntfy topic URL?",
+                status_code=status,
+            )
+        return {"id": body["id"], "time": body.get("time"), "topic": body.get("topic")}
+    if response.is_redirect:
+        raise NtfyRejected(
+            f"{said}, redirecting to {response.headers.get('location', '?')}; "
+            "set NTFY_URL to the final address.",
+            status_code=status,
+        )
+    detail = error_detail(response)
+    if status in PERMANENT_STATUS_CODES:
+        raise NtfyRejected(f"{said}{detail}.", status_code=status)
+    retry_after = response.headers.get("retry-after")
+    if status == 429 and retry_after:
+        detail += f" (Retry-After: {retry_after})"
+    raise NtfyUnavailable(f"{said}{detail}.", status_code=status, retry_after=retry_after)
+
+
+def error_detail(response: httpx.Response) -> str:
+    """Return ntfy's own explanation (``": topic is forbidden"``), or ``""``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        text = body["error"]
+    else:
+        text = response.text if "text/plain" in response.headers.get("content-type", "") else ""
+    text = " ".join(text.split())[:200]
+    return f": {text}" if text else ""

@@ -1,0 +1,168 @@
+"""What the page shows of a delivery: status, attempts, last error, ntfy's id.
+
+The poll endpoint reads one result through the public API
+(``send_notification.get_result()``: two queries). The list page would need
+that for every row, so ``deliveries_for()`` reads a whole page of results
+from the dbtasks tables in one query instead. Both build the same
+``Delivery``; a result that the retention policy purged is ``EXPIRED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import OuterRef
+from django.db.models import Subquery
+from django.tasks import TaskResult
+from django.tasks import TaskResultStatus
+from django.tasks.exceptions import TaskResultDoesNotExist
+from django.tasks.exceptions import TaskResultMismatch
+
+from dbtasks.backend import DatabaseBackend
+from dbtasks.models import DBTaskAttempt
+from dbtasks.models import DBTaskResult
+from messagecenter.models import Notification
+from messagecenter.tasks import send_notification
+
+# Not a TaskResultStatus: the result is gone (purged by the retention policy).
+EXPIRED = "EXPIRED"
+LABELS = {**dict(TaskResultStatus.choices), EXPIRED: "Expired"}
+FINAL_STATUSES = frozenset({TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED, EXPIRED})
+
+MAX_ERROR_LENGTH = 300
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """Where one notification's delivery is, as the page shows it."""
+
+    status: str  # a TaskResultStatus value, or EXPIRED
+    attempts: int = 0
+    # One line, "ExceptionClass: message", from the latest failed attempt.
+    last_error: str = ""
+    ntfy_id: str = ""
+
+    @property
+    def label(self) -> str:
+        return str(LABELS.get(self.status, self.status.title()))
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the status can no longer change (so the row stops polling)."""
+        return self.status in FINAL_STATUSES
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status == TaskResultStatus.FAILED
+
+    @property
+    def is_retrying(self) -> bool:
+        """Whether an earlier attempt failed and another one is coming."""
+        return self.status == TaskResultStatus.READY and bool(self.last_error)
+
+
+def one_line_error(exception_class_path: str, traceback: str) -> str:
+    """Return "ExceptionClass: first line of its message" from a stored error.
+
+    The message is read from the traceback's last line naming the class
+    (Python writes ``module.Class: message`` there, ``Class: message`` for
+    builtins), so chained causes and multi-line messages do not leak in.
+    """
+    name = exception_class_path.rpartition(".")[2] or "Error"
+    builtin = exception_class_path.removeprefix("builtins.")
+    for line in reversed(traceback.splitlines()):
+        for prefix in (exception_class_path, builtin):
+            if line == prefix:
+                return name
+            if line.startswith(f"{prefix}: "):
+                text = line.removeprefix(f"{prefix}: ").strip()
+                if len(text) > MAX_ERROR_LENGTH:
+                    text = text[: MAX_ERROR_LENGTH - 1] + "…"
+                return f"{name}: {text}"
+    return name
+
+
+def ntfy_id_of(return_value: Any) -> str:
+    if isinstance(return_value, dict) and isinstance(return_value.get("id"), str):
+        return return_value["id"]
+    return ""
+
+
+def delivery_from_result(result: TaskResult) -> Delivery:
+    """Build the Delivery of a TaskResult (from ``get_result()``)."""
+    last_error = ""
+    if result.errors:
+        error = result.errors[-1]
+        last_error = one_line_error(error.exception_class_path, error.traceback)
+    return Delivery(
+        status=result.status.value,
+        attempts=result.attempts,
+        last_error=last_error,
+        ntfy_id=(
+            ntfy_id_of(result.return_value) if result.status == TaskResultStatus.SUCCESSFUL else ""
+        ),
+    )
+
+
+def delivery_of(notification: Notification) -> Delivery:
+    """Look up one notification's delivery with the public tasks API."""
+    try:
+        result = send_notification.get_result(notification.task_result_id)
+    except (TaskResultDoesNotExist, TaskResultMismatch):
+        return Delivery(status=EXPIRED)
+    return delivery_from_result(result)
+
+
+def deliveries_for(notifications: Iterable[Notification]) -> dict[int, Delivery]:
+    """Return each notification's Delivery, by notification id, in one query.
+
+    With another task backend this falls back to ``delivery_of()`` per row.
+    """
+    notifications = list(notifications)
+    backend = send_notification.get_backend()
+    if not isinstance(backend, DatabaseBackend):
+        return {notification.pk: delivery_of(notification) for notification in notifications}
+
+    result_ids = {
+        int(notification.task_result_id)
+        for notification in notifications
+        if notification.task_result_id.isdigit()
+    }
+    latest_failure = DBTaskAttempt.objects.filter(
+        result=OuterRef("pk"), outcome=DBTaskAttempt.Outcome.FAILED
+    ).order_by("-number")
+    rows = (
+        DBTaskResult.objects.using(backend.db_alias)
+        .filter(
+            pk__in=result_ids,
+            backend_name=backend.alias,
+            task_path=send_notification.module_path,
+        )
+        .annotate(
+            error_class=Subquery(latest_failure.values("exception_class_path")[:1]),
+            error_traceback=Subquery(latest_failure.values("traceback")[:1]),
+        )
+        .only("pk", "status", "attempt_count", "return_value")
+    )
+    by_id = {str(row.pk): row for row in rows}
+    return {
+        notification.pk: delivery_from_row(by_id.get(notification.task_result_id))
+        for notification in notifications
+    }
+
+
+def delivery_from_row(row: DBTaskResult | None) -> Delivery:
+    """Build the Delivery of a row read by ``deliveries_for()``, or EXPIRED if missing."""
+    if row is None:
+        return Delivery(status=EXPIRED)
+    status = TaskResultStatus(row.status)
+    return Delivery(
+        status=status.value,
+        attempts=row.attempt_count,
+        last_error=(
+            one_line_error(row.error_class, row.error_traceback or "") if row.error_class else ""
+        ),
+        ntfy_id=ntfy_id_of(row.return_value) if status == TaskResultStatus.SUCCESSFUL else "",
+    )

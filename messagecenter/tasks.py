@@ -1,0 +1,52 @@
+"""The task: deliver one notification to ntfy, in a worker process.
+
+``@task`` turns the function into a ``django.tasks.Task``; the views call
+``send_notification.using(...).enqueue(notification.pk)`` and the page
+follows it with ``send_notification.get_result(result_id)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.tasks import task
+
+from dbtasks.exceptions import PermanentFailure
+from messagecenter import ntfy
+from messagecenter.models import Notification
+
+
+@task
+def send_notification(notification_id: int) -> dict[str, Any]:
+    """Publish the notification to ntfy; return ntfy's answer (``{"id", "time", "topic"}``).
+
+    Failures raise, so the backend's retry policy applies (with dbtasks:
+    up to ``max_attempts`` runs, waiting ``backoff_factor ** n`` seconds
+    after failed run *n*). Timeouts, unreachable servers, 429 and 5xx
+    answers are retried that way.
+
+    Failures that retrying cannot fix raise ``dbtasks.exceptions.PermanentFailure``
+    instead, chained to the cause: dbtasks then marks the task FAILED at
+    once, with no retry. That is how a task tells dbtasks "do not retry";
+    here it covers ntfy refusing the message (400, 401, 403, 404, 413, a
+    redirect, an answer that is not ntfy's) and a notification that no
+    longer exists. Other backends see an ordinary exception.
+
+    Delivery is at least once: if the worker dies after ntfy accepted the
+    message but before the result is recorded, the retry sends it again.
+    """
+    try:
+        notification = Notification.objects.get(pk=notification_id)
+    except Notification.DoesNotExist as error:
+        raise PermanentFailure(f"Notification {notification_id} no longer exists.") from error
+
+    message = ntfy.Message(
+        message=notification.message,
+        title=notification.title,
+        priority=notification.priority,
+        tags=notification.tags,
+    )
+    try:
+        return ntfy.publish(message)
+    except ntfy.NtfyRejected as error:
+        raise PermanentFailure(str(error)) from error

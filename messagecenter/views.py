@@ -1,0 +1,168 @@
+"""The pages: send a notification, watch its delivery, retry a failed one.
+
+Each view answers htmx requests with a template partial
+(``messagecenter/index.html#notification-row``) and plain browser requests
+with a full page or a redirect, so everything works without JavaScript.
+Every lookup is scoped to ``request.user``: another user's id is a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib import messages
+from django.core.paginator import Page
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.shortcuts import redirect
+from django.shortcuts import render
+from django.tasks import TaskResult
+from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
+
+from messagecenter.forms import NotificationForm
+from messagecenter.models import Notification
+from messagecenter.results import Delivery
+from messagecenter.results import deliveries_for
+from messagecenter.results import delivery_from_result
+from messagecenter.results import delivery_of
+from messagecenter.tasks import send_notification
+
+PAGE_SIZE = 20
+TEMPLATE = "messagecenter/index.html"
+
+
+class HtmxHttpRequest(HttpRequest):
+    """An HttpRequest after django-htmx's middleware (for type checkers)."""
+
+    htmx: HtmxDetails
+
+
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def index(request: HtmxHttpRequest) -> HttpResponse:
+    """Show the form and the user's notifications; on POST, queue a new one."""
+    if request.method == "POST":
+        form = NotificationForm(request.POST)
+        if form.is_valid():
+            notification, result = create_notification(request, form)
+            if request.htmx:
+                # A fresh form, and the new row out of band at the top of the list.
+                context = {
+                    "form": NotificationForm(),
+                    "notification": notification,
+                    "delivery": delivery_from_result(result),
+                    "sent": notification,
+                    "total": Notification.objects.filter(owner=request.user).count(),
+                }
+                return render(request, f"{TEMPLATE}#form-sent", context)
+            messages.success(request, "Notification queued. Its status updates below.")
+            return redirect("index")
+        # 422: the request was understood but the data is not valid. htmx
+        # swaps it anyway (responseHandling in base.html's htmx-config).
+        if request.htmx:
+            return render(request, f"{TEMPLATE}#notification-form", {"form": form}, status=422)
+        return render_index(request, form, status=422)
+    return render_index(request, NotificationForm())
+
+
+def render_index(
+    request: HtmxHttpRequest, form: NotificationForm, *, status: int = 200
+) -> HttpResponse:
+    page = notifications_page(request)
+    deliveries = deliveries_for(page.object_list)
+    rows = [(notification, deliveries[notification.pk]) for notification in page.object_list]
+    context = {"form": form, "page": page, "rows": rows, "total": page.paginator.count}
+    return render(request, TEMPLATE, context, status=status)
+
+
+def notifications_page(request: HtmxHttpRequest) -> Page:
+    """The requested page of the user's notifications, newest first."""
+    notifications = Notification.objects.filter(owner=request.user).order_by("-created_at", "-id")
+    return Paginator(notifications, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def create_notification(
+    request: HtmxHttpRequest, form: NotificationForm
+) -> tuple[Notification, TaskResult]:
+    """Save the notification and enqueue its delivery, all or nothing."""
+    # With a database task backend, enqueue() inserts the task row on this
+    # same connection: inside atomic() the notification and its task commit
+    # together, or neither does, and a worker can never pick up a task whose
+    # notification is not there yet. With a backend that is not the
+    # database (a broker), enqueue after commit instead:
+    #     transaction.on_commit(partial(send_notification.enqueue, notification.pk))
+    with transaction.atomic():
+        notification = form.save(commit=False)
+        notification.owner = request.user
+        notification.save()
+        result = enqueue_delivery(notification, run_after=notification.deliver_at)
+    return notification, result
+
+
+def enqueue_delivery(
+    notification: Notification, *, run_after: datetime | None = None
+) -> TaskResult:
+    """Enqueue ``send_notification`` and remember its result id on the notification."""
+    result = send_notification.using(
+        priority=notification.task_priority,
+        run_after=run_after,
+    ).enqueue(notification.pk)
+    notification.task_result_id = result.id
+    notification.save(update_fields=["task_result_id"])
+    return result
+
+
+@require_GET
+def notification_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The row, if its status changed since ``?status=`` (and ``?attempts=``); else 204.
+
+    Unfinished rows poll this every second. 204 No Content tells htmx to
+    leave the row as it is, so an unchanged status costs a few bytes.
+    """
+    notification = get_object_or_404(Notification, pk=pk, owner=request.user)
+    delivery = delivery_of(notification)
+    seen_status = request.GET.get("status")
+    seen_attempts = request.GET.get("attempts")
+    if seen_status == delivery.status and seen_attempts in (None, str(delivery.attempts)):
+        return HttpResponse(status=204)
+    return render_row(request, notification, delivery)
+
+
+@require_POST
+def notification_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Enqueue a new delivery attempt for a failed notification.
+
+    Anything but a failed notification is left alone (a double click, or a
+    retry that already started), so retrying twice never sends twice.
+    """
+    with transaction.atomic():
+        # The row lock (on databases that have one) makes two simultaneous
+        # retries of the same notification queue a single task.
+        notification = get_object_or_404(
+            Notification.objects.select_for_update(), pk=pk, owner=request.user
+        )
+        delivery = delivery_of(notification)
+        retried = delivery.can_retry
+        if retried:
+            delivery = delivery_from_result(enqueue_delivery(notification))
+    if request.htmx:
+        return render_row(request, notification, delivery)
+    if retried:
+        messages.success(request, "Trying again. Its status updates below.")
+    else:
+        messages.info(request, "That notification has not failed, so it was not retried.")
+    return redirect("index")
+
+
+def render_row(
+    request: HtmxHttpRequest, notification: Notification, delivery: Delivery
+) -> HttpResponse:
+    context = {"notification": notification, "delivery": delivery}
+    return render(request, f"{TEMPLATE}#notification-row", context)

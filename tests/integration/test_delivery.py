@@ -1,0 +1,338 @@
+"""End to end in one process: the page queues, the worker delivers to the stand-in ntfy.
+
+The worker runs tasks in its own threads and connections, so these tests
+use ``transactional_db``. tests/settings.py allows 3 attempts and retries at
+once (backoff factor 0) unless a test says otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.tasks import TaskResultStatus
+from django.utils import timezone
+
+from dbtasks.models import DBTaskResult
+from dbtasks.purge import purge_finished
+from messagecenter.models import Notification
+from messagecenter.tasks import send_notification
+from tests.conftest import run_worker
+from tests.html import parse
+from tests.ntfy_server import Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw-alice-0123")
+
+
+@pytest.fixture
+def signed_in(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def send(client, **fields):
+    """Submit the form as a browser without JavaScript; return the new notification."""
+    data = {"message": "Hello", "priority": "3", **fields}
+    response = client.post("/", data)
+    assert response.status_code == 302, response.content.decode()
+    return Notification.objects.latest("created_at")
+
+
+def result_of(notification):
+    notification.refresh_from_db()
+    return send_notification.get_result(notification.task_result_id)
+
+
+def row_of(client, notification):
+    return parse(client.get("/").content).find(f"#notification-{notification.pk}")
+
+
+def test_success_delivers_exactly_what_was_typed(signed_in, ntfy, settings):
+    settings.NTFY_TOKEN = "tk_test"
+    notification = send(
+        signed_in,
+        message="Disk almost full",
+        title="db-1",
+        priority="4",
+        tags="warning, floppy_disk",
+    )
+    run_worker()
+
+    (request,) = ntfy.requests
+    assert request.headers["authorization"] == "Bearer tk_test"
+    assert request.json == {
+        "topic": "test-topic",
+        "message": "Disk almost full",
+        "title": "db-1",
+        "priority": 4,
+        "tags": ["warning", "floppy_disk"],
+    }
+    result = result_of(notification)
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.attempts == 1
+    assert result.return_value["topic"] == "test-topic"
+
+
+def test_the_row_shows_ntfys_message_id(signed_in, ntfy):
+    ntfy.reply_always(Reply(body={"id": "sPs71M8A2T", "time": 1700000000, "topic": "test-topic"}))
+    notification = send(signed_in)
+    run_worker()
+
+    assert result_of(notification).return_value == {
+        "id": "sPs71M8A2T",
+        "time": 1700000000,
+        "topic": "test-topic",
+    }
+    row = row_of(signed_in, notification)
+    assert row.attrs["data-status"] == "SUCCESSFUL"
+    assert row.find(".status").text == "Successful"
+    assert row.find(".attempts").text == "1 attempt"
+    assert row.find(".ntfy-id").text == "sPs71M8A2T"
+    assert "hx-get" not in row.attrs
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        ("Crème brûlée à 15 h ; ça marche ?", "Rendez-vous à Zürich"),
+        ("Family 👩‍👩‍👧‍👦, skin tone 👍🏽, flag 🇺🇦, rainbow 🏳️‍🌈", "Emoji 🎉"),
+        ("שלום עולם\nمرحبا بالعالم\u200f", "עדכון חשוב"),  # noqa: RUF001 - Arabic on purpose
+        ("日本語\r\nالعربية\r\nEnglish", "混合 mixed مختلط"),  # noqa: RUF001 - Arabic on purpose
+    ],
+)
+def test_unicode_arrives_byte_exact(signed_in, ntfy, message, title):
+    send(signed_in, message=message, title=title)
+    run_worker()
+
+    received = ntfy.requests[0].json
+    # Line breaks arrive as typed (browsers send CRLF); everything else is untouched.
+    assert received["message"].encode("utf-8") == message.replace("\r\n", "\n").encode("utf-8")
+    assert received["title"].encode("utf-8") == title.encode("utf-8")
+
+
+def test_server_errors_are_retried_until_success(signed_in, ntfy):
+    ntfy.fail_first(2, status=500)
+    notification = send(signed_in)
+    run_worker()
+
+    assert len(ntfy.requests) == 3
+    result = result_of(notification)
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.attempts == 3
+    assert [error.exception_class_path for error in result.errors] == [
+        "messagecenter.ntfy.NtfyUnavailable"
+    ] * 2
+    assert row_of(signed_in, notification).find(".attempts").text == "3 attempts"
+
+
+def test_server_errors_fail_the_task_after_the_last_attempt(signed_in, ntfy):
+    ntfy.reply_always(Reply(status=500))
+    notification = send(signed_in)
+    run_worker()
+
+    assert len(ntfy.requests) == 3  # max_attempts in tests/settings.py
+    assert result_of(notification).status == TaskResultStatus.FAILED
+    row = row_of(signed_in, notification)
+    assert row.attrs["data-status"] == "FAILED"
+    assert row.find(".attempts").text == "3 attempts"
+    assert row.find(".error").text == (
+        "NtfyUnavailable: ntfy answered 500 Internal Server Error: internal server error."
+    )
+    assert row.find("button.retry").text == "Retry"
+
+
+def test_rate_limiting_is_retried(signed_in, ntfy):
+    ntfy.reply_next(Reply(status=429, headers={"Retry-After": "1"}))
+    notification = send(signed_in)
+    run_worker()
+    assert len(ntfy.requests) == 2
+    assert result_of(notification).status == TaskResultStatus.SUCCESSFUL
+
+
+def test_timeout_is_retried(signed_in, ntfy, settings):
+    settings.NTFY_TIMEOUT = 0.3
+    ntfy.hang(3, times=1)
+    notification = send(signed_in)
+    run_worker()
+
+    assert len(ntfy.requests) == 2  # the hung one, then the retry
+    result = result_of(notification)
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.attempts == 2
+    (error,) = result.errors
+    assert error.exception_class_path == "messagecenter.ntfy.NtfyUnavailable"
+    assert "did not answer within 0.3 s (ReadTimeout)" in error.traceback
+
+
+def test_retries_wait_for_the_backoff(signed_in, ntfy, settings, time_machine):
+    options = settings.TASKS["default"]["OPTIONS"]
+    settings.TASKS = {
+        **settings.TASKS,
+        "default": {
+            **settings.TASKS["default"],
+            "OPTIONS": {**options, "backoff_factor": 4},
+        },
+    }
+    time_machine.move_to(timezone.now(), tick=True)
+    ntfy.fail_first(1, status=503)
+    notification = send(signed_in)
+
+    run_worker()
+    assert len(ntfy.requests) == 1
+    row = DBTaskResult.objects.get()
+    assert row.status == TaskResultStatus.READY
+    # After failed attempt 1 the task waits backoff_factor ** 1 = 4 seconds.
+    wait = row.available_after - row.last_attempted_at
+    assert dt.timedelta(seconds=3.9) <= wait <= dt.timedelta(seconds=4.1)
+    page_row = row_of(signed_in, notification)
+    assert page_row.attrs["data-status"] == "READY"
+    assert (
+        "Attempt 1 failed (NtfyUnavailable: ntfy answered 503" in page_row.find(".last-error").text
+    )
+
+    run_worker()  # too early: nothing to do
+    assert len(ntfy.requests) == 1
+
+    time_machine.shift(dt.timedelta(seconds=5))
+    run_worker()
+    assert len(ntfy.requests) == 2
+    assert result_of(notification).status == TaskResultStatus.SUCCESSFUL
+
+
+def test_forbidden_fails_at_once_with_a_clear_error(signed_in, ntfy):
+    ntfy.reply_always(
+        Reply(status=403, body={"code": 40301, "http": 403, "error": "forbidden", "link": "x"})
+    )
+    notification = send(signed_in)
+    run_worker()
+
+    assert len(ntfy.requests) == 1  # no retry
+    result = result_of(notification)
+    assert result.status == TaskResultStatus.FAILED
+    assert result.attempts == 1
+    (error,) = result.errors
+    assert error.exception_class_path == "dbtasks.exceptions.PermanentFailure"
+    # The cause is kept in the traceback.
+    assert "messagecenter.ntfy.NtfyRejected: ntfy answered 403 Forbidden" in error.traceback
+    row = row_of(signed_in, notification)
+    assert row.find(".error").text == "PermanentFailure: ntfy answered 403 Forbidden: forbidden."
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 413])
+def test_other_refusals_fail_at_once(signed_in, ntfy, status):
+    ntfy.reply_always(Reply(status=status))
+    notification = send(signed_in)
+    run_worker()
+    assert len(ntfy.requests) == 1
+    assert result_of(notification).status == TaskResultStatus.FAILED
+
+
+def test_deleted_notification_fails_at_once(signed_in, ntfy):
+    notification = send(signed_in)
+    Notification.objects.filter(pk=notification.pk).delete()
+    run_worker()
+
+    assert ntfy.requests == []
+    row = DBTaskResult.objects.get()
+    assert row.status == TaskResultStatus.FAILED
+    assert row.attempt_count == 1
+    attempt = row.attempts.get()
+    assert attempt.exception_class_path == "dbtasks.exceptions.PermanentFailure"
+    assert f"Notification {notification.pk} no longer exists." in attempt.traceback
+
+
+def test_retry_button_sends_a_new_attempt(signed_in, ntfy):
+    ntfy.reply_always(Reply(status=403))
+    notification = send(signed_in)
+    run_worker()
+    failed_id = result_of(notification).id
+
+    ntfy.reset()  # ntfy accepts again (say the token was fixed)
+    response = signed_in.post(f"/notifications/{notification.pk}/retry/", **HTMX)
+    assert response.status_code == 200
+    row = parse(response.content).find("li.notification")
+    assert row.attrs["data-status"] == "READY"
+    assert row.attrs["hx-trigger"] == "every 1s"
+    assert row.find(".attempts").text == "0 attempts"
+
+    notification.refresh_from_db()
+    assert notification.task_result_id != failed_id
+    # The old result is kept, untouched.
+    assert send_notification.get_result(failed_id).status == TaskResultStatus.FAILED
+
+    run_worker()
+    assert len(ntfy.requests) == 1
+    assert result_of(notification).status == TaskResultStatus.SUCCESSFUL
+    assert row_of(signed_in, notification).attrs["data-status"] == "SUCCESSFUL"
+
+
+def test_retry_without_javascript_redirects(signed_in, ntfy):
+    ntfy.reply_always(Reply(status=404))
+    notification = send(signed_in)
+    run_worker()
+
+    response = signed_in.post(f"/notifications/{notification.pk}/retry/")
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    page = parse(signed_in.get("/").content)
+    assert "Trying again" in page.find(".messages").text
+    assert page.find(f"#notification-{notification.pk}").attrs["data-status"] == "READY"
+    # A second click finds it no longer failed: no second task.
+    signed_in.post(f"/notifications/{notification.pk}/retry/")
+    assert DBTaskResult.objects.count() == 2
+
+
+def test_polling_follows_the_delivery(signed_in, ntfy):
+    response = signed_in.post("/", {"message": "Hi", "priority": "3"}, **HTMX)
+    notification = Notification.objects.get()
+    row = parse(response.content).find("li.notification")
+    poll_url = row.attrs["hx-get"]
+    assert poll_url == f"/notifications/{notification.pk}/status/?status=READY&attempts=0"
+
+    assert signed_in.get(poll_url, **HTMX).status_code == 204
+    run_worker()
+    response = signed_in.get(poll_url, **HTMX)
+    assert response.status_code == 200
+    row = parse(response.content).find("li.notification")
+    assert row.attrs["data-status"] == "SUCCESSFUL"
+    assert not {"hx-get", "hx-trigger", "hx-swap"} & set(row.attrs)
+
+
+def test_purged_result_shows_as_expired(signed_in, ntfy):
+    notification = send(signed_in)
+    run_worker()
+    purged = purge_finished(
+        db="default", backend_name="default", before=timezone.now() + dt.timedelta(days=1)
+    )
+    assert purged == 1
+
+    notification.refresh_from_db()  # the notification itself survives the purge
+    row = row_of(signed_in, notification)
+    assert row.attrs["data-status"] == "EXPIRED"
+    assert row.find(".status").text == "Expired"
+    response = signed_in.get(f"/notifications/{notification.pk}/status/", {"status": "SUCCESSFUL"})
+    assert parse(response.content).find("li.notification").attrs["data-status"] == "EXPIRED"
+
+
+def test_scheduled_notification_waits_for_its_time(signed_in, ntfy):
+    at = timezone.now() + dt.timedelta(hours=1)
+    notification = send(signed_in, deliver_at=at.strftime("%Y-%m-%dT%H:%M"))
+    run_worker()
+    assert ntfy.requests == []
+    assert result_of(notification).status == TaskResultStatus.READY
+    assert "Scheduled for" in row_of(signed_in, notification).text
+
+
+def test_urgent_notifications_are_delivered_first(signed_in, ntfy):
+    send(signed_in, message="low", priority="2")
+    send(signed_in, message="urgent", priority="5")
+    send(signed_in, message="high", priority="4")
+    run_worker()
+    assert [request.json["message"] for request in ntfy.requests] == ["urgent", "high", "low"]
