@@ -148,6 +148,11 @@ TASKS = {
 }
 
 
+# Prometheus scrapes /ops/metrics/ with "Authorization: Bearer <token>";
+# without a token only signed-in staff can read it.
+DBTASKS_METRICS_TOKEN = os.environ.get("DBTASKS_METRICS_TOKEN", "")
+
+
 # --- Notifications ----------------------------------------------------------
 
 # Where send_notification posts: an ntfy topic URL such as
