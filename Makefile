@@ -12,10 +12,10 @@ RUN := $(UV) run --locked
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_POSTGRES_URL
 
-.PHONY: help install run test test-postgres test-django52 lint format bench browser clean
+.PHONY: help install run run-offline test test-postgres test-django52 e2e screenshot lint format bench browser clean
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -26,6 +26,9 @@ install: $(if $(filter uv,$(UV)),,$(CURDIR)/.tools/bin/uv) ## Create .venv from 
 
 run: install ## Migrate, create a local user, run web + worker (Ctrl-C stops both).
 	$(RUN) python -m devtools.run
+
+run-offline: install ## `make run` with a local stand-in ntfy server: nothing leaves the machine.
+	NTFY_URL=local $(RUN) python -m devtools.run
 
 browser: install ## Make sure a Chromium for the end-to-end tests is there.
 	@$(RUN) python -m devtools.browser
@@ -53,6 +56,12 @@ test-django52: install ## Run the dbtasks tests on Django 5.2 LTS with the djang
 	DJANGO_SETTINGS_MODULE=tests.settings_django52 .venv-django52/bin/pytest -p no:randomly \
 		-o DJANGO_SETTINGS_MODULE=tests.settings_django52 -m "dbtasks and not postgres and not e2e" tests
 
+e2e: install browser ## Only the browser tests (screenshots go to test-artifacts/).
+	$(RUN) pytest tests/e2e
+
+screenshot: install browser ## Refresh docs/screenshot.png from the browser tests.
+	DOCS_SCREENSHOT=1 $(RUN) pytest tests/e2e -k tour
+
 lint: install ## ruff check and format check.
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
@@ -65,4 +74,4 @@ bench: install ## Run the benchmarks in bench/ (minutes; not part of make test).
 	$(RUN) python -m bench
 
 clean: ## Remove the environments and local databases.
-	rm -rf .venv .tools db.sqlite3* staticfiles .pytest_cache
+	rm -rf .venv .tools db.sqlite3* staticfiles .pytest_cache test-artifacts

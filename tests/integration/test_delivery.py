@@ -188,9 +188,10 @@ def test_retries_wait_for_the_backoff(signed_in, ntfy, settings, time_machine):
     assert len(ntfy.requests) == 1
     row = DBTaskResult.objects.get()
     assert row.status == TaskResultStatus.READY
-    # After failed attempt 1 the task waits backoff_factor ** 1 = 4 seconds.
-    wait = row.available_after - row.last_attempted_at
-    assert dt.timedelta(seconds=3.9) <= wait <= dt.timedelta(seconds=4.1)
+    # After failed attempt 1 the task waits backoff_factor ** 1 = 4 seconds,
+    # counted from the moment the attempt failed.
+    failed_at = row.attempts.get(number=1).stopped_at
+    assert row.available_after - failed_at == dt.timedelta(seconds=4)
     page_row = row_of(signed_in, notification)
     assert page_row.attrs["data-status"] == "READY"
     assert (
@@ -336,3 +337,107 @@ def test_urgent_notifications_are_delivered_first(signed_in, ntfy):
     send(signed_in, message="high", priority="4")
     run_worker()
     assert [request.json["message"] for request in ntfy.requests] == ["urgent", "high", "low"]
+
+
+# --- A slow or failing ntfy: every fault ends as the retry policy says ----------------
+#
+# tests/settings.py: max_attempts 3, backoff factor 0 (retries at once), so one
+# --oneshot worker run takes a task through all its attempts.
+
+
+def hang_past_the_timeout(ntfy, settings):
+    settings.NTFY_TIMEOUT = 0.3
+    ntfy.hang(5)
+    return f"NtfyUnavailable: ntfy at {ntfy.url} did not answer within 0.3 s (ReadTimeout)."
+
+
+def rate_limit(ntfy, settings):
+    ntfy.reply_always(Reply(status=429, headers={"Retry-After": "2"}))
+    return (
+        "NtfyUnavailable: ntfy answered 429 Too Many Requests: too many requests "
+        "(Retry-After: 2)."
+    )
+
+
+def reset_the_connection(ntfy, settings):
+    ntfy.reset_connections()
+    return f"NtfyUnavailable: Cannot reach ntfy at {ntfy.url}: [Errno 104] Connection reset by peer."
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [hang_past_the_timeout, rate_limit, reset_the_connection],
+    ids=["hang", "429", "reset"],
+)
+def test_a_fault_on_every_attempt_fails_the_task_with_the_error_on_the_row(
+    signed_in, ntfy, settings, fault
+):
+    error_text = fault(ntfy, settings)
+    notification = send(signed_in)
+    run_worker()
+
+    assert len(ntfy.requests) == 3  # max_attempts: each fault is retried, then no more
+    result = result_of(notification)
+    assert result.status == TaskResultStatus.FAILED
+    assert [error.exception_class_path for error in result.errors] == [
+        "messagecenter.ntfy.NtfyUnavailable"
+    ] * 3
+    row = row_of(signed_in, notification)
+    assert row.attrs["data-status"] == "FAILED"
+    assert row.find(".attempts").text == "3 attempts"
+    assert row.find(".error").text == error_text
+    assert row.find(".error").attrs["title"] == error_text
+    assert row.find("button.retry").text == "Retry"
+
+
+def test_a_connection_reset_is_retried_until_success(signed_in, ntfy):
+    ntfy.reset_connections(times=1)
+    notification = send(signed_in)
+    run_worker()
+
+    assert len(ntfy.requests) == 2
+    result = result_of(notification)
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.attempts == 2
+    (error,) = result.errors
+    assert error.exception_class_path == "messagecenter.ntfy.NtfyUnavailable"
+    assert "Connection reset by peer" in error.traceback
+    assert row_of(signed_in, notification).find(".attempts").text == "2 attempts"
+
+
+def test_rate_limiting_follows_the_retry_policy_and_shows_on_the_row(
+    signed_in, ntfy, settings, time_machine
+):
+    """429 with Retry-After: retried per the queue's policy, the error shown while it waits.
+
+    dbtasks applies its own backoff (backoff_factor ** n) to a 429; it does
+    not read Retry-After yet. The clock moves past both before each run, so
+    this holds whichever wait applies.
+    """
+    options = settings.TASKS["default"]["OPTIONS"]
+    settings.TASKS = {
+        **settings.TASKS,
+        "default": {**settings.TASKS["default"], "OPTIONS": {**options, "backoff_factor": 2}},
+    }
+    time_machine.move_to(timezone.now(), tick=True)
+    error_text = rate_limit(ntfy, settings)
+    notification = send(signed_in)
+
+    for attempt in (1, 2):
+        run_worker()
+        assert len(ntfy.requests) == attempt
+        row = row_of(signed_in, notification)
+        assert row.attrs["data-status"] == "READY"
+        assert "hx-get" in row.attrs  # still polling: it is not over
+        assert row.find(".last-error").text == (
+            f"Attempt {attempt} failed ({error_text}); trying again."
+        )
+        # Past backoff_factor ** attempt (2 s, 4 s) and Retry-After (2 s).
+        time_machine.shift(dt.timedelta(seconds=5))
+
+    run_worker()
+    assert len(ntfy.requests) == 3
+    result = result_of(notification)
+    assert result.status == TaskResultStatus.FAILED
+    assert result.attempts == 3
+    assert row_of(signed_in, notification).find(".error").text == error_text

@@ -1,0 +1,374 @@
+"""The browser tests' world: real processes, as in production, and Chromium.
+
+One session starts, on loopback only:
+
+- the stand-in ntfy server (tests/ntfy_server.py), in a thread of this
+  process so each test can tell it to fail and read what it received;
+- the web app under gunicorn, DEBUG off, static files collected (hashed and
+  compressed) and served by WhiteNoise, as the Procfile's `web` runs it;
+- a real `manage.py dbtasks_worker` subprocess, which tests may stop and
+  start again;
+- a file SQLite database, migrated and seeded with a user by subprocesses.
+
+This process never touches the ORM: Playwright's sync API runs an event loop
+in this thread, and Django refuses database access from one (it would need
+DJANGO_ALLOW_ASYNC_UNSAFE). Everything the tests know comes through the
+browser or the stand-in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser
+from playwright.sync_api import ConsoleMessage
+from playwright.sync_api import Page
+from playwright.sync_api import Playwright
+from playwright.sync_api import Response
+from playwright.sync_api import expect
+from playwright.sync_api import sync_playwright
+
+from tests.ntfy_server import NtfyStandIn
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+ARTIFACTS = BASE_DIR / "test-artifacts"
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    # No calls home from the browser: these tests stay on loopback.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+USERNAME = "e2e-user"
+# The README screenshot's user: a list with only the tour's notifications.
+TOUR_USERNAME = "demo"
+# A throwaway password for throwaway users in a throwaway database.
+PASSWORD = "e2e-password-4f7c1b"
+# Generous for a shared 2-core machine; a passing run is much faster.
+STATUS_TIMEOUT = 20_000
+SERVER_TIMEOUT = 30.0
+
+expect.set_options(timeout=10_000)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A subprocess whose output goes to a log file, for failure messages."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen(
+                self.argv, cwd=BASE_DIR, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """Signal the process and wait for it; kill it if it does not exit in time."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        returncode = self.process.returncode
+        self.process = None
+        return returncode
+
+    def logs(self) -> str:
+        return f"--- {self.name} ({self.log}) ---\n{self.log.read_text(errors='replace')}"
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    """Run a management command in a subprocess; fail the session with its output."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def wait_for_server(url: str, *services: Service) -> None:
+    """Wait until ``url`` answers; fail with every service's log if it does not."""
+    deadline = time.monotonic() + SERVER_TIMEOUT
+    while time.monotonic() < deadline:
+        dead = [service for service in services if not service.running]
+        if dead:
+            logs = "\n".join(service.logs() for service in services)
+            pytest.fail(f"{dead[0].name} exited before {url} answered:\n{logs}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        time.sleep(0.1)
+    logs = "\n".join(service.logs() for service in services)
+    pytest.fail(f"{url} did not answer within {SERVER_TIMEOUT:g} s:\n{logs}")
+
+
+@pytest.fixture(scope="session")
+def ntfy_stand_in() -> Iterator[NtfyStandIn]:
+    with NtfyStandIn(topic="e2e") as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def ntfy(ntfy_stand_in: NtfyStandIn) -> Iterator[NtfyStandIn]:
+    """The session's stand-in, answering like ntfy and with no requests recorded."""
+    ntfy_stand_in.reset()
+    yield ntfy_stand_in
+    ntfy_stand_in.reset()
+
+
+@dataclass(frozen=True)
+class App:
+    """What every app process shares: its environment, and a directory for logs."""
+
+    env: dict[str, str]
+    dir: Path
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory, ntfy_stand_in: NtfyStandIn) -> App:
+    """A migrated database with the test users, and collected static files."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_", "NTFY_", "TEST_", "STATIC_"))
+    }
+    env |= {
+        # tests.settings (fast password hashing, immediate retries, max 3
+        # attempts) with production static files: see tests/e2e/settings.py.
+        "DJANGO_SETTINGS_MODULE": "tests.e2e.settings",
+        "DATABASE_URL": f"sqlite:///{tmp / 'e2e.sqlite3'}",
+        "STATIC_ROOT": str(tmp / "staticfiles"),
+        "NTFY_URL": ntfy_stand_in.topic_url,
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    manage("migrate", "--noinput", env=env)
+    manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
+    users = "; ".join(
+        f"User.objects.create_user({username!r}, password={PASSWORD!r})"
+        for username in (USERNAME, TOUR_USERNAME)
+    )
+    manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        f"from django.contrib.auth import get_user_model; User = get_user_model(); {users}",
+        env=env,
+    )
+    return App(env, tmp)
+
+
+@pytest.fixture(scope="session")
+def app_server(app: App) -> Iterator[str]:
+    """The web app under gunicorn, as the Procfile runs it; yields its base URL."""
+    port = free_port()
+    web = Service(
+        "web",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "messagecenter.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--graceful-timeout",
+            "5",
+            "--access-logfile",
+            "-",
+        ],
+        app.env,
+        app.dir / "web.log",
+    )
+    web.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(f"{url}/accounts/login/", web)
+        yield url
+    finally:
+        web.stop(timeout=10)
+
+
+class Worker(Service):
+    """The `dbtasks_worker` subprocess; tests stop it to hold tasks in Ready."""
+
+    def start(self, *extra_args: str) -> None:
+        """Start the worker, with extra command-line options for this run only."""
+        base = self.argv
+        self.argv = [*base, *extra_args]
+        try:
+            super().start()
+        finally:
+            self.argv = base
+
+    def ensure_running(self) -> None:
+        if not self.running:
+            self.start()
+
+    def wait_for_exit(self, timeout: float = 30.0) -> int:
+        """Wait for a worker that exits by itself (``--max-tasks``)."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker did not exit within {timeout:g} s:\n{self.logs()}")
+
+
+@pytest.fixture(scope="session")
+def worker_process(app: App) -> Iterator[Worker]:
+    worker = Worker(
+        "worker",
+        [sys.executable, "manage.py", "dbtasks_worker", "--grace", "5"],
+        app.env,
+        app.dir / "worker.log",
+    )
+    worker.start()
+    yield worker
+    returncode = worker.stop()
+    assert returncode in (0, None), worker.logs()
+
+
+@pytest.fixture
+def dbtasks_worker(worker_process: Worker) -> Worker:
+    """The worker, running (a test before may have stopped it)."""
+    worker_process.ensure_running()
+    return worker_process
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # Debian's Chromium where it is installed (`make browser`), else the one
+    # `playwright install chromium` downloaded.
+    executable = str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
+    browser = playwright.chromium.launch(
+        executable_path=executable, args=CHROMIUM_ARGS, headless=True
+    )
+    yield browser
+    browser.close()
+
+
+def artifact_path(node: pytest.Item) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / (re.sub(r"[^\w.-]+", "_", node.name) + ".png")
+
+
+@dataclass
+class BrowserErrors:
+    """What went wrong in the page: script errors, refused or missing assets.
+
+    HTTP errors of documents are not here: a form with errors answers 422 on
+    purpose (the tests look at the page for those).
+    """
+
+    messages: list[str] = field(default_factory=list)
+
+    def console(self, message: ConsoleMessage) -> None:
+        # Chromium logs every 4xx/5xx as "Failed to load resource"; the
+        # response handler below looks at those. What is left is a script
+        # error or a Content Security Policy violation ("Refused to ...").
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.messages.append(message.text)
+
+    def response(self, response: Response) -> None:
+        asset = response.request.resource_type in {"script", "stylesheet", "image", "font"}
+        if asset and response.status >= 400:
+            self.messages.append(f"{response.status} for {response.url}")
+
+
+def new_page(
+    request: pytest.FixtureRequest, browser: Browser, app_server: str, *, javascript: bool
+) -> Iterator[Page]:
+    context = browser.new_context(
+        base_url=app_server,
+        java_script_enabled=javascript,
+        viewport={"width": 1200, "height": 900},
+    )
+    page = context.new_page()
+    errors = BrowserErrors()
+    page.on("console", errors.console)
+    page.on("response", errors.response)
+    page.on("pageerror", lambda error: errors.messages.append(f"page error: {error}"))
+    yield page
+    # A screenshot of how each test left the page, passed or failed.
+    page.screenshot(path=artifact_path(request.node), full_page=True)
+    context.close()
+    assert not errors.messages, f"the browser reported errors: {errors.messages}"
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, browser: Browser, app_server: str) -> Iterator[Page]:
+    yield from new_page(request, browser, app_server, javascript=True)
+
+
+@pytest.fixture
+def page_without_javascript(
+    request: pytest.FixtureRequest, browser: Browser, app_server: str
+) -> Iterator[Page]:
+    yield from new_page(request, browser, app_server, javascript=False)
+
+
+def sign_in(page: Page, username: str = USERNAME) -> None:
+    """Sign in through the login form; end on the index page."""
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#notification-form")).to_be_visible()
+
+
+@pytest.fixture
+def signed_in(page: Page, dbtasks_worker: Worker, ntfy: NtfyStandIn) -> Page:
+    """A signed-in page, with the worker running and the stand-in answering like ntfy."""
+    sign_in(page)
+    return page

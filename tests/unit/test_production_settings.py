@@ -1,0 +1,133 @@
+"""Production settings: with DEBUG off and the documented environment, Django's
+deployment checklist (`manage.py check --deploy`) has nothing to say.
+
+The settings are read in a subprocess: they are computed from the environment
+once, at import, and this test process runs with tests.settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+# The environment a deployment sets (README, Procfile, docker-compose.yml).
+PRODUCTION_ENV = {
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "example.com",
+    "NTFY_URL": "https://ntfy.example/topic",
+    "DATABASE_URL": "sqlite:////tmp/messagecenter-check-deploy.sqlite3",
+}
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # Nothing from the test run or the developer's shell may leak in.
+        if key not in {"DEBUG", "DJANGO_SETTINGS_MODULE", "STATIC_ROOT"}
+        and not key.startswith(("SECURE_", "NTFY_", "TEST_"))
+    }
+    env["DJANGO_SETTINGS_MODULE"] = "messagecenter.settings"
+    return env | PRODUCTION_ENV | overrides
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_deploy_reports_nothing():
+    result = run("manage.py", "check", "--deploy", "--fail-level", "WARNING", env=production_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "check_id"),
+    [
+        ("SECRET_KEY", "security.W009"),
+        ("ALLOWED_HOSTS", "security.W020"),
+        ("NTFY_URL", "messagecenter.E001"),
+    ],
+)
+def test_check_deploy_names_a_missing_variable(name, check_id):
+    """The check is not vacuous: drop a documented variable and it fails."""
+    env = production_env()
+    del env[name]
+
+    result = run("manage.py", "check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode != 0
+    assert f"({check_id})" in result.stderr
+
+
+def read_settings(env: dict[str, str], *names: str) -> dict[str, object]:
+    code = (
+        "import json, django; from django.conf import settings; django.setup(); "
+        f"print(json.dumps({{n: getattr(settings, n) for n in {list(names)!r}}}, default=str))"
+    )
+    result = run("-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_production_defaults_are_secure():
+    values = read_settings(
+        production_env(),
+        "DEBUG",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_CSP",
+        "STORAGES",
+    )
+
+    assert values["DEBUG"] is False
+    assert values["SESSION_COOKIE_SECURE"] is True
+    assert values["CSRF_COOKIE_SECURE"] is True
+    assert values["SECURE_SSL_REDIRECT"] is True
+    assert values["SECURE_HSTS_SECONDS"] >= 31536000
+    assert values["SECURE_CSP"]["default-src"] == ["'self'"]
+    assert values["STORAGES"]["staticfiles"]["BACKEND"] == (
+        "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    )
+
+
+def test_local_http_stack_can_turn_off_https_only_settings():
+    """docker-compose.yml serves plain http on localhost; these switches allow it."""
+    env = production_env(SECURE_SSL_REDIRECT="0", SECURE_COOKIES="0", SECURE_HSTS_SECONDS="0")
+
+    values = read_settings(
+        env, "DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT"
+    )
+
+    assert values == {
+        "DEBUG": False,
+        "SESSION_COOKIE_SECURE": False,
+        "CSRF_COOKIE_SECURE": False,
+        "SECURE_SSL_REDIRECT": False,
+    }
+
+
+def test_logs_go_to_stdout():
+    values = read_settings(production_env(), "LOGGING")
+
+    handlers = values["LOGGING"]["handlers"]
+    assert {handler["stream"] for handler in handlers.values()} == {"ext://sys.stdout"}
