@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from dbtasks.models import FAILED
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
@@ -67,7 +68,7 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = None
     readonly_fields = [field.name for field in DBTaskResult._meta.fields]
     inlines = [DBTaskAttemptInline]
-    actions = ["requeue_failed"]
+    actions = ["requeue_failed", "cancel_ready", "discard_failed"]
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[DBTaskResult], search_term: str
@@ -86,6 +87,36 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if skipped:
             self.message_user(
                 request, f"Skipped {skipped} task(s) that had not failed.", messages.WARNING
+            )
+
+
+    @admin.action(description="Cancel selected ready tasks (they will never run)")
+    def cancel_ready(self, request: HttpRequest, queryset: QuerySet[DBTaskResult]) -> None:
+        selected = queryset.count()
+        count = queryset.cancel_ready(timezone.now())  # type: ignore[attr-defined]
+        self.message_user(request, f"Cancelled {count} ready task(s).", messages.SUCCESS)
+        if selected - count:
+            self.message_user(
+                request,
+                f"Skipped {selected - count} task(s) that were not ready (running or finished).",
+                messages.WARNING,
+            )
+
+    @admin.action(
+        description="Discard selected failed tasks (delete them and their attempts)",
+        permissions=["delete"],
+    )
+    def discard_failed(self, request: HttpRequest, queryset: QuerySet[DBTaskResult]) -> None:
+        selected = queryset.count()
+        failed = queryset.filter(status=FAILED)
+        discarded = failed.count()
+        failed.delete()
+        self.message_user(request, f"Discarded {discarded} failed task(s).", messages.SUCCESS)
+        if selected - discarded:
+            self.message_user(
+                request,
+                f"Kept {selected - discarded} task(s) that had not failed.",
+                messages.WARNING,
             )
 
 

@@ -14,22 +14,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core import checks
+from django.core.exceptions import SuspiciousOperation
 from django.db import connections
 from django.db import router
 from django.utils import timezone
 
 from dbtasks import checks as dbtasks_checks
 from dbtasks.compat import BaseTaskBackend
+from dbtasks.compat import InvalidTask
 from dbtasks.compat import InvalidTaskBackend
 from dbtasks.compat import Task
 from dbtasks.compat import TaskResult
 from dbtasks.compat import TaskResultDoesNotExist
 from dbtasks.compat import task_enqueued
 from dbtasks.exceptions import InvalidTaskArguments
+from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.exceptions import TaskFunctionMissing
 from dbtasks.policy import BackendOptions
 from dbtasks.policy import OptionError
 from dbtasks.policy import parse_options
+from dbtasks.policy import parse_queues
 from dbtasks.serialization import to_json_value
 
 # The Postgres channel enqueue() notifies, and idle workers LISTEN on.
@@ -51,6 +55,19 @@ def serialize_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[
         ) from None
 
 
+def parse_result_id(result_id: object) -> int | None:
+    """Return the row id a result id stands for, or None if it is not one."""
+    text = str(result_id)
+    # Only the digits str(pk) gives: int() alone would also take " 12",
+    # "+12", "012" and "1_2" (one row answering to many ids), and raise
+    # ValueError past 4,300 digits.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    if text != str(int(text)) or not 0 < int(text) < 2**63:
+        return None
+    return int(text)
+
+
 class DatabaseBackend(BaseTaskBackend):
     """Store tasks in the database; ``manage.py dbtasks_worker`` runs them."""
 
@@ -61,13 +78,21 @@ class DatabaseBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
-        # A mistake in OPTIONS is reported by `manage.py check` (dbtasks.E002)
-        # with the key and value; enqueue() refuses to run until it is fixed.
+        # A mistake in QUEUES or OPTIONS is reported by `manage.py check`
+        # (dbtasks.E002) with the key and value; enqueue() and the worker
+        # refuse to run until it is fixed.
         self.options_error: OptionError | None = None
         try:
+            if "QUEUES" in params:
+                self.queues = parse_queues(alias, params["QUEUES"])
             self.config: BackendOptions = parse_options(alias, self.queues, self.options)
         except OptionError as error:
             self.options_error = error
+            if "QUEUES" in params and not isinstance(params["QUEUES"], list | tuple):
+                # Django read QUEUES="default" as the letters d, e, f...: every
+                # @task module would fail to import before the check could say
+                # why. Accept any queue name until QUEUES is fixed.
+                self.queues = set()
             self.config = parse_options(alias, self.queues, {})
 
     # --- What the framework calls ------------------------------------------
@@ -102,18 +127,43 @@ class DatabaseBackend(BaseTaskBackend):
         """Return the result with this id, or raise TaskResultDoesNotExist."""
         from dbtasks.models import DBTaskResult
 
-        try:
-            pk = int(str(result_id))
-        except ValueError:
-            raise TaskResultDoesNotExist(result_id) from None
-        if not 0 < pk < 2**63:
+        pk = parse_result_id(result_id)
+        if pk is None:
             raise TaskResultDoesNotExist(result_id)
         try:
             row = DBTaskResult.objects.get(pk=pk, backend_name=self.alias)
             history = list(row.attempts.all()) if row.attempt_count else []
             return row.to_task_result(history=history)
-        except (DBTaskResult.DoesNotExist, TaskFunctionMissing) as error:
+        except (
+            DBTaskResult.DoesNotExist,
+            TaskFunctionMissing,
+            SuspiciousOperation,
+            TaskArgumentsCorrupt,
+            InvalidTask,
+        ) as error:
+            # A row that no longer makes a Task call (its function gone or not
+            # a Task, its arguments or options malformed) has no TaskResult to
+            # give; the caller sees the one exception the contract allows.
             raise TaskResultDoesNotExist(result_id) from error
+
+    def cancel(self, result_id: str) -> bool:
+        """Cancel a READY task so it never runs; return whether it was cancelled.
+
+        A task already claimed by a worker (RUNNING) or finished is left
+        alone and False is returned. The result then reads FAILED, with a
+        ``dbtasks.exceptions.TaskCancelled`` error.
+        """
+        from dbtasks.models import DBTaskResult
+
+        pk = parse_result_id(result_id)
+        if pk is None:
+            raise TaskResultDoesNotExist(result_id)
+        rows = DBTaskResult.objects.filter(pk=pk, backend_name=self.alias)
+        if rows.cancel_ready(timezone.now()):
+            return True
+        if not rows.exists():
+            raise TaskResultDoesNotExist(result_id)
+        return False
 
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
         yield from super().check(**kwargs)

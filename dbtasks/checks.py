@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 E001_MSG = "dbtasks must be in INSTALLED_APPS to use {backend}."
 E001_HINT = "Add 'dbtasks' to INSTALLED_APPS."
-E002_HINT = "Fix TASKS[{alias!r}]['OPTIONS']; the README's 'Configure queues' lists every key."
+E002_HINT = (
+    "Fix TASKS[{alias!r}] (QUEUES or OPTIONS); the README's 'Configure queues' lists every key."
+)
 E003_MSG = "Schedule {name!r} runs {path!r}, which {problem}."
 E003_HINT = "Point the schedule's 'task' at a function decorated with @task."
 W001_MSG = (

@@ -53,7 +53,7 @@ def claim(
             last_attempted_at = %s
         WHERE id IN (
             SELECT id FROM {table}
-            WHERE status = %s
+            WHERE status = '{READY.value}'
               AND backend_name = %s
               AND queue_name IN ({", ".join(["%s"] * len(queues))})
               AND available_after <= %s
@@ -61,8 +61,12 @@ def claim(
             LIMIT %s{skip_locked}
         )
         RETURNING {columns}
-    """  # Only quoted names and placeholders are interpolated above.
-    params = [RUNNING, worker_id, at, at, READY, backend_name, *queues, at, limit]
+    """  # Only quoted names, placeholders and the READY constant are interpolated above.
+    # READY is written into the SQL, not bound: dbtasks_ready_idx is partial
+    # (WHERE status = 'READY'), and a planner can only use it when it sees
+    # the value. With a bound parameter, a prepared statement's generic plan
+    # (Postgres with server-side binding) falls back to a sequential scan.
+    params = [RUNNING, worker_id, at, at, backend_name, *queues, at, limit]
     rows = list(DBTaskResult.objects.using(db).raw(sql, params))
     rows.sort(key=lambda row: (-row.priority, row.available_after, row.pk))
     return rows

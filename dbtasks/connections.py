@@ -27,3 +27,23 @@ def discard_if_broken(alias: str) -> None:
         logger.info("Database connection %r is unusable; reconnecting on next use", alias)
         connection.close()
     connection.errors_occurred = False
+
+
+def recheck_before_task(alias: str) -> None:
+    """Make this thread's connection to ``alias`` fit for one more task.
+
+    What Django does before each request (``close_old_connections()``), minus
+    closing healthy connections at ``CONN_MAX_AGE``: drop a connection an
+    error broke or a task left outside autocommit, and have Django
+    health-check it before its next query (when ``CONN_HEALTH_CHECKS`` is on).
+    A connection the server dropped while this thread was idle then costs a
+    reconnect, not the task's attempt (its own first query would fail).
+    """
+    connection = connections[alias]
+    if connection.connection is None or connection.in_atomic_block:
+        return
+    if connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]:
+        connection.close()
+        return
+    discard_if_broken(alias)
+    connection.health_check_done = False

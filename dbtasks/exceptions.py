@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dbtasks.compat import InvalidTask
 
 
@@ -17,6 +19,24 @@ class PermanentFailure(Exception):
     """
 
 
+class RetryLater(Exception):
+    """Raise from a task to be retried no sooner than ``delay`` (like HTTP Retry-After).
+
+    The retry still counts against ``max_attempts``; the wait is the longer
+    of ``delay`` and the queue's backoff::
+
+        raise RetryLater("ntfy is rate limiting", delay=timedelta(seconds=30)) from error
+    """
+
+    def __init__(self, message: str, *, delay: timedelta | float) -> None:
+        super().__init__(message)
+        self.delay = delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
+
+
+class TaskCancelled(Exception):
+    """The task was cancelled before it ran (``DatabaseBackend.cancel``, or the admin)."""
+
+
 class WorkerLost(Exception):
     """The worker running this attempt stopped heartbeating (killed, or its host died)."""
 
@@ -27,6 +47,10 @@ class WorkerShutdown(Exception):
 
 class TaskFunctionMissing(Exception):
     """The task's function can no longer be imported (renamed or removed)."""
+
+
+class TaskArgumentsCorrupt(Exception):
+    """A row's arguments are not the ``{"args": [...], "kwargs": {...}}`` enqueue() writes."""
 
 
 class InvalidTaskArguments(InvalidTask):

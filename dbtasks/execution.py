@@ -1,10 +1,11 @@
 """Step 4 of the tour: run one claimed row and record how it ended.
 
-``execute()`` calls the task, then ``record_attempt()`` writes the outcome in
-one small transaction: the row's new state (SUCCESSFUL, FAILED, or READY
-again after a backoff) and a ``DBTaskAttempt`` with the error. The update is
-guarded by (status, worker, attempt number), so an attempt that another
-worker has already closed (say, as ``WorkerLost``) is never overwritten.
+``execute()`` calls the task, then ``record_attempt()`` decides the outcome:
+the row's new state (SUCCESSFUL, FAILED, or READY again after a backoff) and
+a ``DBTaskAttempt`` with the error, written together by
+``attempts.close_attempt()``. The write is guarded by (status, worker,
+attempt number), so an attempt that another worker has already closed (say,
+as ``WorkerLost``) is never overwritten.
 """
 
 from __future__ import annotations
@@ -14,23 +15,26 @@ import threading
 import traceback
 from collections.abc import Callable
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
-from django.db import transaction
 from django.utils import timezone
 
+from dbtasks.attempts import close_attempt
+from dbtasks.compat import InvalidTask
 from dbtasks.compat import TaskContext
 from dbtasks.compat import TaskResult
 from dbtasks.compat import task_finished
 from dbtasks.compat import task_started
 from dbtasks.connections import discard_if_broken
 from dbtasks.exceptions import PermanentFailure
+from dbtasks.exceptions import RetryLater
+from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.exceptions import TaskFunctionMissing
 from dbtasks.models import FAILED
 from dbtasks.models import READY
-from dbtasks.models import RUNNING
 from dbtasks.models import SUCCESSFUL
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
@@ -61,45 +65,47 @@ def record_attempt(
     now: datetime,
     error: BaseException | None = None,
     return_value: Any = None,
+    retry: bool = True,
 ) -> DBTaskAttempt | None:
     """Close the row's running attempt; return it, or None if it was not ours.
 
     Success ends the task. A failure schedules a retry after the backoff,
-    unless no attempt is left or the error is a ``PermanentFailure``.
+    unless no attempt is left, the error is a ``PermanentFailure``, or the
+    caller says retrying cannot help (``retry=False``).
     """
     changes: dict[str, Any] = {"worker_id": ""}
     if error is None:
         changes |= {"status": SUCCESSFUL, "finished_at": now, "return_value": return_value}
-    elif policy.should_retry(row.attempt_count) and not isinstance(error, PermanentFailure):
-        changes |= {
-            "status": READY,
-            "available_after": now + policy.backoff(row.attempt_count),
-        }
+    elif (
+        retry and policy.should_retry(row.attempt_count) and not isinstance(error, PermanentFailure)
+    ):
+        changes |= {"status": READY, "available_after": now + retry_delay(policy, row, error)}
     else:
         changes |= {"status": FAILED, "finished_at": now}
 
-    db = row._state.db
-    with transaction.atomic(using=db):
-        closed = (
-            DBTaskResult.objects.using(db)
-            .filter(pk=row.pk, status=RUNNING, worker_id=worker_id, attempt_count=row.attempt_count)
-            .update(**changes)
-        )
-        if not closed:
-            return None
-        attempt = DBTaskAttempt.objects.using(db).create(
-            result_id=row.pk,
-            number=row.attempt_count,
-            worker_id=worker_id,
-            started_at=row.last_attempted_at or now,
-            stopped_at=now,
-            outcome=FAILED if error else SUCCESSFUL,
-            exception_class_path=exception_path(error) if error else "",
-            traceback="".join(traceback.format_exception(error)) if error else "",
-        )
+    attempt = DBTaskAttempt(
+        result_id=row.pk,
+        number=row.attempt_count,
+        worker_id=worker_id,
+        started_at=row.last_attempted_at or now,
+        stopped_at=now,
+        outcome=FAILED if error else SUCCESSFUL,
+        exception_class_path=exception_path(error) if error else "",
+        traceback="".join(traceback.format_exception(error)) if error else "",
+    )
+    if not close_attempt(row, worker_id=worker_id, changes=changes, attempt=attempt):
+        return None
     for name, value in changes.items():
         setattr(row, name, value)
     return attempt
+
+
+def retry_delay(policy: QueuePolicy, row: DBTaskResult, error: BaseException) -> timedelta:
+    """The backoff after this failed attempt, or longer if the task asked (``RetryLater``)."""
+    delay = policy.backoff(row.attempt_count)
+    if isinstance(error, RetryLater):
+        delay = max(delay, error.delay)
+    return delay
 
 
 def record_until_done(
@@ -157,13 +163,18 @@ def execute(
     history = history_of(row)
     try:
         task = row.load_task()
-    except (TaskFunctionMissing, SuspiciousOperation) as error:
-        # No Task, so no TaskResult and no signals: record it and go on.
+        result = row.to_task_result(history, task)
+    except (TaskFunctionMissing, SuspiciousOperation, TaskArgumentsCorrupt, InvalidTask) as error:
+        # No TaskResult, so no signals: record it and go on. A function that
+        # cannot be imported follows the retry policy: during a rolling
+        # deploy an old worker may claim a task only the new code defines,
+        # and a later attempt on an updated worker will run it. A row that
+        # is not a Task or is corrupt cannot get better: it fails at once.
         logger.error("Task id=%s path=%s cannot run: %s", row.pk, row.task_path, error)
-        record_until_done(row, error=error, now=clock(), **record)
+        retry = isinstance(error, TaskFunctionMissing)
+        record_until_done(row, error=error, now=clock(), retry=retry, **record)
         return
 
-    result = row.to_task_result(history, task)
     task_started.send(sender, task_result=result)
     try:
         return_value = call_task(result)

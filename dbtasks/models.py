@@ -26,6 +26,7 @@ from dbtasks.compat import Task
 from dbtasks.compat import TaskError
 from dbtasks.compat import TaskResult
 from dbtasks.compat import TaskResultStatus
+from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.exceptions import TaskFunctionMissing
 
 READY = TaskResultStatus.READY
@@ -58,7 +59,17 @@ class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
     def requeue_failed(self, now: datetime) -> int:
         """Make FAILED rows READY to run now; each gets one more attempt. Return how many."""
         return self.filter(status=FAILED).update(
-            status=READY, available_after=now, finished_at=None, worker_id=""
+            status=READY, available_after=now, finished_at=None, cancelled_at=None, worker_id=""
+        )
+
+    def cancel_ready(self, now: datetime) -> int:
+        """Cancel READY rows: FAILED at once, never run. Return how many.
+
+        Only READY rows change, in one guarded UPDATE: a row a worker has
+        claimed (RUNNING) is not cancelled, and a cancelled row is never claimed.
+        """
+        return self.filter(status=READY).update(
+            status=FAILED, finished_at=now, cancelled_at=now, worker_id=""
         )
 
     def unfinished_before(self, cutoff: datetime) -> DBTaskResultQuerySet:
@@ -84,6 +95,8 @@ class DBTaskResult(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     last_attempted_at = models.DateTimeField(null=True, blank=True)
     return_value = models.JSONField(null=True, blank=True)
+    # Set when the task was cancelled before it ran (status FAILED).
+    cancelled_at = models.DateTimeField(null=True, blank=True)
 
     # When the task may run next: run_after, or after a failure the backoff.
     available_after = models.DateTimeField()
@@ -128,11 +141,27 @@ class DBTaskResult(models.Model):
 
     @property
     def args(self) -> list[Any]:
-        return list(self.arguments.get("args", []))
+        return self.stored_arguments()[0]
 
     @property
     def kwargs(self) -> dict[str, Any]:
-        return dict(self.arguments.get("kwargs", {}))
+        return self.stored_arguments()[1]
+
+    def stored_arguments(self) -> tuple[list[Any], dict[str, Any]]:
+        """Return the stored args and kwargs; raise TaskArgumentsCorrupt if malformed.
+
+        enqueue() always writes {"args": [...], "kwargs": {...}}; anything else
+        (a hand edit, another writer) must fail this task, not the code reading it.
+        """
+        arguments = self.arguments
+        if isinstance(arguments, dict):
+            args, kwargs = arguments.get("args", []), arguments.get("kwargs", {})
+            if isinstance(args, list) and isinstance(kwargs, dict):
+                return list(args), dict(kwargs)
+        raise TaskArgumentsCorrupt(
+            f"Task id={self.pk} path={self.task_path}: its arguments must be "
+            f"{{'args': [...], 'kwargs': {{...}}}}, got {arguments!r}."
+        )
 
     def load_task(self) -> Task:
         """Import the task this row runs; raise TaskFunctionMissing if it is gone."""
@@ -146,6 +175,20 @@ class DBTaskResult(models.Model):
             # Only ever call things declared with @task, whatever the row says.
             raise SuspiciousOperation(f"{self.task_path!r} is not a Task.")
         return task
+
+    def cancellation_errors(self) -> list[TaskError]:
+        """A cancelled task has no failed run; its error says it was cancelled."""
+        if self.cancelled_at is None:
+            return []
+        return [
+            TaskError(
+                exception_class_path="dbtasks.exceptions.TaskCancelled",
+                traceback=(
+                    "dbtasks.exceptions.TaskCancelled: cancelled at "
+                    f"{self.cancelled_at.isoformat(timespec='seconds')} before it ran.\n"
+                ),
+            )
+        ]
 
     def to_task_result(
         self, history: Sequence[DBTaskAttempt], task: Task | None = None
@@ -175,7 +218,8 @@ class DBTaskResult(models.Model):
             args=self.args,
             kwargs=self.kwargs,
             backend=self.backend_name,
-            errors=[attempt.to_task_error() for attempt in history if attempt.is_failure],
+            errors=[attempt.to_task_error() for attempt in history if attempt.is_failure]
+            + self.cancellation_errors(),
             worker_ids=worker_ids,
         )
         # TaskResult is frozen and takes no return value in __init__; this
@@ -203,6 +247,16 @@ class DBTaskAttempt(models.Model):
     class Meta:
         verbose_name = "attempt"
         ordering = ["result", "number"]
+        indexes = [
+            # The dashboard's and metrics' "last hour" of attempts.
+            models.Index(fields=["stopped_at"], name="dbtasks_attempt_stopped_idx"),
+            # The latest failures, found without walking every success.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(outcome=FAILED),
+                name="dbtasks_attempt_failed_idx",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["result", "number"], name="dbtasks_attempt_number_unique"

@@ -145,7 +145,12 @@ def parse_duration(value: object, *, key: str) -> timedelta:
             f"{key} must be a duration such as '10 days' or '30 seconds', got {value!r}."
         )
     amount, unit = match.groups()
-    return timedelta(seconds=float(amount) * _UNITS[unit.lower()])
+    try:
+        return timedelta(seconds=float(amount) * _UNITS[unit.lower()])
+    except OverflowError:
+        # timedelta tops out at 999,999,999 days; without this a typo in a
+        # setting would crash backend construction instead of failing the check.
+        raise OptionError(f"{key} is too long, got {value!r}.") from None
 
 
 def _optional_duration(value: object, *, key: str) -> timedelta | None:
@@ -267,6 +272,17 @@ def _schedule(name: object, options: object, *, key: str, queues: set[str]) -> S
         queue_name=queue_name,
         priority=priority,
     )
+
+
+def parse_queues(alias: str, queues: object) -> set[str]:
+    """Validate ``TASKS[alias]["QUEUES"]``: a list of queue names (empty: any name)."""
+    key = f"TASKS[{alias!r}]['QUEUES']"
+    if not isinstance(queues, list | tuple):
+        raise OptionError(f"{key} must be a list of queue names, got {queues!r}.")
+    for name in queues:
+        if not isinstance(name, str) or not name.strip():
+            raise OptionError(f"{key} must hold queue names (non-empty strings), got {name!r}.")
+    return set(queues)
 
 
 def parse_options(alias: str, queues: Iterable[str], options: object) -> BackendOptions:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from croniter import croniter
@@ -32,10 +33,12 @@ logger = logging.getLogger(__name__)
 
 def latest_tick(schedule: Schedule, now: datetime) -> datetime:
     """The most recent tick of ``schedule`` at or before ``now``."""
-    itr = croniter(schedule.cron, now)
-    following = itr.get_next(datetime)
-    if following == now:
-        return now
+    # croniter's get_next() and get_prev() both skip their start time, so
+    # at exactly 12:00 "*/5 * * * *" would give 11:55. Looking forward from
+    # one second earlier finds a tick at ``now`` itself.
+    following = croniter(schedule.cron, now - timedelta(seconds=1)).get_next(datetime)
+    if following <= now:
+        return following
     return croniter(schedule.cron, now).get_prev(datetime)
 
 

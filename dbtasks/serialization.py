@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from dbtasks.compat import normalize_json
+
+# A NUL character as json.dumps writes it: \u0000 whose backslash is not
+# itself escaped (an even number of backslashes before it). A plain
+# substring test would also refuse the harmless text "\\u0000".
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def to_json_value(value: Any, *, what: str) -> Any:
@@ -17,17 +23,21 @@ def to_json_value(value: Any, *, what: str) -> Any:
     """
     try:
         normalized = normalize_json(value)
-    except TypeError as error:
+    except TypeError as error:  # a type JSON has no place for (datetime, set...)
         raise TypeError(f"{what} cannot be stored as JSON: {error}.") from None
+    except ValueError as error:  # bytes that are not UTF-8
+        raise ValueError(f"{what} cannot be stored as JSON: {error}.") from None
     try:
         text = json.dumps(normalized, allow_nan=False, ensure_ascii=False)
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"{what} contains text that is not valid Unicode.") from None
-    except ValueError as error:
-        raise ValueError(f"{what} is not valid JSON: {error}.") from None
-    if "\\u0000" in text:
-        raise ValueError(f"{what} must not contain NUL characters.")
+        raise ValueError(
+            f"{what} cannot be stored as JSON: it contains text that is not valid Unicode."
+        ) from None
+    except ValueError as error:  # NaN or infinity
+        raise ValueError(f"{what} cannot be stored as JSON: {error}.") from None
+    if _JSON_NUL.search(text):
+        raise ValueError(f"{what} cannot be stored as JSON: it contains a NUL character.")
     if json.loads(text) != normalized:
         raise ValueError(
             f"{what} would not survive a JSON round trip (dict keys must be strings): "

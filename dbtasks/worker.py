@@ -11,7 +11,9 @@ Shutdown: the first SIGTERM/SIGINT stops claiming and lets running tasks
 finish within ``grace`` seconds, then ``run()`` returns 0. A second signal,
 or the grace running out, closes the running attempts as ``WorkerShutdown``
 (the retry policy applies) and ``run()`` returns 1; the command then exits
-without waiting for the abandoned threads.
+without waiting for the abandoned threads. ``--max-tasks`` stops claiming
+the same way but waits for running tasks without a deadline (a signal
+starts the grace period).
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
-from concurrent.futures import Future
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
@@ -38,6 +39,7 @@ from django.utils import timezone
 from dbtasks.backend import DatabaseBackend
 from dbtasks.claims import claim
 from dbtasks.connections import discard_if_broken
+from dbtasks.connections import recheck_before_task
 from dbtasks.exceptions import WorkerShutdown
 from dbtasks.execution import execute
 from dbtasks.execution import record_attempt
@@ -49,11 +51,16 @@ from dbtasks.purge import purge_finished
 from dbtasks.purge import purge_unfinished
 from dbtasks.recovery import recover_lost_tasks
 from dbtasks.schedules import enqueue_due
+from dbtasks.threads import TaskThreads
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FORCED = 1
+# The longest the main thread waits before it looks at received signals.
+SIGNAL_CHECK_INTERVAL = 0.1  # seconds
+# How often a worker looks for due ticks of recurring schedules.
+SCHEDULE_CHECK_INTERVAL = 0.5  # seconds
 
 
 def make_worker_id(name: str | None = None) -> str:
@@ -101,6 +108,8 @@ class Worker:
         self.wake = threading.Event()  # something changed: look for work
         self._stop_requested_at: float | None = None
         self._heartbeat_stop = threading.Event()
+        # Signals received and not acted on yet (see _install_signal_handlers).
+        self._signals: deque[int] = deque()
 
         self._lock = threading.Lock()
         self.in_flight: dict[int, DBTaskResult] = {}
@@ -115,36 +124,40 @@ class Worker:
     def run(self) -> int:
         """Work until stopped; return the exit code (0, or 1 after a forced stop)."""
         restore_signals = self._install_signal_handlers()
-        self._register()
-        threads = [self._start_heartbeat()]
-        if self.backend.uses_listen_notify() and not self.options.oneshot:
-            threads.append(start_listener(self.db, wake=self.wake, stop=self._heartbeat_stop))
-        logger.info(
-            "Worker %s started: queues=%s threads=%d backend=%s",
-            self.id,
-            ",".join(self.queues),
-            self.options.threads,
-            self.backend.alias,
-        )
-        pool = ThreadPoolExecutor(self.options.threads, thread_name_prefix="dbtasks-task")
         try:
-            self._loop(pool)
-            code = self._drain()
+            self._register()
+            threads = [self._start_heartbeat()]
+            if self.backend.uses_listen_notify() and not self.options.oneshot:
+                threads.append(start_listener(self.db, wake=self.wake, stop=self._heartbeat_stop))
+            logger.info(
+                "Worker %s started: queues=%s threads=%d backend=%s",
+                self.id,
+                ",".join(self.queues),
+                self.options.threads,
+                self.backend.alias,
+            )
+            pool = TaskThreads(self.options.threads, self._run_one)
+            try:
+                self._loop(pool)
+                code = self._drain()
+            finally:
+                # Abandoned threads may run for a long time yet: do not wait.
+                pool.shutdown(wait=not self.abandon.is_set())
+                self._heartbeat_stop.set()
+                for thread in threads:
+                    thread.join(timeout=5)
+                self._unregister()
         finally:
-            pool.shutdown(wait=not self.abandon.is_set(), cancel_futures=True)
-            self._heartbeat_stop.set()
-            for thread in threads:
-                thread.join(timeout=5)
-            self._unregister()
             restore_signals()
         logger.info("Worker %s stopped after %d tasks (exit %d)", self.id, self.processed, code)
         return code
 
     def request_stop(self) -> None:
-        """Stop claiming; a second call abandons the running tasks."""
-        if self.stopping.is_set():
+        """Stop claiming and let running tasks finish; a second call abandons them."""
+        if self._stop_requested_at is not None:
             self.abandon.set()
         else:
+            # Also after --max-tasks stopped the claiming: the grace period starts now.
             self._stop_requested_at = time.monotonic()
             self.stopping.set()
         self.wake.set()
@@ -154,17 +167,12 @@ class Worker:
             return lambda: None
 
         def handle(signum: int, frame: FrameType | None) -> None:
-            name = signal.Signals(signum).name
-            if self.stopping.is_set():
-                logger.warning("%s again: stopping now, running attempts will be retried", name)
-            else:
-                logger.info(
-                    "%s: finishing %d running task(s) within %.0fs; send it again to stop now",
-                    name,
-                    len(self.in_flight),
-                    self.options.grace,
-                )
-            self.request_stop()
+            # Python runs this in the main thread between two bytecodes, which
+            # may be inside Event.wait() or Event.clear() with the event's
+            # (non-reentrant) lock held: Event.set() here could deadlock the
+            # worker. So only note the signal (deque.append takes no lock);
+            # the main thread acts on it within SIGNAL_CHECK_INTERVAL.
+            self._signals.append(signum)
 
         previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
 
@@ -174,12 +182,41 @@ class Worker:
 
         return restore
 
+    def _check_signals(self) -> bool:
+        """Act on the signals received since the last call; return whether there were any."""
+        if not self._signals:
+            return False
+        while self._signals:
+            name = signal.Signals(self._signals.popleft()).name
+            if self._stop_requested_at is not None:
+                logger.warning("%s again: stopping now, running attempts will be retried", name)
+            else:
+                logger.info(
+                    "%s: finishing %d running task(s) within %gs; send it again to stop now",
+                    name,
+                    len(self.in_flight),
+                    self.options.grace,
+                )
+            self.request_stop()
+        return True
+
+    def _wait(self, timeout: float) -> None:
+        """Wait until woken or ``timeout`` seconds pass, acting on signals as they come."""
+        deadline = time.monotonic() + timeout
+        while not self._check_signals():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.wake.wait(min(remaining, SIGNAL_CHECK_INTERVAL)):
+                return
+
     # --- The loop -----------------------------------------------------------
 
-    def _loop(self, pool: ThreadPoolExecutor) -> None:
+    def _loop(self, pool: TaskThreads) -> None:
         delay = self.options.delay_min
         db_delay = 0.1
-        while not self.stopping.is_set():
+        while True:
+            self._check_signals()  # in case one came while we were not waiting
+            if self.stopping.is_set():
+                break
             self.wake.clear()
             try:
                 self._housekeeping()
@@ -188,7 +225,7 @@ class Worker:
                 # The database went away for a moment: keep the worker, retry.
                 logger.warning("Database error; retrying in %.1fs", db_delay, exc_info=True)
                 discard_if_broken(self.db)
-                self.stopping.wait(db_delay)
+                self._wait(db_delay)
                 db_delay = min(db_delay * 2, 30)
                 continue
             db_delay = 0.1
@@ -202,9 +239,9 @@ class Worker:
                 continue  # more may be ready: claim again at once
             if self._capacity() == 0:
                 # Busy: a finishing task sets wake. The timeout keeps housekeeping going.
-                self.wake.wait(self.config.heartbeat_interval.total_seconds())
+                self._wait(self.config.heartbeat_interval.total_seconds())
             else:
-                self.wake.wait(delay)
+                self._wait(delay)
                 delay = min(delay * 2, self.options.delay_max)
 
     def _should_exit(self, *, claimed_any: bool) -> bool:
@@ -234,51 +271,58 @@ class Worker:
         self.claimed += len(rows)
         return rows
 
-    def _submit(self, pool: ThreadPoolExecutor, row: DBTaskResult) -> None:
+    def _submit(self, pool: TaskThreads, row: DBTaskResult) -> None:
         with self._lock:
             self.in_flight[row.pk] = row
-        future = pool.submit(self._run_one, row)
-        future.add_done_callback(lambda done, pk=row.pk: self._finished(pk, done))
+        pool.submit(row)
 
     def _run_one(self, row: DBTaskResult) -> None:
-        execute(
-            row,
-            worker_id=self.id,
-            policy=self.config.policy(row.queue_name),
-            sender=type(self.backend),
-            clock=self.clock,
-            abandon=self.abandon,
-        )
+        """Run one claimed row (in a task thread)."""
+        completed = False
+        try:
+            recheck_before_task(self.db)
+            execute(
+                row,
+                worker_id=self.id,
+                policy=self.config.policy(row.queue_name),
+                sender=type(self.backend),
+                clock=self.clock,
+                abandon=self.abandon,
+            )
+            completed = True
+        finally:
+            if not completed:
+                # execute() records every task failure itself; reaching here
+                # is a bug in dbtasks (the thread's excepthook prints it).
+                # Stop, so the row is recovered once we are gone instead of
+                # staying RUNNING under a live heartbeat.
+                logger.critical("Worker %s failed to run task id=%s; stopping", self.id, row.pk)
+                self.request_stop()
+            self._finished(row.pk)
 
-    def _finished(self, pk: int, future: Future[None]) -> None:
+    def _finished(self, pk: int) -> None:
         with self._lock:
             self.in_flight.pop(pk, None)
             self.processed += 1
-        error = future.exception() if not future.cancelled() else None
-        if error is not None:
-            # execute() records every task failure itself; reaching here is a
-            # bug in dbtasks. Stop, so the row is recovered once we are gone
-            # instead of staying RUNNING under a live heartbeat.
-            logger.critical("Worker %s failed to run task id=%s", self.id, pk, exc_info=error)
-            self.request_stop()
         self.wake.set()
 
     # --- Stopping -----------------------------------------------------------
 
     def _drain(self) -> int:
         """Wait for running tasks within the grace period; give back the rest."""
-        started = self._stop_requested_at or time.monotonic()
-        deadline = started + self.options.grace
         if self.in_flight:
             logger.info("Worker %s waiting for %d running task(s)", self.id, len(self.in_flight))
         while self.in_flight and not self.abandon.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                logger.warning(
-                    "Worker %s: grace period of %.0fs is over", self.id, self.options.grace
-                )
-                break
-            self.wake.wait(min(remaining, 0.5))
+            remaining = 0.5  # --max-tasks: no deadline until a signal asks to stop
+            if self._stop_requested_at is not None:
+                deadline = self._stop_requested_at + self.options.grace
+                remaining = min(deadline - time.monotonic(), remaining)
+                if remaining <= 0:
+                    logger.warning(
+                        "Worker %s: grace period of %gs is over", self.id, self.options.grace
+                    )
+                    break
+            self._wait(remaining)
             self.wake.clear()
         with self._lock:
             left = list(self.in_flight.values())
@@ -294,7 +338,7 @@ class Worker:
                 f"Worker {self.id!r} was stopped while running attempt {row.attempt_count}."
             )
             try:
-                record_attempt(
+                attempt = record_attempt(
                     row,
                     worker_id=self.id,
                     policy=self.config.policy(row.queue_name),
@@ -305,12 +349,14 @@ class Worker:
                 # Recovery closes it as WorkerLost once our heartbeat stops.
                 logger.exception("Task id=%s: could not record the shutdown", row.pk)
             else:
-                logger.warning(
-                    "Task id=%s path=%s given back (WorkerShutdown); now %s",
-                    row.pk,
-                    row.task_path,
-                    row.status,
-                )
+                if attempt is not None:
+                    logger.warning(
+                        "Task id=%s path=%s given back (WorkerShutdown); now %s",
+                        row.pk,
+                        row.task_path,
+                        row.status,
+                    )
+                # Else the task's own thread recorded its outcome just now.
 
     # --- Housekeeping -------------------------------------------------------
 
@@ -322,7 +368,8 @@ class Worker:
                 db=self.db, backend_name=self.backend.alias, config=self.config, now=self.clock()
             )
         if self.config.schedules and now >= self._next_schedule:
-            self._next_schedule = now + 1.0
+            # Twice a second, so a schedule ticking every second misses none.
+            self._next_schedule = now + SCHEDULE_CHECK_INTERVAL
             enqueue_due(self.backend, now=self.clock())
         purge = self.config.purge
         if purge.interval is not None and now >= self._next_purge:
@@ -393,8 +440,12 @@ def select_queues(
 ) -> tuple[str, ...]:
     """The queues a worker serves: ``only`` (or all configured) minus ``excluding``."""
     configured = set(configured)
+    if not configured and not only:
+        # Empty QUEUES means the backend takes any queue name (Django's rule),
+        # so there is no list to serve by default.
+        raise ValueError("The backend accepts any queue name (QUEUES is empty); pass --queue.")
     chosen = set(only) if only else configured
-    unknown = (chosen | set(excluding)) - configured
+    unknown = (chosen | set(excluding)) - configured if configured else set()
     if unknown:
         raise ValueError(
             f"Unknown queue(s) {', '.join(sorted(unknown))}; "

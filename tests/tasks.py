@@ -88,5 +88,27 @@ def record_run(key: str, seconds: float = 0) -> str:
     return key
 
 
-def not_a_task() -> None:
-    """A plain function: rows pointing here must never run it."""
+def not_a_task(key: str = "not_a_task") -> None:
+    """A plain function: rows pointing here must never run it (a run leaves a TaskRun)."""
+    from tests.testapp.models import TaskRun
+
+    TaskRun.objects.create(key=key, pid=os.getpid())
+
+
+@task(takes_context=True)
+def slow_first_attempt(context: TaskContext, key: str, seconds: float) -> int:
+    """Count the run in TaskRun; sleep on the first attempt only. Return the attempt."""
+    from tests.testapp.models import TaskRun
+
+    TaskRun.objects.create(key=key, pid=os.getpid())
+    if context.attempt == 1:
+        time.sleep(seconds)
+    return context.attempt
+
+
+@task
+def asks_to_retry_later(seconds: float) -> None:
+    """Fail, asking to be retried no sooner than ``seconds`` from now."""
+    from dbtasks.exceptions import RetryLater
+
+    raise RetryLater("come back later", delay=seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from tests import tasks
 from tests.conftest import run_worker
@@ -103,3 +104,44 @@ def test_rows_cannot_be_added_or_edited(admin_client, finished_tasks):
     )
     assert response.status_code == 403
     assert DBTaskResult.objects.get(pk=ok.id).status == "SUCCESSFUL"
+
+
+def test_cancel_action_cancels_ready_tasks_only(admin_client, finished_tasks):
+    ok, _ = finished_tasks
+    waiting = tasks.noop.enqueue()
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "cancel_ready", "_selected_action": [ok.id, waiting.id]},
+        follow=True,
+    )
+
+    messages = [str(message) for message in response.context["messages"]]
+    assert messages == [
+        "Cancelled 1 ready task(s).",
+        "Skipped 1 task(s) that were not ready (running or finished).",
+    ]
+    waiting.refresh()
+    assert waiting.status == "FAILED"
+    assert [error.exception_class_path for error in waiting.errors] == [
+        "dbtasks.exceptions.TaskCancelled"
+    ]
+    assert waiting.attempts == 0
+    run_worker()
+    waiting.refresh()
+    assert waiting.attempts == 0  # a cancelled task never runs
+
+
+def test_discard_action_deletes_failed_tasks_only(admin_client, finished_tasks):
+    ok, failed = finished_tasks
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "discard_failed", "_selected_action": [ok.id, failed.id]},
+        follow=True,
+    )
+
+    messages = [str(message) for message in response.context["messages"]]
+    assert messages == ["Discarded 1 failed task(s).", "Kept 1 task(s) that had not failed."]
+    assert list(DBTaskResult.objects.values_list("pk", flat=True)) == [int(ok.id)]
+    assert not DBTaskAttempt.objects.filter(result_id=failed.id).exists()

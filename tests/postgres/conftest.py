@@ -16,3 +16,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.postgres)
             if connection.vendor != "postgresql":
                 item.add_marker(skip)
+
+
+# The worker-process factory of tests/process, for the Postgres-only process tests.
+from tests.process.conftest import start_worker  # noqa: E402, F401

@@ -55,6 +55,12 @@ class Command(BaseCommand):
     def handle(
         self, *, which: str, before: Any, limit: int | None, backend: str, **options: Any
     ) -> None:
+        if backend not in task_backends.settings:
+            # Django's own message speaks of a "connection".
+            raise CommandError(
+                f"settings.TASKS has no backend {backend!r}; it has "
+                f"{', '.join(map(repr, task_backends.settings))}."
+            )
         try:
             task_backend = task_backends[backend]
         except InvalidTaskBackend as error:

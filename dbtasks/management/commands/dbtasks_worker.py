@@ -101,18 +101,20 @@ class Command(BaseCommand):
             action="store_true",
             help="Run until no task is ready, then exit (default: keep running).",
         )
+        # The delay defaults are strings: argparse only passes string defaults
+        # through type=, and these must become seconds like the flags do.
         parser.add_argument(
             "--delay-min",
             type=milliseconds,
-            default=50,
-            help="Shortest wait in ms between polls when idle (default: %(default)r).",
+            default="50",
+            help="Shortest wait in ms between polls when idle (default: %(default)s).",
         )
         parser.add_argument(
             "--delay-max",
             type=milliseconds,
-            default=250,
+            default="250",
             help="Longest wait in ms between polls when idle; on Postgres LISTEN/NOTIFY "
-            "wakes the worker sooner (default: %(default)r).",
+            "wakes the worker sooner (default: %(default)s).",
         )
         parser.add_argument(
             "--max-tasks",
@@ -147,6 +149,12 @@ class Command(BaseCommand):
     ) -> None:
         if delay_min > delay_max:
             raise CommandError("--delay-min must not be more than --delay-max.")
+        if backend not in task_backends.settings:
+            # Django's own message speaks of a "connection".
+            raise CommandError(
+                f"settings.TASKS has no backend {backend!r}; it has "
+                f"{', '.join(map(repr, task_backends.settings))}."
+            )
         try:
             task_backend = task_backends[backend]
         except InvalidTaskBackend as error:

@@ -1,0 +1,39 @@
+"""Tasks dbtasks ships: run them from a schedule (see the README's "Recurring tasks").
+
+For example, purge results every hour with a recurring task rather than
+inside every worker::
+
+    "OPTIONS": {
+        "purge": {"finished": "10 days", "unfinished": "20 days", "interval": None},
+        "schedules": {
+            "purge-results": {"task": "dbtasks.tasks.purge_expired_results", "cron": "17 * * * *"},
+        },
+    }
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from dbtasks.backend import DatabaseBackend
+from dbtasks.compat import task
+from dbtasks.compat import task_backends
+from dbtasks.purge import purge_finished
+from dbtasks.purge import purge_unfinished
+
+
+@task
+def purge_expired_results(backend: str = "default") -> dict[str, int]:
+    """Delete results older than ``backend``'s purge policy; return how many of each."""
+    task_backend = task_backends[backend]
+    if not isinstance(task_backend, DatabaseBackend):
+        raise TypeError(f"Backend {backend!r} is not a dbtasks DatabaseBackend.")
+    policy = task_backend.config.purge
+    now = timezone.now()
+    common = {"db": task_backend.db_alias, "backend_name": backend, "batch_size": policy.batch_size}
+    deleted = {"finished": 0, "unfinished": 0}
+    if policy.finished is not None:
+        deleted["finished"] = purge_finished(before=now - policy.finished, **common)
+    if policy.unfinished is not None:
+        deleted["unfinished"] = purge_unfinished(before=now - policy.unfinished, **common)
+    return deleted
