@@ -89,7 +89,6 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 request, f"Skipped {skipped} task(s) that had not failed.", messages.WARNING
             )
 
-
     @admin.action(description="Cancel selected ready tasks (they will never run)")
     def cancel_ready(self, request: HttpRequest, queryset: QuerySet[DBTaskResult]) -> None:
         selected = queryset.count()

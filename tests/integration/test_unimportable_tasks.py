@@ -60,9 +60,7 @@ def corrupt_row(task_path, *args, arguments=None):
         ),
     ],
 )
-def test_fails_with_an_error_that_says_why(
-    transactional_db, task_path, error_class, message
-):
+def test_fails_with_an_error_that_says_why(transactional_db, task_path, error_class, message):
     before = tasks.record_run.enqueue("before")
     corrupt = corrupt_row(task_path, "corrupt")
     after = tasks.record_run.enqueue("after")
