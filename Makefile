@@ -71,7 +71,7 @@ format: install ## Fix what ruff can.
 	$(RUN) ruff format .
 
 bench: install ## Run the benchmarks in bench/ (minutes; not part of make test).
-	$(RUN) python -m bench
+	BENCH_UV="$(UV)" BENCH_COMMAND="make bench" $(RUN) python -m bench $(BENCH_ARGS)
 
 clean: ## Remove the environments and local databases.
 	rm -rf .venv .tools db.sqlite3* staticfiles .pytest_cache test-artifacts

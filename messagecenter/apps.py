@@ -12,6 +12,10 @@ class MessageCenterConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from messagecenter.checks import check_allowed_hosts
         from messagecenter.checks import check_ntfy_url
+        from messagecenter.checks import check_secret_key
 
         checks.register(check_ntfy_url)
+        checks.register(check_secret_key)
+        checks.register(check_allowed_hosts)

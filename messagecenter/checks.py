@@ -1,7 +1,9 @@
 """System checks for Message Center's settings, run by ``manage.py check``.
 
-Settings never raise at import; a production setting that is missing or
-malformed is reported here instead, saying what to set.
+A production setting that is missing or malformed is reported here, saying
+what to set. Every management command that runs the checks stops on these
+errors before doing anything: ``migrate`` (the Procfile's release phase) and
+``dbtasks_worker`` included, so a broken deployment never starts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ E002_HINT = (
     "Use an http(s) URL that ends with a topic of 1-64 letters, digits, '-' or '_', "
     "e.g. https://ntfy.sh/<topic>."
 )
+E003_MSG = "SECRET_KEY is not set, so sessions cannot be signed and nobody can sign in."
+E003_HINT = (
+    "Set the SECRET_KEY environment variable to a long random string, e.g. the output of "
+    "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+)
+E004_MSG = "ALLOWED_HOSTS is empty while DEBUG is off, so every request would be refused (400)."
+E004_HINT = "Set ALLOWED_HOSTS to the comma-separated host names the site answers to."
 
 
 def check_ntfy_url(
@@ -40,3 +49,30 @@ def check_ntfy_url(
     except ImproperlyConfigured:
         return [checks.Error(E002_MSG.format(url=url), hint=E002_HINT, id="messagecenter.E002")]
     return []
+
+
+def check_secret_key(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """SECRET_KEY must not be empty (the development default applies only in DEBUG).
+
+    Django itself only refuses when something first signs a value (a session
+    saved at sign-in: a 500), or under ``check --deploy``. A worker, a
+    migration and gunicorn's start would all go ahead without it.
+    """
+    try:
+        key = settings.SECRET_KEY
+    except ImproperlyConfigured:  # "The SECRET_KEY setting must not be empty."
+        key = ""
+    if key:
+        return []
+    return [checks.Error(E003_MSG, hint=E003_HINT, id="messagecenter.E003")]
+
+
+def check_allowed_hosts(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """ALLOWED_HOSTS must name the site's hosts when DEBUG is off."""
+    if settings.DEBUG or settings.ALLOWED_HOSTS:
+        return []
+    return [checks.Error(E004_MSG, hint=E004_HINT, id="messagecenter.E004")]

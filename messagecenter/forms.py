@@ -7,6 +7,7 @@ future. Any Unicode a person types is accepted and kept as typed.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 import zoneinfo
 from datetime import datetime
@@ -32,6 +33,12 @@ MAX_DELIVERY_DELAY = timedelta(days=7)
 # characters (Cf) are allowed: emoji sequences need the zero-width joiner,
 # and right-to-left text uses direction marks.
 LINE_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+@functools.cache
+def known_time_zones() -> frozenset[str]:
+    """The IANA names the time zone database has (read once: it scans a directory)."""
+    return frozenset(zoneinfo.available_timezones())
 
 
 class NotificationForm(forms.ModelForm):
@@ -122,12 +129,15 @@ class NotificationForm(forms.ModelForm):
 
     def clean_time_zone(self) -> tzinfo | None:
         name = self.cleaned_data["time_zone"].strip()
-        if not name:
+        # Only names from the time zone database reach ZoneInfo(): it opens a
+        # file named after its argument, so "America" (a directory) or a
+        # 300-character name raised OSError, a 500, not a validation error.
+        if not name or name not in known_time_zones():
+            # A stale or odd browser value: fall back to the server's zone.
             return None
         try:
             return zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            # A stale or odd browser value: fall back to the server's zone.
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             return None
 
     def clean(self) -> dict[str, Any]:

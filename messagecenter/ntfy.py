@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
@@ -51,6 +54,25 @@ class NtfyUnavailable(NtfyError):
         super().__init__(message, status_code=status_code)
         # What ntfy's Retry-After header said, when it said something.
         self.retry_after = retry_after
+
+    @property
+    def retry_after_seconds(self) -> float | None:
+        """Retry-After as seconds from now (it may be seconds or an HTTP date), capped at 1 h."""
+        if not self.retry_after:
+            return None
+        value = self.retry_after.strip()
+        if value.isdigit():
+            seconds = float(value)
+        else:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None  # not a value we understand: the usual backoff applies
+            if when.tzinfo is None:
+                return None
+            seconds = (when - datetime.now(UTC)).total_seconds()
+        # A server asking for more than an hour is not a wait to honour blindly.
+        return min(max(seconds, 0.0), 3600.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

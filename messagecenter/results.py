@@ -26,10 +26,15 @@ from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
 
-# Not a TaskResultStatus: the result is gone (purged by the retention policy).
+# Not TaskResultStatus values: the result is gone (purged by the retention
+# policy), or it FAILED because it was cancelled before it ran.
 EXPIRED = "EXPIRED"
-LABELS = {**dict(TaskResultStatus.choices), EXPIRED: "Expired"}
-FINAL_STATUSES = frozenset({TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED, EXPIRED})
+CANCELLED = "CANCELLED"
+CANCELLED_ERROR = "dbtasks.exceptions.TaskCancelled"
+LABELS = {**dict(TaskResultStatus.choices), EXPIRED: "Expired", CANCELLED: "Cancelled"}
+FINAL_STATUSES = frozenset(
+    {TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED, EXPIRED, CANCELLED}
+)
 
 MAX_ERROR_LENGTH = 300
 
@@ -55,7 +60,12 @@ class Delivery:
 
     @property
     def can_retry(self) -> bool:
-        return self.status == TaskResultStatus.FAILED
+        return self.status in {TaskResultStatus.FAILED, CANCELLED}
+
+    @property
+    def can_cancel(self) -> bool:
+        """Not claimed by a worker yet (waiting, scheduled, or between retries)."""
+        return self.status == TaskResultStatus.READY
 
     @property
     def is_retrying(self) -> bool:
@@ -96,8 +106,11 @@ def delivery_from_result(result: TaskResult) -> Delivery:
     if result.errors:
         error = result.errors[-1]
         last_error = one_line_error(error.exception_class_path, error.traceback)
+    cancelled = result.status == TaskResultStatus.FAILED and any(
+        error.exception_class_path == CANCELLED_ERROR for error in result.errors
+    )
     return Delivery(
-        status=result.status.value,
+        status=CANCELLED if cancelled else result.status.value,
         attempts=result.attempts,
         last_error=last_error,
         ntfy_id=(
@@ -144,7 +157,7 @@ def deliveries_for(notifications: Iterable[Notification]) -> dict[int, Delivery]
             error_class=Subquery(latest_failure.values("exception_class_path")[:1]),
             error_traceback=Subquery(latest_failure.values("traceback")[:1]),
         )
-        .only("pk", "status", "attempt_count", "return_value")
+        .only("pk", "status", "attempt_count", "return_value", "cancelled_at")
     )
     by_id = {str(row.pk): row for row in rows}
     return {
@@ -159,7 +172,7 @@ def delivery_from_row(row: DBTaskResult | None) -> Delivery:
         return Delivery(status=EXPIRED)
     status = TaskResultStatus(row.status)
     return Delivery(
-        status=status.value,
+        status=CANCELLED if row.cancelled_at else status.value,
         attempts=row.attempt_count,
         last_error=(
             one_line_error(row.error_class, row.error_traceback or "") if row.error_class else ""

@@ -1,18 +1,24 @@
 """Settings for Message Center, read from the environment.
 
 Every value has a safe default for local development; production values come
-from environment variables (see the README's "Deploying" section). Nothing here
-raises: missing production values are reported by system checks
-(``messagecenter/checks.py``) so ``manage.py check`` names them.
+from environment variables (see the README's "Deploying" section). Missing
+production values are reported by system checks (``messagecenter/checks.py``)
+so ``manage.py check`` (and every command that runs the checks, the worker
+included) names them. Only a value that cannot be read at all raises here,
+with ``ImproperlyConfigured`` naming the variable: a malformed DATABASE_URL,
+or a number that is not one.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -29,6 +35,30 @@ def env_bool(name: str, *, default: bool) -> bool:
 def env_list(name: str, default: str = "") -> list[str]:
     """Read a comma-separated environment variable into a list."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_seconds(name: str, default: float) -> float:
+    """Read a positive number of seconds; an unreadable value names the variable."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ImproperlyConfigured(f"{name} must be a positive number of seconds, got {value!r}.")
+    return seconds
+
+
+def env_int(name: str, default: int) -> int:
+    """Read a whole number of at least 0; an unreadable value names the variable."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 0, got {value!r}.")
+    return int(value)
 
 
 # --- Core -------------------------------------------------------------------
@@ -112,11 +142,31 @@ SQLITE_OPTIONS: dict[str, Any] = {
 }
 
 
-def database_config(url: str) -> dict[str, Any]:
-    """Build a DATABASES entry from a URL, with our SQLite options."""
-    config: dict[str, Any] = dict(
-        dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
-    )
+def redact_password(url: str) -> str:
+    """The URL with its password replaced by ``***``, fit for an error message."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def database_config(url: str, *, name: str = "DATABASE_URL") -> dict[str, Any]:
+    """Build a DATABASES entry from a URL, with our SQLite options.
+
+    ``name`` is the variable the URL came from: a URL that cannot be parsed
+    raises ImproperlyConfigured naming it (dj-database-url's own errors do
+    not say which setting was wrong), with any password masked.
+    """
+    if not url.strip():
+        raise ImproperlyConfigured(
+            f"{name} is set but empty. Set it to a database URL such as "
+            "postgres://user:password@host:5432/name, or unset it for the local SQLite file."
+        )
+    try:
+        config: dict[str, Any] = dict(
+            dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
+        )
+    except ValueError as error:  # dj_database_url.ParseError, UnknownSchemeError
+        raise ImproperlyConfigured(
+            f"{name} {redact_password(url)!r} is not a database URL: {error}"
+        ) from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
     return config
@@ -142,7 +192,15 @@ TASKS = {
         "OPTIONS": {
             "max_attempts": 5,
             "backoff_factor": 3,
-            "purge": {"finished": "10 days", "unfinished": "20 days"},
+            # The retention purge runs as a recurring task (at 17 past every
+            # hour) rather than inside every worker.
+            "purge": {"finished": "10 days", "unfinished": "20 days", "interval": None},
+            "schedules": {
+                "purge-results": {
+                    "task": "dbtasks.tasks.purge_expired_results",
+                    "cron": "17 * * * *",
+                },
+            },
         },
     }
 }
@@ -161,7 +219,7 @@ NTFY_URL = os.environ.get("NTFY_URL", "")
 # Optional access token for protected topics, sent as a Bearer token.
 NTFY_TOKEN = os.environ.get("NTFY_TOKEN", "")
 # Seconds to wait for ntfy before the attempt fails (and is retried).
-NTFY_TIMEOUT = float(os.environ.get("NTFY_TIMEOUT", "10") or "10")
+NTFY_TIMEOUT = env_seconds("NTFY_TIMEOUT", 10.0)
 
 
 # --- Authentication ---------------------------------------------------------
@@ -214,7 +272,7 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # production-like stack served over plain http on localhost (docker compose).
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG)
-SECURE_HSTS_SECONDS = 0 if DEBUG else int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_REFERRER_POLICY = "same-origin"
@@ -238,7 +296,12 @@ SECURE_CSP = {
 # --- Logging ----------------------------------------------------------------
 
 # Everything to stdout, one line per event: what process managers collect.
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    # logging.config would fail with "Unknown level", without naming the variable.
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

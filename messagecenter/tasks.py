@@ -12,6 +12,7 @@ from typing import Any
 from django.tasks import task
 
 from dbtasks.exceptions import PermanentFailure
+from dbtasks.exceptions import RetryLater
 from messagecenter import ntfy
 from messagecenter.models import Notification
 
@@ -23,7 +24,8 @@ def send_notification(notification_id: int) -> dict[str, Any]:
     Failures raise, so the backend's retry policy applies (with dbtasks:
     up to ``max_attempts`` runs, waiting ``backoff_factor ** n`` seconds
     after failed run *n*). Timeouts, unreachable servers, 429 and 5xx
-    answers are retried that way.
+    answers are retried that way; a 429 with Retry-After waits at least as
+    long as ntfy asked (``dbtasks.exceptions.RetryLater``).
 
     Failures that retrying cannot fix raise ``dbtasks.exceptions.PermanentFailure``
     instead, chained to the cause: dbtasks then marks the task FAILED at
@@ -50,3 +52,9 @@ def send_notification(notification_id: int) -> dict[str, Any]:
         return ntfy.publish(message)
     except ntfy.NtfyRejected as error:
         raise PermanentFailure(str(error)) from error
+    except ntfy.NtfyUnavailable as error:
+        # A 429 says when to come back: wait at least that long (RetryLater),
+        # still counting the attempt. Anything else takes the usual backoff.
+        if error.retry_after_seconds:
+            raise RetryLater(str(error), delay=error.retry_after_seconds) from error
+        raise

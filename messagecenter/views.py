@@ -20,12 +20,14 @@ from django.shortcuts import get_object_or_404
 from django.shortcuts import redirect
 from django.shortcuts import render
 from django.tasks import TaskResult
+from django.tasks.exceptions import TaskResultDoesNotExist
 from django.views.decorators.http import require_GET
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
+from dbtasks.backend import DatabaseBackend
 from messagecenter.forms import NotificationForm
 from messagecenter.models import Notification
 from messagecenter.results import Delivery
@@ -158,6 +160,30 @@ def notification_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Trying again. Its status updates below.")
     else:
         messages.info(request, "That notification has not failed, so it was not retried.")
+    return redirect("index")
+
+
+@require_POST
+def notification_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Cancel a notification that has not been sent yet (a scheduled one, say).
+
+    dbtasks cancels only a task that no worker has claimed: one already
+    being delivered goes on, and the row shows how it ends.
+    """
+    notification = get_object_or_404(Notification, pk=pk, owner=request.user)
+    backend = send_notification.get_backend()
+    cancelled = False
+    if isinstance(backend, DatabaseBackend) and delivery_of(notification).can_cancel:
+        try:
+            cancelled = backend.cancel(notification.task_result_id)
+        except TaskResultDoesNotExist:
+            cancelled = False  # purged meanwhile: it shows as expired
+    if request.htmx:
+        return render_row(request, notification, delivery_of(notification))
+    if cancelled:
+        messages.success(request, "Cancelled: it will not be sent.")
+    else:
+        messages.info(request, "That notification was already on its way, so it was not cancelled.")
     return redirect("index")
 
 

@@ -3,7 +3,7 @@
 It speaks the two ways of publishing that ntfy has (JSON to the server root,
 or the message as the body of a POST to ``/<topic>``), records every request,
 and answers as told: like ntfy (the default), with a given status, after a
-delay, or failing the first N requests. Use it in tests::
+delay, failing the first N requests, or not at all (a connection reset). Use it in tests::
 
     with NtfyStandIn() as ntfy:          # or the ``ntfy`` pytest fixture
         ntfy.fail_first(2, status=500)
@@ -26,7 +26,9 @@ import collections
 import json
 import logging
 import secrets
+import socket
 import string
+import struct
 import sys
 import threading
 import time
@@ -56,13 +58,16 @@ class Reply:
 
     ``body=None`` answers like ntfy: the published message as JSON on a 2xx,
     an ntfy-style ``{"code", "http", "error"}`` otherwise. ``delay`` seconds
-    pass before the answer (a hanging server, to test timeouts).
+    pass before the answer (a hanging server, to test timeouts). ``reset``
+    answers nothing: the connection is reset (TCP RST), as when a server or
+    a proxy in front of it crashes mid-request.
     """
 
     status: int = 200
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    reset: bool = False
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Reply:
@@ -71,6 +76,7 @@ class Reply:
             body=data.get("body"),
             headers=dict(data.get("headers", {})),
             delay=float(data.get("delay", 0)),
+            reset=bool(data.get("reset", False)),
         )
 
 
@@ -189,6 +195,13 @@ class NtfyStandIn:
         """Answer the next ``count`` requests with ``status``, then succeed."""
         self.reply_next(*[Reply(status=status)] * count)
 
+    def reset_connections(self, times: int | None = None) -> None:
+        """Reset the connection of the next ``times`` requests (or of all) without answering."""
+        if times is None:
+            self.reply_always(Reply(reset=True))
+        else:
+            self.reply_next(*[Reply(reset=True)] * times)
+
     def hang(self, seconds: float, times: int | None = None) -> None:
         """Wait ``seconds`` before answering (the next ``times`` requests, or all)."""
         if times is None:
@@ -301,6 +314,9 @@ class _Handler(BaseHTTPRequestHandler):
         logger.info("%s %s %s -> %d", self.command, self.path, body[:200], reply.status)
         if reply.delay and self.stand_in._stopping.wait(reply.delay):
             return  # shutting down: the client has long given up
+        if reply.reset:
+            self._reset_connection()
+            return
         self._answer(request, reply)
 
     do_PUT = do_POST
@@ -319,6 +335,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             body = ntfy_error(reply.status)
         self._send(reply.status, body, reply.headers)
+
+    def _reset_connection(self) -> None:
+        # A zero linger time makes close() send RST instead of FIN: the client
+        # reads "Connection reset by peer", not an orderly end of stream.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
 
     def _control(self, body: bytes) -> None:
         if self.path == f"{CONTROL_PREFIX}reset":

@@ -71,6 +71,10 @@ TASKS = {
     },
     "immediate": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
 }
+# Other keys of the default backend (BACKEND, QUEUES) can be replaced too, with
+# TEST_TASK_BACKEND='{"QUEUES": ["default"]}': the bad-configuration tests
+# start subprocesses with mistakes there.
+TASKS["default"] |= json.loads(os.environ.get("TEST_TASK_BACKEND", "{}"))
 
 LOGGING = {
     "version": 1,

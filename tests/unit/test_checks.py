@@ -1,4 +1,4 @@
-"""messagecenter's system checks: NTFY_URL is required outside DEBUG, and must be a topic URL."""
+"""messagecenter's system checks: NTFY_URL, SECRET_KEY and (outside DEBUG) ALLOWED_HOSTS."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from django.core import checks
 
 from messagecenter.checks import E001_HINT
 from messagecenter.checks import E001_MSG
+from messagecenter.checks import check_allowed_hosts
 from messagecenter.checks import check_ntfy_url
+from messagecenter.checks import check_secret_key
 
 
 def test_missing_ntfy_url_is_an_error_outside_debug(settings):
@@ -47,3 +49,19 @@ def test_check_is_registered(settings):
     settings.DEBUG = False
     ids = [message.id for message in checks.run_checks()]
     assert "messagecenter.E001" in ids
+
+
+def test_an_empty_secret_key_is_an_error(settings):
+    settings.SECRET_KEY = ""
+    (error,) = check_secret_key()
+    assert error.id == "messagecenter.E003"
+    assert error.msg.startswith("SECRET_KEY is not set")
+
+
+def test_empty_allowed_hosts_is_an_error_outside_debug(settings):
+    settings.ALLOWED_HOSTS = []
+    settings.DEBUG = False
+    (error,) = check_allowed_hosts()
+    assert error.id == "messagecenter.E004"
+    settings.DEBUG = True
+    assert check_allowed_hosts() == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import socket
+from email.utils import format_datetime
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -179,3 +181,20 @@ def test_redirect_is_rejected_with_the_address(ntfy):
     ntfy.reply_always(Reply(status=301, headers={"Location": "https://ntfy.example/t"}, body=b""))
     with pytest.raises(client.NtfyRejected, match=r"redirecting to https://ntfy\.example/t"):
         publish(message="hi")
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("30", 30.0), ("0", 0.0), ("99999", 3600.0), ("soon", None), (None, None)],
+)
+def test_retry_after_as_seconds(header, seconds):
+    error = client.NtfyUnavailable("busy", status_code=429, retry_after=header)
+
+    assert error.retry_after_seconds == seconds
+
+
+def test_retry_after_as_an_http_date():
+    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=120)
+    error = client.NtfyUnavailable("busy", retry_after=format_datetime(when, usegmt=True))
+
+    assert 100 <= error.retry_after_seconds <= 120

@@ -85,6 +85,15 @@ def test_hang_delays_the_answer(stand_in):
     assert len(stand_in.requests) == 2
 
 
+def test_reset_connections_answers_nothing(stand_in):
+    stand_in.reset_connections(times=1)
+    with pytest.raises(httpx.ReadError, match="Connection reset by peer"):
+        httpx.post(stand_in.url, json={"topic": "t"})
+    # Recorded like any request, and the next one is answered again.
+    assert httpx.post(stand_in.url, json={"topic": "t"}).status_code == 200
+    assert len(stand_in.requests) == 2
+
+
 def test_reset_forgets_requests_and_replies(stand_in):
     stand_in.reply_always(Reply(status=500))
     httpx.post(stand_in.url, json={"topic": "t"})
