@@ -139,7 +139,9 @@ def postgres_status(url: str) -> tuple[str | None, str]:
         return None, "BENCH_POSTGRES_URL is empty"
     try:
         with psycopg.connect(url, connect_timeout=3) as connection:
-            return str(connection.execute("SHOW server_version").fetchone()[0]), "reachable"
+            version = str(connection.execute("SHOW server_version").fetchone()[0])
+            autovacuum = str(connection.execute("SHOW autovacuum").fetchone()[0])
+            return f"{version}, autovacuum={autovacuum}", "reachable"
     except psycopg.Error as error:
         return None, str(error).strip().splitlines()[0] if str(error).strip() else "unreachable"
 
