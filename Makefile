@@ -54,7 +54,8 @@ test-django52: install ## Run the dbtasks tests on Django 5.2 LTS with the djang
 	$(UV) venv --quiet --allow-existing --python 3.12 .venv-django52
 	$(UV) pip install --quiet --python .venv-django52/bin/python -r requirements/django52.txt
 	DJANGO_SETTINGS_MODULE=tests.settings_django52 .venv-django52/bin/pytest -p no:randomly \
-		-o DJANGO_SETTINGS_MODULE=tests.settings_django52 -m "dbtasks and not postgres and not e2e" tests
+		-o DJANGO_SETTINGS_MODULE=tests.settings_django52 -m "dbtasks and not postgres and not e2e" \
+		tests/unit tests/integration tests/process
 
 e2e: install browser ## Only the browser tests (screenshots go to test-artifacts/).
 	$(RUN) pytest tests/e2e

@@ -86,4 +86,5 @@ TASKS = {
         "QUEUES": ["default", "low_priority", "other"],
         "OPTIONS": TASK_OPTIONS,
     },
+    "immediate": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},
 }
