@@ -226,9 +226,15 @@ def run_wrk(
         "requests": number(r"(\d+) requests in"),
         "non_2xx_3xx": number(r"Non-2xx or 3xx responses:\s+(\d+)") or 0,
         "socket_errors": re.findall(r"Socket errors:.*", text),
-        "latency_p50": re.search(r"50%\s+(\S+)", text).group(1) if "50%" in text else None,
-        "latency_p99": re.search(r"99%\s+(\S+)", text).group(1) if "99%" in text else None,
+        # The "Latency Distribution" lines: "     50%    5.21ms".
+        "latency_p50": percentile_line(text, 50),
+        "latency_p99": percentile_line(text, 99),
     }
+
+
+def percentile_line(text: str, percent: int) -> str | None:
+    match = re.search(rf"^\s+{percent}%\s+(\S+)\s*$", text, re.MULTILINE)
+    return match.group(1) if match else None
 
 
 def run_threads(
