@@ -1,4 +1,4 @@
-"""Live processes for the load and outage tests: the web app under gunicorn, and workers.
+"""Live processes for the load, outage and browser tests: the web app under gunicorn, workers.
 
 Both run as the Procfile runs them (``gunicorn messagecenter.wsgi``,
 ``manage.py dbtasks_worker``), on loopback, with the environment given (the

@@ -15,6 +15,7 @@ import tempfile
 from messagecenter.settings import *  # noqa: F403
 from messagecenter.settings import BASE_DIR
 from messagecenter.settings import database_config
+from tests.task_settings import tasks
 
 DEBUG = False
 SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -51,26 +52,11 @@ else:
 NTFY_URL = os.environ.get("NTFY_URL", "http://127.0.0.1:9/test-topic")
 NTFY_TIMEOUT = float(os.environ.get("NTFY_TIMEOUT", "2"))
 
-# Retries without waiting (0 ** n == 0 seconds), short heartbeats, no
-# automatic purge: tests call it when they mean to. A test (or a worker
-# subprocess) may override keys with TEST_TASK_OPTIONS='{"max_attempts": 1}'.
-TASK_OPTIONS = {
-    "max_attempts": 3,
-    "backoff_factor": 0,
-    "queues": {"low_priority": {"max_attempts": 5}},
-    "purge": {"finished": "10 days", "unfinished": "20 days", "interval": None},
-    "heartbeat_interval": "200 ms",
-    "heartbeat_timeout": "2 seconds",
-}
-TASK_OPTIONS |= json.loads(os.environ.get("TEST_TASK_OPTIONS", "{}"))
-TASKS = {
-    "default": {
-        "BACKEND": "dbtasks.backend.DatabaseBackend",
-        "QUEUES": ["default", "low_priority", "other"],
-        "OPTIONS": TASK_OPTIONS,
-    },
-    "immediate": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
-}
+# dbtasks with test-sized OPTIONS (immediate retries, short heartbeats, no
+# automatic purge), shared with settings_django52: see tests/task_settings.py.
+# A test (or a worker subprocess) may override OPTIONS keys with
+# TEST_TASK_OPTIONS='{"max_attempts": 1}'.
+TASKS = tasks("django.tasks.backends.immediate.ImmediateBackend")
 # Other keys of the default backend (BACKEND, QUEUES) can be replaced too, with
 # TEST_TASK_BACKEND='{"QUEUES": ["default"]}': the bad-configuration tests
 # start subprocesses with mistakes there.

@@ -7,11 +7,12 @@ runs the tests marked ``dbtasks`` with these settings.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 
 import dj_database_url
+
+from tests.task_settings import tasks
 
 BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,20 +72,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_dbtasks52_{os.getpid()}"}
 
-TASK_OPTIONS = {
-    "max_attempts": 3,
-    "backoff_factor": 0,
-    "queues": {"low_priority": {"max_attempts": 5}},
-    "purge": {"finished": "10 days", "unfinished": "20 days", "interval": None},
-    "heartbeat_interval": "200 ms",
-    "heartbeat_timeout": "2 seconds",
-}
-TASK_OPTIONS |= json.loads(os.environ.get("TEST_TASK_OPTIONS", "{}"))
-TASKS = {
-    "default": {
-        "BACKEND": "dbtasks.backend.DatabaseBackend",
-        "QUEUES": ["default", "low_priority", "other"],
-        "OPTIONS": TASK_OPTIONS,
-    },
-    "immediate": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},
-}
+# The same TASKS as tests/settings.py, with the backport's immediate backend.
+TASKS = tasks("django_tasks.backends.immediate.ImmediateBackend")

@@ -10,6 +10,9 @@ One session starts, on loopback only:
   start again;
 - a file SQLite database, migrated and seeded with a user by subprocesses.
 
+gunicorn and the worker are tests/live.py's services, as in the load and
+outage tests: one way to start, wait for and stop a process.
+
 This process never touches the ORM: Playwright's sync API runs an event loop
 in this thread, and Django refuses database access from one (it would need
 DJANGO_ALLOW_ASYNC_UNSAFE). Everything the tests know comes through the
@@ -18,19 +21,14 @@ browser or the stand-in.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser
 from playwright.sync_api import ConsoleMessage
@@ -40,9 +38,12 @@ from playwright.sync_api import Response
 from playwright.sync_api import expect
 from playwright.sync_api import sync_playwright
 
+from tests.live import BASE_DIR
+from tests.live import Service
+from tests.live import child_env
+from tests.live import start_web
 from tests.ntfy_server import NtfyStandIn
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
 ARTIFACTS = BASE_DIR / "test-artifacts"
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -60,54 +61,8 @@ TOUR_USERNAME = "demo"
 PASSWORD = "e2e-password-4f7c1b"
 # Generous for a shared 2-core machine; a passing run is much faster.
 STATUS_TIMEOUT = 20_000
-SERVER_TIMEOUT = 30.0
 
 expect.set_options(timeout=10_000)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Service:
-    """A subprocess whose output goes to a log file, for failure messages."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
-
-    def start(self) -> None:
-        with self.log.open("a") as out:
-            self.process = subprocess.Popen(
-                self.argv, cwd=BASE_DIR, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
-        """Signal the process and wait for it; kill it if it does not exit in time."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        returncode = self.process.returncode
-        self.process = None
-        return returncode
-
-    def logs(self) -> str:
-        return f"--- {self.name} ({self.log}) ---\n{self.log.read_text(errors='replace')}"
 
 
 def manage(*args: str, env: dict[str, str]) -> None:
@@ -123,24 +78,6 @@ def manage(*args: str, env: dict[str, str]) -> None:
     )
     if result.returncode != 0:
         pytest.fail(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-
-
-def wait_for_server(url: str, *services: Service) -> None:
-    """Wait until ``url`` answers; fail with every service's log if it does not."""
-    deadline = time.monotonic() + SERVER_TIMEOUT
-    while time.monotonic() < deadline:
-        dead = [service for service in services if not service.running]
-        if dead:
-            logs = "\n".join(service.logs() for service in services)
-            pytest.fail(f"{dead[0].name} exited before {url} answered:\n{logs}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass  # not listening yet
-        time.sleep(0.1)
-    logs = "\n".join(service.logs() for service in services)
-    pytest.fail(f"{url} did not answer within {SERVER_TIMEOUT:g} s:\n{logs}")
 
 
 @pytest.fixture(scope="session")
@@ -169,21 +106,15 @@ class App:
 def app(tmp_path_factory: pytest.TempPathFactory, ntfy_stand_in: NtfyStandIn) -> App:
     """A migrated database with the test users, and collected static files."""
     tmp = tmp_path_factory.mktemp("e2e")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "DATABASE_", "NTFY_", "TEST_", "STATIC_"))
-    }
-    env |= {
-        # tests.settings (fast password hashing, immediate retries, max 3
-        # attempts) with production static files: see tests/e2e/settings.py.
-        "DJANGO_SETTINGS_MODULE": "tests.e2e.settings",
-        "DATABASE_URL": f"sqlite:///{tmp / 'e2e.sqlite3'}",
-        "STATIC_ROOT": str(tmp / "staticfiles"),
-        "NTFY_URL": ntfy_stand_in.topic_url,
-        "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    }
+    # tests.settings (fast password hashing, immediate retries, max 3 attempts)
+    # with production static files: see tests/e2e/settings.py.
+    env = child_env(
+        f"sqlite:///{tmp / 'e2e.sqlite3'}",
+        DJANGO_SETTINGS_MODULE="tests.e2e.settings",
+        STATIC_ROOT=str(tmp / "staticfiles"),
+        NTFY_URL=ntfy_stand_in.topic_url,
+        LOG_LEVEL="INFO",
+    )
     manage("migrate", "--noinput", env=env)
     manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
     users = "; ".join(
@@ -203,32 +134,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, ntfy_stand_in: NtfyStandIn) ->
 @pytest.fixture(scope="session")
 def app_server(app: App) -> Iterator[str]:
     """The web app under gunicorn, as the Procfile runs it; yields its base URL."""
-    port = free_port()
-    web = Service(
-        "web",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "messagecenter.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--graceful-timeout",
-            "5",
-            "--access-logfile",
-            "-",
-        ],
-        app.env,
-        app.dir / "web.log",
-    )
-    web.start()
-    url = f"http://127.0.0.1:{port}"
+    web, url = start_web(app.env, app.dir / "web.log", workers=2)
     try:
-        wait_for_server(f"{url}/accounts/login/", web)
         yield url
     finally:
         web.stop(timeout=10)
@@ -237,7 +144,7 @@ def app_server(app: App) -> Iterator[str]:
 class Worker(Service):
     """The `dbtasks_worker` subprocess; tests stop it to hold tasks in Ready."""
 
-    def start(self, *extra_args: str) -> None:
+    def start(self, *extra_args: str) -> Worker:
         """Start the worker, with extra command-line options for this run only."""
         base = self.argv
         self.argv = [*base, *extra_args]
@@ -245,6 +152,7 @@ class Worker(Service):
             super().start()
         finally:
             self.argv = base
+        return self
 
     def ensure_running(self) -> None:
         if not self.running:
@@ -256,7 +164,7 @@ class Worker(Service):
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the worker did not exit within {timeout:g} s:\n{self.logs()}")
+            pytest.fail(f"the worker did not exit within {timeout:g} s:\n{self.describe()}")
 
 
 @pytest.fixture(scope="session")
@@ -270,7 +178,7 @@ def worker_process(app: App) -> Iterator[Worker]:
     worker.start()
     yield worker
     returncode = worker.stop()
-    assert returncode in (0, None), worker.logs()
+    assert returncode in (0, None), worker.describe()
 
 
 @pytest.fixture

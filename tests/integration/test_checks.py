@@ -12,14 +12,16 @@ from dbtasks import checks as dbtasks_checks
 from dbtasks.compat import InvalidTaskBackend
 from dbtasks.compat import task_backends
 from tests import tasks
+from tests.option_errors import KEY
+from tests.option_errors import OPTION_ERRORS
+from tests.option_errors import QUEUES
 
 pytestmark = pytest.mark.dbtasks
 
-KEY = "TASKS['default']['OPTIONS']"
 HINT = "Fix TASKS['default'] (QUEUES or OPTIONS); the README's 'Configure queues' lists every key."
 
 
-def configure(settings, options, queues=("default", "low_priority")):
+def configure(settings, options, queues=QUEUES):
     settings.TASKS = {
         "default": {
             "BACKEND": "dbtasks.backend.DatabaseBackend",
@@ -33,51 +35,7 @@ def test_the_test_settings_pass_the_checks():
     call_command("check", "--fail-level", "WARNING")
 
 
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        pytest.param(
-            {"max_attempts": -1},
-            f"{KEY}['max_attempts'] must be a positive integer, got -1.",
-            id="negative-max-attempts",
-        ),
-        pytest.param(
-            {"max_attempts": 1.5},
-            f"{KEY}['max_attempts'] must be a positive integer, got 1.5.",
-            id="non-integer-max-attempts",
-        ),
-        pytest.param(
-            {"backoff_factor": "3"},
-            f"{KEY}['backoff_factor'] must be a number of at least 0, got '3'.",
-            id="non-numeric-backoff",
-        ),
-        pytest.param(
-            {"purge": {"finished": "10 dais"}},
-            f"{KEY}['purge']['finished'] must be a duration such as '10 days' or '30 seconds', "
-            "got '10 dais'.",
-            id="unparseable-duration",
-        ),
-        pytest.param(
-            {"purge": {"unfinished": "30"}},
-            f"{KEY}['purge']['unfinished'] needs a unit, got '30': write for example "
-            "'30 seconds' or '30 days'.",
-            id="duration-without-unit",
-        ),
-        pytest.param(
-            {"queues": {"emails": {"max_attempts": 5}}},
-            f"{KEY}['queues']['emails'] configures a queue that is not in "
-            "TASKS['default']['QUEUES'] ['default', 'low_priority'].",
-            id="override-for-unlisted-queue",
-        ),
-        pytest.param(
-            {"max_retries": 5},
-            f"{KEY}['max_retries'] is not a known option; known options are: backoff_factor, "
-            "backoff_max, heartbeat_interval, heartbeat_timeout, listen_notify, max_attempts, "
-            "purge, queues, schedules.",
-            id="unknown-key",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("options", "message"), OPTION_ERRORS)
 def test_manage_py_check_reports_e002_with_key_and_value(settings, options, message):
     configure(settings, options)
 

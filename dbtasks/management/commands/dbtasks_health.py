@@ -23,31 +23,12 @@ from dbtasks.compat import task_backends
 from dbtasks.health import HealthLimits
 from dbtasks.health import HealthReport
 from dbtasks.health import check_health
-from dbtasks.management.commands.dbtasks_worker import queue_list
-from dbtasks.policy import OptionError
-from dbtasks.policy import parse_duration
+from dbtasks.management.arguments import add_backend_argument
+from dbtasks.management.arguments import add_queue_argument
+from dbtasks.management.arguments import count
+from dbtasks.management.arguments import positive_duration
 
 EXIT_UNHEALTHY = 1
-
-
-def duration(value: str) -> timedelta:
-    try:
-        parsed = parse_duration(value, key="the duration")
-    except OptionError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    if parsed <= timedelta(0):
-        raise argparse.ArgumentTypeError(f"{value!r} must be more than 0")
-    return parsed
-
-
-def count(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be at least 0")
-    return number
 
 
 class Command(BaseCommand):
@@ -59,20 +40,8 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--backend",
-            default="default",
-            help="Alias of the task backend in settings.TASKS (default: %(default)r).",
-        )
-        parser.add_argument(
-            "--queue",
-            "-q",
-            dest="queues",
-            type=queue_list,
-            action="extend",
-            help="Check only these queues; repeat or comma-separate "
-            "(default: every queue of the backend).",
-        )
+        add_backend_argument(parser)
+        add_queue_argument(parser, does="Check only these queues")
         parser.add_argument(
             "--max-ready",
             type=count,
@@ -80,13 +49,13 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--max-age",
-            type=duration,
+            type=positive_duration,
             help="Unhealthy when the oldest ready task has waited longer than this, "
             "e.g. '5 minutes' (default: no limit).",
         )
         parser.add_argument(
             "--heartbeat-within",
-            type=duration,
+            type=positive_duration,
             help="Unhealthy unless a worker serving each checked queue heartbeated within "
             "this, e.g. '1 minute' (default: the backend's heartbeat_timeout).",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -12,18 +13,16 @@ from django.utils import timezone
 from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import InvalidTaskBackend
 from dbtasks.compat import task_backends
-from dbtasks.management.commands.dbtasks_worker import positive_int
-from dbtasks.policy import OptionError
-from dbtasks.policy import parse_duration
+from dbtasks.management.arguments import add_backend_argument
+from dbtasks.management.arguments import duration
+from dbtasks.management.arguments import positive_int
 from dbtasks.purge import purge_finished
 from dbtasks.purge import purge_unfinished
 
 
-def duration(value: str) -> Any:
-    try:
-        return parse_duration(value, key="--before")
-    except OptionError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def older_than(value: str) -> timedelta:
+    # Errors name the option itself: "--before needs a unit, got '30'".
+    return duration(value, key="--before")
 
 
 class Command(BaseCommand):
@@ -38,7 +37,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--before",
-            type=duration,
+            type=older_than,
             help="Age such as '7 days' (default: the backend's purge policy).",
         )
         parser.add_argument(
@@ -46,14 +45,16 @@ class Command(BaseCommand):
             type=positive_int,
             help="Delete at most this many results (default: no limit).",
         )
-        parser.add_argument(
-            "--backend",
-            default="default",
-            help="Alias of the task backend in settings.TASKS (default: %(default)r).",
-        )
+        add_backend_argument(parser)
 
     def handle(
-        self, *, which: str, before: Any, limit: int | None, backend: str, **options: Any
+        self,
+        *,
+        which: str,
+        before: timedelta | None,
+        limit: int | None,
+        backend: str,
+        **options: Any,
     ) -> None:
         if backend not in task_backends.settings:
             # Django's own message speaks of a "connection".

@@ -14,67 +14,23 @@ from django.core.management.base import CommandError
 from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import InvalidTaskBackend
 from dbtasks.compat import task_backends
+from dbtasks.management.arguments import add_backend_argument
+from dbtasks.management.arguments import add_queue_argument
+from dbtasks.management.arguments import milliseconds
+from dbtasks.management.arguments import positive_int
+from dbtasks.management.arguments import queue_list
+from dbtasks.management.arguments import seconds
 from dbtasks.worker import EXIT_FORCED
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
-    return number
-
-
-def milliseconds(value: str) -> float:
-    """Parse a delay in milliseconds; return seconds."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of milliseconds") from None
-    if not 0 <= number <= 3_600_000:
-        raise argparse.ArgumentTypeError(f"{value!r} must be between 0 and 3600000 ms")
-    return number / 1000
-
-
-def seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if not 0 <= number <= 86400:
-        raise argparse.ArgumentTypeError(f"{value!r} must be between 0 and 86400 seconds")
-    return number
-
-
-def queue_list(value: str) -> list[str]:
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected one or more queue names")
-    return names
 
 
 class Command(BaseCommand):
     help = "Run tasks enqueued with a dbtasks DatabaseBackend until stopped."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--backend",
-            default="default",
-            help="Alias of the task backend in settings.TASKS (default: %(default)r).",
-        )
-        parser.add_argument(
-            "--queue",
-            "-q",
-            dest="queues",
-            type=queue_list,
-            action="extend",
-            help="Only run tasks from these queues; repeat or comma-separate "
-            "(default: every queue of the backend).",
-        )
+        add_backend_argument(parser)
+        add_queue_argument(parser, does="Only run tasks from these queues")
         parser.add_argument(
             "--excluding",
             type=queue_list,

@@ -1,0 +1,65 @@
+"""Mistakes in a dbtasks backend's OPTIONS, each with the message that must name it.
+
+One table for two tests: tests/unit/test_policy.py parses each case (and more
+of its own), tests/integration/test_checks.py expects each as the single error
+of ``manage.py check``. The messages assume the backend's QUEUES are QUEUES.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+KEY = "TASKS['default']['OPTIONS']"
+QUEUES = ("default", "low_priority")
+TOP_KEYS = (
+    "backoff_factor, backoff_max, heartbeat_interval, heartbeat_timeout, listen_notify, "
+    "max_attempts, purge, queues, schedules"
+)
+
+# pytest.param(options, message, id=...): parametrize ("options", "message") with it.
+OPTION_ERRORS = [
+    pytest.param(
+        {"max_attempts": -1},
+        f"{KEY}['max_attempts'] must be a positive integer, got -1.",
+        id="negative-max-attempts",
+    ),
+    pytest.param(
+        {"max_attempts": 2.5},
+        f"{KEY}['max_attempts'] must be a positive integer, got 2.5.",
+        id="float-max-attempts",
+    ),
+    pytest.param(
+        {"backoff_factor": "fast"},
+        f"{KEY}['backoff_factor'] must be a number of at least 0, got 'fast'.",
+        id="non-numeric-backoff",
+    ),
+    pytest.param(
+        # A number in quotes is refused, not guessed at.
+        {"backoff_factor": "3"},
+        f"{KEY}['backoff_factor'] must be a number of at least 0, got '3'.",
+        id="string-backoff",
+    ),
+    pytest.param(
+        {"purge": {"finished": "ten days"}},
+        f"{KEY}['purge']['finished'] must be a duration such as '10 days' or "
+        "'30 seconds', got 'ten days'.",
+        id="unparseable-duration",
+    ),
+    pytest.param(
+        {"purge": {"unfinished": "30"}},
+        f"{KEY}['purge']['unfinished'] needs a unit, got '30': write for example "
+        "'30 seconds' or '30 days'.",
+        id="duration-without-unit",
+    ),
+    pytest.param(
+        {"queues": {"emails": {"max_attempts": 3}}},
+        f"{KEY}['queues']['emails'] configures a queue that is not in "
+        "TASKS['default']['QUEUES'] ['default', 'low_priority'].",
+        id="override-for-unlisted-queue",
+    ),
+    pytest.param(
+        {"max_attempt": 3},
+        f"{KEY}['max_attempt'] is not a known option; known options are: {TOP_KEYS}.",
+        id="unknown-key",
+    ),
+]
