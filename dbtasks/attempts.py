@@ -8,7 +8,9 @@ On Postgres it is one statement: a data-modifying CTE whose INSERT only sees
 the row the guarded UPDATE changed. A single statement is atomic on its own,
 so a task costs two round trips (claim, close) instead of five (claim, BEGIN,
 UPDATE, INSERT, COMMIT). SQLite cannot put an UPDATE in a CTE; there the two
-statements share a transaction.
+statements share a transaction. Both are plain SQL built from the models'
+fields: this runs once per task, and the ORM's query building would cost
+more than SQLite's own work.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from django.db import connections
 from django.db import router
 from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskAttempt
@@ -30,67 +33,61 @@ def close_attempt(
 ) -> bool:
     """Apply ``changes`` to ``row`` and insert ``attempt`` if the attempt is still ours."""
     db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
-    if connections[db].vendor == "postgresql":
-        attempt.pk = _close_in_one_statement(db, row, worker_id, changes, attempt)
-        if attempt.pk is None:
+    connection = connections[db]
+    update_sql, update_params = guarded_update(connection, row, worker_id, changes)
+    columns, values, insert_params = attempt_insert(connection, attempt)
+    if connection.vendor == "postgresql":
+        sql = f"""
+            WITH closed AS ({update_sql} RETURNING id)
+            INSERT INTO {columns} SELECT {values} FROM closed
+            RETURNING id
+        """  # Only quoted names and placeholders are interpolated.
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*update_params, *insert_params])
+            inserted = cursor.fetchone()
+        if inserted is None:
             return False
-        attempt._state.adding = False
-        attempt._state.db = db
-        return True
-    with transaction.atomic(using=db):
-        closed = (
-            DBTaskResult.objects.using(db)
-            .filter(pk=row.pk, status=RUNNING, worker_id=worker_id, attempt_count=row.attempt_count)
-            .update(**changes)
-        )
-        if not closed:
-            return False
-        attempt.save(using=db, force_insert=True)
+        attempt.pk = inserted[0]
+    else:
+        with transaction.atomic(using=db), connection.cursor() as cursor:
+            cursor.execute(update_sql, update_params)
+            if cursor.rowcount != 1:
+                return False
+            cursor.execute(f"INSERT INTO {columns} VALUES ({values})", insert_params)
+            attempt.pk = cursor.lastrowid
+    attempt._state.adding = False
+    attempt._state.db = db
     return True
 
 
-def _close_in_one_statement(
-    db: str,
+def guarded_update(
+    connection: BaseDatabaseWrapper,
     row: DBTaskResult,
     worker_id: str,
     changes: Mapping[str, Any],
-    attempt: DBTaskAttempt,
-) -> int | None:
-    """Run the guarded UPDATE and the INSERT as one statement; return the attempt's id."""
-    connection = connections[db]
+) -> tuple[str, list[Any]]:
+    """The UPDATE that applies ``changes`` only if the attempt is still running for us."""
     quote = connection.ops.quote_name
-    results = DBTaskResult._meta
-    attempts = DBTaskAttempt._meta
-    # Values go through get_db_prep_save(), as in the ORM's own UPDATE and INSERT.
-    set_fields = [results.get_field(name) for name in changes]
-    set_sql = ", ".join(f"{quote(field.column)} = %s" for field in set_fields)
-    set_params = [field.get_db_prep_save(changes[field.name], connection) for field in set_fields]
-    insert_fields = [field for field in attempts.concrete_fields if not field.primary_key]
-    insert_columns = ", ".join(quote(field.column) for field in insert_fields)
-    insert_params = [
-        field.get_db_prep_save(field.pre_save(attempt, add=True), connection)
-        for field in insert_fields
-    ]
-    sql = f"""
-        WITH closed AS (
-            UPDATE {quote(results.db_table)}
-            SET {set_sql}
-            WHERE id = %s AND status = %s AND worker_id = %s AND attempt_count = %s
-            RETURNING id
-        )
-        INSERT INTO {quote(attempts.db_table)} ({insert_columns})
-        SELECT {", ".join(["%s"] * len(insert_fields))} FROM closed
-        RETURNING id
-    """  # Only quoted names and placeholders are interpolated above.
+    fields = [DBTaskResult._meta.get_field(name) for name in changes]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    # Values go through get_db_prep_save(), as in the ORM's own UPDATE.
+    params = [field.get_db_prep_save(changes[field.name], connection) for field in fields]
+    sql = (
+        f"UPDATE {quote(DBTaskResult._meta.db_table)} SET {assignments} "
+        "WHERE id = %s AND status = %s AND worker_id = %s AND attempt_count = %s"
+    )
+    return sql, [*params, row.pk, RUNNING, worker_id, row.attempt_count]
+
+
+def attempt_insert(
+    connection: BaseDatabaseWrapper, attempt: DBTaskAttempt
+) -> tuple[str, str, list[Any]]:
+    """``table (columns)``, the placeholders and the values that insert ``attempt``."""
+    quote = connection.ops.quote_name
+    fields = [field for field in DBTaskAttempt._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(quote(field.column) for field in fields)
     params = [
-        *set_params,
-        row.pk,
-        RUNNING,
-        worker_id,
-        row.attempt_count,
-        *insert_params,
+        field.get_db_prep_save(field.pre_save(attempt, add=True), connection) for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        inserted = cursor.fetchone()
-    return None if inserted is None else inserted[0]
+    table = quote(DBTaskAttempt._meta.db_table)
+    return f"{table} ({columns})", ", ".join(["%s"] * len(fields)), params

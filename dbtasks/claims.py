@@ -10,13 +10,22 @@ wait short instead of an error).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connections
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Case
+from django.db.models import F
+from django.db.models import OuterRef
+from django.db.models import Subquery
+from django.db.models import When
 
 from dbtasks.models import READY
 from dbtasks.models import RUNNING
+from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 
 
@@ -67,6 +76,56 @@ def claim(
     # the value. With a bound parameter, a prepared statement's generic plan
     # (Postgres with server-side binding) falls back to a sequential scan.
     params = [RUNNING, worker_id, at, at, backend_name, *queues, at, limit]
-    rows = list(DBTaskResult.objects.using(db).raw(sql, params))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = [DBTaskResult.from_db(db, FIELD_NAMES, values) for values in converted(cursor, db)]
     rows.sort(key=lambda row: (-row.priority, row.available_after, row.pk))
     return rows
+
+
+FIELD_NAMES = [field.attname for field in DBTaskResult._meta.concrete_fields]
+
+
+def converted(cursor: CursorWrapper, db: str) -> Iterator[list[Any]]:
+    """The cursor's rows (every column, in field order) as Python values.
+
+    What ``QuerySet.raw()`` does, without its per-call column mapping: this
+    runs once per claim, so once per task.
+    """
+    connection = connections[db]
+    table = DBTaskResult._meta.db_table
+    converters = []
+    for index, field in enumerate(DBTaskResult._meta.concrete_fields):
+        column = field.get_col(table)
+        for converter in connection.ops.get_db_converters(column) + field.get_db_converters(
+            connection
+        ):
+            converters.append((index, converter, column))
+    for values in cursor.fetchall():
+        values = list(values)
+        for index, converter, column in converters:
+            values[index] = converter(values[index], column, connection)
+        yield values
+
+
+def unclaim(row: DBTaskResult, *, worker_id: str) -> bool:
+    """Undo ``claim()`` for a row that never started; return whether it was still ours.
+
+    The row is READY again with the attempt uncounted, as if never claimed:
+    ``started_at`` and ``last_attempted_at`` go back to what the earlier
+    attempts (``DBTaskAttempt``, whose ``started_at`` each copied
+    ``last_attempted_at``) say. SQL evaluates every SET expression against
+    the row as it was, so ``attempt_count`` below is the claimed count.
+    """
+    earlier = DBTaskAttempt.objects.filter(result=OuterRef("pk")).order_by("-number")
+    return bool(
+        DBTaskResult.objects.using(row._state.db)
+        .filter(pk=row.pk, status=RUNNING, worker_id=worker_id, attempt_count=row.attempt_count)
+        .update(
+            status=READY,
+            worker_id="",
+            attempt_count=F("attempt_count") - 1,
+            started_at=Case(When(attempt_count=1, then=None), default=F("started_at")),
+            last_attempted_at=Subquery(earlier.values("started_at")[:1]),
+        )
+    )

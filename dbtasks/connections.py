@@ -29,7 +29,7 @@ def discard_if_broken(alias: str) -> None:
     connection.errors_occurred = False
 
 
-def recheck_before_task(alias: str) -> None:
+def recheck_before_task(alias: str, *, health_check: bool = True) -> None:
     """Make this thread's connection to ``alias`` fit for one more task.
 
     What Django does before each request (``close_old_connections()``), minus
@@ -38,6 +38,8 @@ def recheck_before_task(alias: str) -> None:
     health-check it before its next query (when ``CONN_HEALTH_CHECKS`` is on).
     A connection the server dropped while this thread was idle then costs a
     reconnect, not the task's attempt (its own first query would fail).
+    ``health_check=False`` skips the ping (the caller knows the connection
+    was in use a moment ago).
     """
     connection = connections[alias]
     if connection.connection is None or connection.in_atomic_block:
@@ -46,4 +48,5 @@ def recheck_before_task(alias: str) -> None:
         connection.close()
         return
     discard_if_broken(alias)
-    connection.health_check_done = False
+    if health_check:
+        connection.health_check_done = False

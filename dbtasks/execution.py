@@ -156,20 +156,25 @@ def execute(
     sender: type,
     clock: Clock = timezone.now,
     abandon: threading.Event | None = None,
+    ran: Callable[[], None] = lambda: None,
 ) -> None:
-    """Run one claimed row to the end of its attempt, whatever the task does."""
+    """Run one claimed row to the end of its attempt, whatever the task does.
+
+    ``ran()`` is called once the task's own code is done, before its outcome
+    is written: the worker claims the next task meanwhile.
+    """
     abandon = abandon or threading.Event()
     record = {"worker_id": worker_id, "policy": policy, "abandon": abandon}
     history = history_of(row)
     try:
-        task = row.load_task()
-        result = row.to_task_result(history, task)
+        result = row.to_task_result(history, row.load_task())
     except (TaskFunctionMissing, SuspiciousOperation, TaskArgumentsCorrupt, InvalidTask) as error:
         # No TaskResult, so no signals: record it and go on. A function that
         # cannot be imported follows the retry policy: during a rolling
         # deploy an old worker may claim a task only the new code defines,
         # and a later attempt on an updated worker will run it. A row that
         # is not a Task or is corrupt cannot get better: it fails at once.
+        ran()
         logger.error("Task id=%s path=%s cannot run: %s", row.pk, row.task_path, error)
         retry = isinstance(error, TaskFunctionMissing)
         record_until_done(row, error=error, now=clock(), retry=retry, **record)
@@ -179,6 +184,7 @@ def execute(
     try:
         return_value = call_task(result)
     except BaseException as error:  # noqa: BLE001 - any failure is the task's outcome, never the worker's
+        ran()
         attempt = record_until_done(row, error=error, now=clock(), **record)
         if attempt is None:
             log_not_ours(row)
@@ -194,14 +200,16 @@ def execute(
             )
         else:
             # Sent inside the except block: django.tasks logs it with the traceback.
-            task_finished.send(sender, task_result=row.to_task_result([*history, attempt], task))
+            finished = row.to_task_result([*history, attempt], result.task)
+            task_finished.send(sender, task_result=finished)
         return
 
+    ran()
     attempt = record_until_done(row, now=clock(), return_value=return_value, **record)
     if attempt is None:
         log_not_ours(row)
     else:
-        task_finished.send(sender, task_result=row.to_task_result([*history, attempt], task))
+        task_finished.send(sender, task_result=row.to_task_result([*history, attempt], result.task))
 
 
 def log_not_ours(row: DBTaskResult) -> None:

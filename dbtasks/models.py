@@ -199,16 +199,24 @@ class DBTaskResult(models.Model):
         in progress, if any, only exists on this row (``worker_id``).
         """
         task = task or self.load_task()
+        stored = {
+            "priority": self.priority,
+            "queue_name": self.queue_name,
+            "run_after": self.run_after,
+            "backend": self.backend_name,
+        }
+        # using() builds and validates a new Task; the worker passes in the
+        # one it built for this row already, so skip it when nothing differs.
+        # (using() leaves a None argument as it is: so does this test.)
+        if any(
+            value is not None and getattr(task, name) != value for name, value in stored.items()
+        ):
+            task = task.using(**stored)
         worker_ids = [attempt.worker_id for attempt in history]
         if self.status == RUNNING:
             worker_ids.append(self.worker_id)
         result = TaskResult(
-            task=task.using(
-                priority=self.priority,
-                queue_name=self.queue_name,
-                run_after=self.run_after,
-                backend=self.backend_name,
-            ),
+            task=task,
             id=str(self.pk),
             status=TaskResultStatus(self.status),
             enqueued_at=self.enqueued_at,

@@ -20,12 +20,17 @@ from dbtasks.models import DBTaskResult
 
 
 class TaskThreads:
-    """``count`` threads that each call ``run(row)`` for the rows submitted."""
+    """``count`` threads that each call ``run(row, waited)`` for the rows submitted.
 
-    def __init__(self, count: int, run: Callable[[DBTaskResult], None]) -> None:
+    ``waited`` says whether the thread sat idle until the row came, or found
+    it queued as soon as it was done with the last one.
+    """
+
+    def __init__(self, count: int, run: Callable[[DBTaskResult, bool], None]) -> None:
         self._run = run
-        # None tells one thread to stop. The worker never submits more rows
-        # than it has idle threads, so the queue never holds a backlog.
+        # None tells one thread to stop. The worker submits a row only for a
+        # thread that is idle or about to be (recording its last outcome), so
+        # the queue never holds a backlog.
         self._inbox: queue.SimpleQueue[DBTaskResult | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._serve, name=f"dbtasks-task-{number}", daemon=True)
@@ -48,7 +53,13 @@ class TaskThreads:
 
     def _serve(self) -> None:
         try:
-            while (row := self._inbox.get()) is not None:
-                self._run(row)
+            while True:
+                try:
+                    row, waited = self._inbox.get_nowait(), False
+                except queue.Empty:
+                    row, waited = self._inbox.get(), True
+                if row is None:
+                    return
+                self._run(row, waited)
         finally:
             connections.close_all()

@@ -2,10 +2,17 @@
 
 The main thread claims rows (``claims.claim``) and hands them to a pool of
 ``threads`` threads, which run them (``execution.execute``). Between claims it
-does the housekeeping: closing lost workers' attempts (``recovery``), purging
-old results (``purge``), enqueueing due recurring tasks (``schedules``). A
-heartbeat thread proves this process is alive; on Postgres a listener thread
-wakes the loop as soon as a task is enqueued.
+does the housekeeping: closing lost workers' attempts (``recovery``), handing
+back claims it never received, purging old results (``purge``), enqueueing
+due recurring tasks (``schedules``). A heartbeat thread proves this process
+is alive; on Postgres a listener thread wakes the loop as soon as a task is
+enqueued.
+
+Under a backlog, claiming is what a no-op task mostly costs, so it is
+pipelined (see ``_capacity``): on Postgres the main thread claims a thread's
+next task while the thread still records the last one's outcome; on SQLite,
+which writes one transaction at a time, a thread that finished a task claims
+its next one itself (``_chain``).
 
 Shutdown: the first SIGTERM/SIGINT stops claiming and lets running tasks
 finish within ``grace`` seconds, then ``run()`` returns 0. A second signal,
@@ -38,6 +45,7 @@ from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
 from dbtasks.claims import claim
+from dbtasks.claims import unclaim
 from dbtasks.connections import discard_if_broken
 from dbtasks.connections import recheck_before_task
 from dbtasks.exceptions import WorkerShutdown
@@ -45,6 +53,7 @@ from dbtasks.execution import execute
 from dbtasks.execution import record_attempt
 from dbtasks.listener import start_listener
 from dbtasks.models import MAX_LENGTH_WORKER_ID
+from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
 from dbtasks.purge import purge_finished
@@ -112,7 +121,17 @@ class Worker:
         self._signals: deque[int] = deque()
 
         self._lock = threading.Lock()
+        # Claimed rows whose attempt is not closed yet, by id. Of those,
+        # _running have not finished their code (so they hold a thread) and
+        # _waiting have no thread yet (see _run_one).
         self.in_flight: dict[int, DBTaskResult] = {}
+        self._running: set[int] = set()
+        self._waiting: set[int] = set()
+        self._chaining = 0  # SQLite: threads claiming their own next task (see _chain)
+        # Held while claiming and registering the claimed rows (see _hand_back_lost_claims).
+        self._claim_lock = threading.Lock()
+        # Databases with row locks take concurrent writers: overlap claims with closes.
+        self._overlap = connections[self.db].features.has_select_for_update_skip_locked
         self.claimed = 0
         self.processed = 0
         self._next_recovery = 0.0
@@ -139,6 +158,7 @@ class Worker:
             pool = TaskThreads(self.options.threads, self._run_one)
             try:
                 self._loop(pool)
+                self.stopping.set()  # also after --oneshot: threads claim no more
                 code = self._drain()
             finally:
                 # Abandoned threads may run for a long time yet: do not wait.
@@ -218,6 +238,11 @@ class Worker:
             if self.stopping.is_set():
                 break
             self.wake.clear()
+            # --oneshot ends when a claim finds nothing and nothing was in
+            # flight before it: a task closing during the claim may have
+            # made itself READY again (a retry) after the claim looked.
+            with self._lock:
+                idle = not self.in_flight and not self._chaining
             try:
                 self._housekeeping()
                 rows = self._claim()
@@ -233,54 +258,98 @@ class Worker:
                 self._submit(pool, row)
             if rows:
                 delay = self.options.delay_min
-            if self._should_exit(claimed_any=bool(rows)):
+            if self._should_exit(claimed_any=bool(rows), idle=idle):
                 break
             if rows and self._capacity() > 0:
                 continue  # more may be ready: claim again at once
             if self._capacity() == 0:
-                # Busy: a finishing task sets wake. The timeout keeps housekeeping going.
-                self._wait(self.config.heartbeat_interval.total_seconds())
+                # Busy: a finishing task sets wake. The timeout keeps housekeeping
+                # going while threads chain their own claims (SQLite).
+                self._wait(
+                    min(self.config.heartbeat_interval.total_seconds(), SCHEDULE_CHECK_INTERVAL)
+                )
             else:
                 self._wait(delay)
                 delay = min(delay * 2, self.options.delay_max)
 
-    def _should_exit(self, *, claimed_any: bool) -> bool:
+    def _should_exit(self, *, claimed_any: bool, idle: bool) -> bool:
         limit = self.options.max_tasks
         if limit is not None and self.claimed >= limit:
             logger.info("Worker %s claimed %d tasks (--max-tasks); recycling", self.id, limit)
             self.stopping.set()
             return True
-        return self.options.oneshot and not claimed_any and not self.in_flight
+        return self.options.oneshot and not claimed_any and idle
 
     def _capacity(self) -> int:
-        with self._lock:
-            return self.options.threads - len(self.in_flight)
+        """Threads free for another task, as the main thread claims for them.
 
-    def _claim(self) -> list[DBTaskResult]:
-        limit = self._capacity()
-        if self.options.max_tasks is not None:
-            limit = min(limit, self.options.max_tasks - self.claimed)
-        rows = claim(
-            db=self.db,
-            backend_name=self.backend.alias,
-            queues=self.queues,
-            worker_id=self.id,
-            limit=limit,
-            now=self.clock(),
-        )
-        self.claimed += len(rows)
+        Postgres (``_overlap``): a task whose code has returned no longer
+        counts, so the next claim runs while the last outcome is written,
+        on two connections at once; the row claimed meanwhile waits those
+        few milliseconds for its thread. SQLite: a thread that finished a
+        task claims its next one itself (``_chain``), so it still counts.
+        """
+        with self._lock:
+            return self.options.threads - len(self._running) - self._chaining
+
+    def _claim(self, *, limit: int | None = None) -> list[DBTaskResult]:
+        """Claim up to ``limit`` rows (default: one per free thread) and count them."""
+        with self._claim_lock:
+            with self._lock:
+                if limit is None:
+                    limit = self.options.threads - len(self._running) - self._chaining
+                if self.options.max_tasks is not None:
+                    limit = min(limit, self.options.max_tasks - self.claimed)
+            rows = claim(
+                db=self.db,
+                backend_name=self.backend.alias,
+                queues=self.queues,
+                worker_id=self.id,
+                limit=limit,
+                now=self.clock(),
+            )
+            with self._lock:
+                self.claimed += len(rows)
+                for row in rows:
+                    self.in_flight[row.pk] = row
+                    self._running.add(row.pk)
         return rows
 
     def _submit(self, pool: TaskThreads, row: DBTaskResult) -> None:
         with self._lock:
-            self.in_flight[row.pk] = row
+            self._waiting.add(row.pk)
         pool.submit(row)
 
-    def _run_one(self, row: DBTaskResult) -> None:
-        """Run one claimed row (in a task thread)."""
+    def _run_one(self, row: DBTaskResult, waited: bool) -> None:
+        """Run a claimed row (in a task thread), then any this thread claims after it.
+
+        ``waited``: the thread sat idle until this row came (see _run_claimed).
+        """
+        with self._lock:
+            if row.pk not in self._waiting:
+                return  # handed back by _give_back() while it waited
+            self._waiting.discard(row.pk)
+        next_row: DBTaskResult | None = row
+        ping = waited
+        while next_row is not None:
+            next_row = self._chain() if self._run_claimed(next_row, ping=ping) else None
+            ping = False
+
+    def _run_claimed(self, row: DBTaskResult, *, ping: bool) -> bool:
+        """Run one claimed row to the end of its attempt; return whether to claim the next.
+
+        ``ping``: have Django health-check the thread's connection before the
+        task (``CONN_HEALTH_CHECKS``), so a connection the server dropped while
+        the thread sat idle costs a reconnect, not the task's attempt. A thread
+        that went straight from its last task to this one skips the round trip.
+        """
+        if self._stop_requested_at is not None:
+            # Stopping: a row that has not started goes back as it was.
+            self._hand_back(row, "the worker is stopping")
+            return self._finished(row.pk, ran=False)
         completed = False
         try:
-            recheck_before_task(self.db)
+            recheck_before_task(self.db, health_check=ping)
             execute(
                 row,
                 worker_id=self.id,
@@ -288,6 +357,7 @@ class Worker:
                 sender=type(self.backend),
                 clock=self.clock,
                 abandon=self.abandon,
+                ran=lambda: self._ran(row.pk),
             )
             completed = True
         finally:
@@ -298,13 +368,65 @@ class Worker:
                 # staying RUNNING under a live heartbeat.
                 logger.critical("Worker %s failed to run task id=%s; stopping", self.id, row.pk)
                 self.request_stop()
-            self._finished(row.pk)
+        return self._finished(row.pk)
 
-    def _finished(self, pk: int) -> None:
+    def _ran(self, pk: int) -> None:
+        """The task's code is done: on Postgres its thread is as good as free (see _capacity)."""
+        if self._overlap:
+            with self._lock:
+                self._running.discard(pk)
+            self.wake.set()
+
+    def _finished(self, pk: int, *, ran: bool = True) -> bool:
+        """Forget a row whose attempt is closed; return whether this thread claims the next."""
         with self._lock:
             self.in_flight.pop(pk, None)
-            self.processed += 1
-        self.wake.set()
+            self._running.discard(pk)
+            if ran:
+                self.processed += 1
+            chain = not self._overlap and self._may_claim()
+            if chain:
+                self._chaining += 1  # keep this thread's place: the main thread leaves it
+        if not chain:
+            self.wake.set()
+        return chain
+
+    def _may_claim(self) -> bool:
+        limit = self.options.max_tasks
+        return not self.stopping.is_set() and (limit is None or self.claimed < limit)
+
+    def _chain(self) -> DBTaskResult | None:
+        """SQLite: claim this thread's next task itself; None ends the chain.
+
+        SQLite takes one writer at a time, so a claim by the main thread
+        could not overlap with this thread's last write anyway; handing the
+        row over would only add a lock wait and a thread switch per task.
+        When nothing is ready (or the claim fails), the main thread, which
+        polls and backs off, takes over.
+        """
+        try:
+            rows = self._claim(limit=1)
+        except DatabaseError:
+            logger.warning("Worker %s: claim failed; the main loop retries", self.id, exc_info=True)
+            discard_if_broken(self.db)
+            rows = []
+        with self._lock:
+            self._chaining -= 1
+        if not rows:
+            self.wake.set()
+            return None
+        return rows[0]
+
+    def _hand_back(self, row: DBTaskResult, why: str) -> None:
+        """Give back a claimed row that never started: READY again, its attempt not counted."""
+        try:
+            handed_back = unclaim(row, worker_id=self.id)
+        except DatabaseError:
+            # It stays RUNNING for us: lost-worker recovery closes it once we stop.
+            logger.warning("Task id=%s: could not hand it back", row.pk, exc_info=True)
+            return
+        if handed_back:
+            logger.info("Task id=%s path=%s handed back unstarted: %s", row.pk, row.task_path, why)
 
     # --- Stopping -----------------------------------------------------------
 
@@ -332,8 +454,14 @@ class Worker:
         self._give_back(left)
         return EXIT_FORCED
 
-    def _give_back(self, rows: Iterable[DBTaskResult]) -> None:
-        for row in rows:
+    def _give_back(self, rows: list[DBTaskResult]) -> None:
+        with self._lock:
+            started = [row for row in rows if row.pk not in self._waiting]
+            unstarted = [row for row in rows if row.pk in self._waiting]
+            self._waiting.clear()
+        for row in unstarted:
+            self._hand_back(row, "the worker stopped before a thread was free")
+        for row in started:
             error = WorkerShutdown(
                 f"Worker {self.id!r} was stopped while running attempt {row.attempt_count}."
             )
@@ -367,6 +495,7 @@ class Worker:
             recover_lost_tasks(
                 db=self.db, backend_name=self.backend.alias, config=self.config, now=self.clock()
             )
+            self._hand_back_lost_claims()
         if self.config.schedules and now >= self._next_schedule:
             # Twice a second, so a schedule ticking every second misses none.
             self._next_schedule = now + SCHEDULE_CHECK_INTERVAL
@@ -375,6 +504,26 @@ class Worker:
         if purge.interval is not None and now >= self._next_purge:
             self._next_purge = now + purge.interval.total_seconds()
             self.purge()
+
+    def _hand_back_lost_claims(self) -> None:
+        """Hand back rows claimed for us that we never received.
+
+        A claim commits on the server; if the connection then fails before
+        its reply arrives, the worker sees an error and the rows stay RUNNING
+        under our live heartbeat, where lost-worker recovery never looks.
+        A claim registers its rows in ``in_flight`` under ``_claim_lock``,
+        so a row RUNNING for us and not in flight is one of those.
+        """
+        with self._claim_lock:  # no claim may commit between the snapshot and the query
+            with self._lock:
+                ours = list(self.in_flight)
+            strays = list(
+                DBTaskResult.objects.using(self.db)
+                .filter(status=RUNNING, worker_id=self.id)
+                .exclude(pk__in=ours)
+            )
+        for row in strays:
+            self._hand_back(row, "its claim's reply never reached the worker")
 
     def purge(self) -> None:
         """Delete results older than the purge policy allows."""

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError
 from django.core.management import call_command
 from django.db import connection
+from django.db import transaction
 from django.utils import timezone
 
 from dbtasks.compat import TaskResultStatus
@@ -31,23 +32,28 @@ FAILED = TaskResultStatus.FAILED
 
 
 def make(key, status, *, age_days, finished=True):
-    """A row in ``status`` enqueued (and maybe finished) ``age_days`` ago, with one attempt."""
-    result = tasks.echo.enqueue(key)
-    at = timezone.now() - timedelta(days=age_days)
-    DBTaskResult.objects.filter(pk=result.id).update(
-        status=status,
-        enqueued_at=at,
-        finished_at=at if finished else None,
-        attempt_count=1,
-    )
-    DBTaskAttempt.objects.create(
-        result_id=result.id,
-        number=1,
-        worker_id="w",
-        started_at=at,
-        stopped_at=at,
-        outcome=SUCCESSFUL if status == SUCCESSFUL else FAILED,
-    )
+    """A row in ``status`` enqueued (and maybe finished) ``age_days`` ago, with one attempt.
+
+    In one transaction: a worker purging meanwhile sees the row whole, never
+    old enough to delete before its attempt is in.
+    """
+    with transaction.atomic():
+        result = tasks.echo.enqueue(key)
+        at = timezone.now() - timedelta(days=age_days)
+        DBTaskResult.objects.filter(pk=result.id).update(
+            status=status,
+            enqueued_at=at,
+            finished_at=at if finished else None,
+            attempt_count=1,
+        )
+        DBTaskAttempt.objects.create(
+            result_id=result.id,
+            number=1,
+            worker_id="w",
+            started_at=at,
+            stopped_at=at,
+            outcome=SUCCESSFUL if status == SUCCESSFUL else FAILED,
+        )
     return key
 
 

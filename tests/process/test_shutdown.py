@@ -19,7 +19,14 @@ SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGIN
 
 
 def running(result):
-    return row_of(result).status == TaskResultStatus.RUNNING
+    """The task's code has begun: it records a TaskRun first thing.
+
+    A RUNNING status alone is not enough: a row claimed a moment before the
+    signal may not have reached its thread yet, and a stopping worker hands
+    such a row back unstarted (tests/integration/test_hand_back.py).
+    """
+    assert row_of(result).status in {TaskResultStatus.READY, TaskResultStatus.RUNNING}
+    return TaskRun.objects.filter(key=result.args[0]).exists()
 
 
 @pytest.mark.parametrize("signum", SIGNALS)
