@@ -51,11 +51,11 @@ from dbtasks.connections import recheck_before_task
 from dbtasks.exceptions import WorkerShutdown
 from dbtasks.execution import execute
 from dbtasks.execution import record_attempt
+from dbtasks.heartbeat import Heartbeat
 from dbtasks.listener import start_listener
 from dbtasks.models import MAX_LENGTH_WORKER_ID
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
-from dbtasks.models import DBWorker
 from dbtasks.purge import purge_finished
 from dbtasks.purge import purge_unfinished
 from dbtasks.recovery import recover_lost_tasks
@@ -116,7 +116,16 @@ class Worker:
         self.abandon = threading.Event()  # stop now, give running attempts back
         self.wake = threading.Event()  # something changed: look for work
         self._stop_requested_at: float | None = None
-        self._heartbeat_stop = threading.Event()
+        self._background_stop = threading.Event()  # ends the heartbeat and listener threads
+        self._heartbeat = Heartbeat(
+            db=self.db,
+            worker_id=self.id,
+            backend_name=backend.alias,
+            queues=self.queues,
+            threads=options.threads,
+            interval=self.config.heartbeat_interval,
+            clock=clock,
+        )
         # Signals received and not acted on yet (see _install_signal_handlers).
         self._signals: deque[int] = deque()
 
@@ -144,10 +153,10 @@ class Worker:
         """Work until stopped; return the exit code (0, or 1 after a forced stop)."""
         restore_signals = self._install_signal_handlers()
         try:
-            self._register()
-            threads = [self._start_heartbeat()]
+            self._heartbeat.register()
+            threads = [self._heartbeat.start(stop=self._background_stop)]
             if self.backend.uses_listen_notify() and not self.options.oneshot:
-                threads.append(start_listener(self.db, wake=self.wake, stop=self._heartbeat_stop))
+                threads.append(start_listener(self.db, wake=self.wake, stop=self._background_stop))
             logger.info(
                 "Worker %s started: queues=%s threads=%d backend=%s",
                 self.id,
@@ -163,10 +172,10 @@ class Worker:
             finally:
                 # Abandoned threads may run for a long time yet: do not wait.
                 pool.shutdown(wait=not self.abandon.is_set())
-                self._heartbeat_stop.set()
+                self._background_stop.set()
                 for thread in threads:
                     thread.join(timeout=5)
-                self._unregister()
+                self._heartbeat.unregister()
         finally:
             restore_signals()
         logger.info("Worker %s stopped after %d tasks (exit %d)", self.id, self.processed, code)
@@ -537,51 +546,6 @@ class Worker:
             deleted += purge_unfinished(before=now - purge.unfinished, **common)
         if deleted:
             logger.info("Worker %s purged %d old task results", self.id, deleted)
-
-    # --- Heartbeat ----------------------------------------------------------
-
-    def _register(self) -> None:
-        now = self.clock()
-        DBWorker.objects.using(self.db).create(
-            worker_id=self.id,
-            backend_name=self.backend.alias,
-            hostname=socket.gethostname()[:255],
-            pid=os.getpid(),
-            queues=list(self.queues),
-            threads=self.options.threads,
-            started_at=now,
-            heartbeat_at=now,
-        )
-
-    def _unregister(self) -> None:
-        try:
-            DBWorker.objects.using(self.db).filter(worker_id=self.id).delete()
-        except DatabaseError:
-            logger.warning("Worker %s could not unregister; it will expire", self.id, exc_info=True)
-
-    def heartbeat(self) -> None:
-        """Prove this worker is alive (and re-register if we were taken for dead)."""
-        beat = DBWorker.objects.using(self.db).filter(worker_id=self.id)
-        if not beat.update(heartbeat_at=self.clock()):
-            logger.warning("Worker %s was presumed lost; registering again", self.id)
-            self._register()
-
-    def _start_heartbeat(self) -> threading.Thread:
-        def beat_until_stopped() -> None:
-            interval = self.config.heartbeat_interval.total_seconds()
-            try:
-                while not self._heartbeat_stop.wait(interval):
-                    try:
-                        self.heartbeat()
-                    except DatabaseError:
-                        logger.warning("Worker %s heartbeat failed", self.id, exc_info=True)
-                        discard_if_broken(self.db)
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=beat_until_stopped, name="dbtasks-heartbeat", daemon=True)
-        thread.start()
-        return thread
 
 
 def select_queues(
