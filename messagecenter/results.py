@@ -1,10 +1,12 @@
 """What the page shows of a delivery: status, attempts, last error, ntfy's id.
 
-The poll endpoint reads one result through the public API
+``delivery_of()`` reads one result through the public API
 (``send_notification.get_result()``: two queries). The list page would need
 that for every row, so ``deliveries_for()`` reads a whole page of results
 from the dbtasks tables in one query instead. Both build the same
 ``Delivery``; a result that the retention policy purged is ``EXPIRED``.
+The poll endpoint needs even less, the status and attempt count alone:
+``progress_of()`` reads them with the notification, in one query.
 """
 
 from __future__ import annotations
@@ -13,8 +15,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import BigIntegerField
+from django.db.models import Case
 from django.db.models import OuterRef
+from django.db.models import QuerySet
 from django.db.models import Subquery
+from django.db.models import Value
+from django.db.models import When
+from django.db.models.functions import Cast
 from django.tasks import TaskResult
 from django.tasks import TaskResultStatus
 from django.tasks.exceptions import TaskResultDoesNotExist
@@ -179,3 +189,67 @@ def delivery_from_row(row: DBTaskResult | None) -> Delivery:
         ),
         ntfy_id=ntfy_id_of(row.return_value) if status == TaskResultStatus.SUCCESSFUL else "",
     )
+
+
+def with_progress(
+    notifications: QuerySet[Notification],
+) -> QuerySet[Notification, tuple[str | None, int | None]]:
+    """(status, attempts) of each notification's delivery, as ``delivery_of()`` says them.
+
+    One statement: subqueries read the notification's ``DBTaskResult`` row,
+    with no ``TaskResult`` built. A cancelled task shows as CANCELLED (as in
+    ``delivery_from_row()``), a missing one as None (the caller's EXPIRED).
+    """
+    # task_result_id is text, the result's pk a number. Only text like
+    # str(pk) is cast (at most 18 digits: always a valid bigint), so anything
+    # else matches no result, never a SQL error. \A...\Z, not ^...$: SQLite's
+    # REGEXP is Python's re, where $ also matches before a final newline.
+    result_pk = Case(
+        When(
+            task_result_id__regex=r"\A[1-9][0-9]{0,17}\Z",
+            then=Cast("task_result_id", BigIntegerField()),
+        )
+    )
+    result = DBTaskResult.objects.filter(
+        pk=OuterRef("result_pk"),
+        backend_name=send_notification.backend,
+        task_path=send_notification.module_path,
+    )
+    shown_status = Case(When(cancelled_at__isnull=False, then=Value(CANCELLED)), default="status")
+    return (
+        notifications.annotate(result_pk=result_pk)
+        .annotate(
+            status=Subquery(result.values(shown=shown_status)),
+            attempts=Subquery(result.values("attempt_count")),
+        )
+        .values_list("status", "attempts")
+    )
+
+
+# Built once and filtered per poll, as a class-based view's ``queryset`` is:
+# resolving those expressions takes the ORM longer than running the query.
+PROGRESS = with_progress(Notification.objects.all())
+
+
+def progress_of(pk: int, *, owner: AbstractBaseUser | AnonymousUser) -> tuple[str, int] | None:
+    """Return (status, attempts) of ``owner``'s notification ``pk``; None if they have none.
+
+    The two fields of ``delivery_of()`` that the poll compares, in one query
+    on the database backend (``PROGRESS``); with another backend, or the
+    task table in another database, through ``delivery_of()``.
+    """
+    backend = send_notification.get_backend()
+    if not isinstance(backend, DatabaseBackend) or backend.db_alias != PROGRESS.db:
+        notification = Notification.objects.filter(pk=pk, owner=owner).first()
+        if notification is None:
+            return None
+        delivery = delivery_of(notification)
+        return delivery.status, delivery.attempts
+
+    try:
+        status, attempts = PROGRESS.get(pk=pk, owner=owner)
+    except Notification.DoesNotExist:
+        return None
+    if status is None:  # no result row (purged by the retention policy, say)
+        return EXPIRED, 0
+    return status, attempts

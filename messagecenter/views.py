@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.core.paginator import Page
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.http import Http404
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -34,6 +35,7 @@ from messagecenter.results import Delivery
 from messagecenter.results import deliveries_for
 from messagecenter.results import delivery_from_result
 from messagecenter.results import delivery_of
+from messagecenter.results import progress_of
 from messagecenter.tasks import send_notification
 
 PAGE_SIZE = 20
@@ -126,15 +128,22 @@ def notification_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The row, if its status changed since ``?status=`` (and ``?attempts=``); else 204.
 
     Unfinished rows poll this every second. 204 No Content tells htmx to
-    leave the row as it is, so an unchanged status costs a few bytes.
+    leave the row as it is, so an unchanged status costs a few bytes, and
+    one query besides the session and user (``progress_of()``).
     """
-    notification = get_object_or_404(Notification, pk=pk, owner=request.user)
-    delivery = delivery_of(notification)
+    # One lean query answers the frequent case. Another user's id is None,
+    # a 404 as for an unknown id.
+    progress = progress_of(pk, owner=request.user)
+    if progress is None:
+        raise Http404("No such notification.")
+    status, attempts = progress
     seen_status = request.GET.get("status")
     seen_attempts = request.GET.get("attempts")
-    if seen_status == delivery.status and seen_attempts in (None, str(delivery.attempts)):
+    if seen_status == status and seen_attempts in (None, str(attempts)):
         return HttpResponse(status=204)
-    return render_row(request, notification, delivery)
+    # It changed: the row needs the whole notification and delivery (last error, ntfy's id).
+    notification = get_object_or_404(Notification, pk=pk, owner=request.user)
+    return render_row(request, notification, delivery_of(notification))
 
 
 @require_POST
