@@ -100,13 +100,14 @@ class DatabaseBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskResult:
         """Insert the task's row (in the caller's transaction) and return its result."""
         from dbtasks.models import DBTaskResult
+        from dbtasks.notify import insert_and_notify
 
         self.validate_task(task)
         self.raise_if_misconfigured()
         arguments = serialize_arguments(args, kwargs)
 
         now = timezone.now()
-        row = DBTaskResult.objects.create(
+        row = DBTaskResult(
             task_path=task.module_path,
             backend_name=self.alias,
             queue_name=task.queue_name,
@@ -117,7 +118,11 @@ class DatabaseBackend(BaseTaskBackend):
             enqueued_at=now,
             available_after=task.run_after or now,
         )
-        self.notify_workers(task.queue_name)
+        if self.uses_listen_notify():
+            # One round trip: the INSERT and the NOTIFY that wakes idle workers.
+            insert_and_notify(row, db=self.db_alias, channel=NOTIFY_CHANNEL, payload=row.queue_name)
+        else:
+            row.save(using=self.db_alias, force_insert=True)
 
         result = row.to_task_result(history=[], task=task)
         task_enqueued.send(type(self), task_result=result)
@@ -188,7 +193,11 @@ class DatabaseBackend(BaseTaskBackend):
         return self.config.listen_notify and connections[self.db_alias].vendor == "postgresql"
 
     def notify_workers(self, queue_name: str) -> None:
-        """Wake idle workers at once on Postgres; delivered only if the enqueue commits."""
+        """Wake idle workers at once on Postgres; delivered only if the transaction commits.
+
+        enqueue() sends its NOTIFY with the INSERT (dbtasks/notify.py); this is
+        for rows written otherwise (a bulk insert, say).
+        """
         if self.uses_listen_notify():
             with connections[self.db_alias].cursor() as cursor:
                 cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue_name])
