@@ -9,8 +9,7 @@ the row the guarded UPDATE changed. A single statement is atomic on its own,
 so a task costs two round trips (claim, close) instead of five (claim, BEGIN,
 UPDATE, INSERT, COMMIT). SQLite cannot put an UPDATE in a CTE; there the two
 statements share a transaction. Both are plain SQL built from the models'
-fields: this runs once per task, and the ORM's query building would cost
-more than SQLite's own work.
+fields (``dbtasks.statements``): this runs once per task.
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.statements import insert_parts
+from dbtasks.statements import mark_saved
 
 
 def close_attempt(
@@ -35,7 +36,7 @@ def close_attempt(
     db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
     connection = connections[db]
     update_sql, update_params = guarded_update(connection, row, worker_id, changes)
-    columns, values, insert_params = attempt_insert(connection, attempt)
+    columns, values, insert_params = insert_parts(connection, attempt)
     if connection.vendor == "postgresql":
         sql = f"""
             WITH closed AS ({update_sql} RETURNING id)
@@ -47,16 +48,14 @@ def close_attempt(
             inserted = cursor.fetchone()
         if inserted is None:
             return False
-        attempt.pk = inserted[0]
+        mark_saved(attempt, pk=inserted[0], db=db)
     else:
         with transaction.atomic(using=db), connection.cursor() as cursor:
             cursor.execute(update_sql, update_params)
             if cursor.rowcount != 1:
                 return False
             cursor.execute(f"INSERT INTO {columns} VALUES ({values})", insert_params)
-            attempt.pk = cursor.lastrowid
-    attempt._state.adding = False
-    attempt._state.db = db
+            mark_saved(attempt, pk=cursor.lastrowid, db=db)
     return True
 
 
@@ -77,17 +76,3 @@ def guarded_update(
         "WHERE id = %s AND status = %s AND worker_id = %s AND attempt_count = %s"
     )
     return sql, [*params, row.pk, RUNNING, worker_id, row.attempt_count]
-
-
-def attempt_insert(
-    connection: BaseDatabaseWrapper, attempt: DBTaskAttempt
-) -> tuple[str, str, list[Any]]:
-    """``table (columns)``, the placeholders and the values that insert ``attempt``."""
-    quote = connection.ops.quote_name
-    fields = [field for field in DBTaskAttempt._meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(quote(field.column) for field in fields)
-    params = [
-        field.get_db_prep_save(field.pre_save(attempt, add=True), connection) for field in fields
-    ]
-    table = quote(DBTaskAttempt._meta.db_table)
-    return f"{table} ({columns})", ", ".join(["%s"] * len(fields)), params

@@ -16,26 +16,19 @@ from __future__ import annotations
 from django.db import connections
 
 from dbtasks.models import DBTaskResult
+from dbtasks.statements import insert_parts
+from dbtasks.statements import mark_saved
 
 
 def insert_and_notify(row: DBTaskResult, *, db: str, channel: str, payload: str) -> None:
     """Save the new ``row`` to ``db`` and send ``NOTIFY channel, payload``; set its pk."""
     connection = connections[db]
-    quote = connection.ops.quote_name
-    fields = [field for field in DBTaskResult._meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(quote(field.column) for field in fields)
-    # Values go through pre_save() and get_db_prep_save(), as in the ORM's own INSERT.
-    values = [field.get_db_prep_save(field.pre_save(row, add=True), connection) for field in fields]
+    columns, values, params = insert_parts(connection, row)
     sql = f"""
-        WITH inserted AS (
-            INSERT INTO {quote(DBTaskResult._meta.db_table)} ({columns})
-            VALUES ({", ".join(["%s"] * len(fields))})
-            RETURNING id
-        )
+        WITH inserted AS (INSERT INTO {columns} VALUES ({values}) RETURNING id)
         SELECT id, pg_notify(%s, %s) FROM inserted
     """  # Only quoted names and placeholders are interpolated.
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, channel, payload])
-        (row.pk, _) = cursor.fetchone()
-    row._state.adding = False
-    row._state.db = db
+        cursor.execute(sql, [*params, channel, payload])
+        (pk, _) = cursor.fetchone()
+    mark_saved(row, pk=pk, db=db)

@@ -299,14 +299,18 @@ class Worker:
         task claims its next one itself (``_chain``), so it still counts.
         """
         with self._lock:
-            return self.options.threads - len(self._running) - self._chaining
+            return self._free_threads()
+
+    def _free_threads(self) -> int:
+        """``_capacity()`` for a caller that holds ``_lock``."""
+        return self.options.threads - len(self._running) - self._chaining
 
     def _claim(self, *, limit: int | None = None) -> list[DBTaskResult]:
         """Claim up to ``limit`` rows (default: one per free thread) and count them."""
         with self._claim_lock:
             with self._lock:
                 if limit is None:
-                    limit = self.options.threads - len(self._running) - self._chaining
+                    limit = self._free_threads()
                 if self.options.max_tasks is not None:
                     limit = min(limit, self.options.max_tasks - self.claimed)
             rows = claim(

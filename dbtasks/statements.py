@@ -1,0 +1,39 @@
+"""Plain SQL built from a model's fields, for the statements that run once per task.
+
+The ORM's query building costs more than the database's own work for these
+small statements (the close of an attempt, enqueue's INSERT with its
+NOTIFY), and neither a data-modifying CTE nor ``RETURNING`` in one of them
+is something the ORM writes. Values go through ``pre_save()`` and
+``get_db_prep_save()``, as in the ORM's own INSERT.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+def insert_parts(
+    connection: BaseDatabaseWrapper, instance: models.Model
+) -> tuple[str, str, list[Any]]:
+    """``table (columns)``, the placeholders and the values that insert the new ``instance``.
+
+    Every concrete field but the primary key, which the database assigns.
+    """
+    quote = connection.ops.quote_name
+    meta = instance._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(quote(field.column) for field in fields)
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields
+    ]
+    return f"{quote(meta.db_table)} ({columns})", ", ".join(["%s"] * len(fields)), params
+
+
+def mark_saved(instance: models.Model, *, pk: Any, db: str) -> None:
+    """Make ``instance`` what ``save()`` would have left: its pk set, in ``db``."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = db
