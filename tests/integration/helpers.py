@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 
+from django.db import connection
 from django.utils import timezone
 
 from dbtasks.compat import task_backends
@@ -49,3 +53,51 @@ def override_options(settings, **options) -> None:
     tasks_setting = copy.deepcopy(settings.TASKS)
     tasks_setting["default"]["OPTIONS"] = {**tasks_setting["default"]["OPTIONS"], **options}
     settings.TASKS = tasks_setting
+
+
+class Running:
+    """A Worker.run() in a thread."""
+
+    def __init__(self, **options) -> None:
+        self.worker = Worker(task_backends["default"], WorkerOptions(**options))
+        self.code: int | None = None
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.code = self.worker.run()
+        finally:
+            connection.close()  # the main loop's connection, opened in this thread
+
+    def join(self, timeout: float = 15) -> int | None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the worker did not stop"
+        return self.code
+
+
+def wait_for_status(result, status, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while row_of(result).status != status:
+        assert time.monotonic() < deadline, f"task {result.id} never became {status}"
+        time.sleep(0.02)
+
+
+def race[T](call: Callable[[], T], *, threads: int = 4) -> list[T]:
+    """Run ``call`` in ``threads`` threads released at the same moment; return what each gave."""
+    barrier = threading.Barrier(threads)
+    returned: list[T] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            returned.append(call())
+        finally:
+            connection.close()  # this thread's own connection
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(timeout=30)
+    return returned

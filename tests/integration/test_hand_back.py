@@ -11,12 +11,9 @@ Three ways a worker can hold a row it will not run:
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from dbtasks.claims import claim
@@ -28,7 +25,9 @@ from dbtasks.models import DBTaskResult
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
 from tests import tasks
+from tests.integration.helpers import Running
 from tests.integration.helpers import row_of
+from tests.integration.helpers import wait_for_status
 
 pytestmark = pytest.mark.dbtasks
 
@@ -94,33 +93,6 @@ def test_unclaim_leaves_a_row_that_is_no_longer_ours(db):
     assert DBTaskResult.objects.get(pk=row.pk).status == RUNNING
 
 
-class Running:
-    """A Worker.run() in a thread."""
-
-    def __init__(self, **options) -> None:
-        self.worker = Worker(task_backends["default"], WorkerOptions(**options))
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.worker.run()
-        finally:
-            connection.close()  # the main loop's connection, opened in this thread
-
-    def stop(self) -> None:
-        self.worker.request_stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "the worker did not stop"
-
-
-def wait_until(predicate, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def test_a_live_worker_hands_back_a_claim_it_never_received(transactional_db):
     running = Running()
     try:
@@ -135,23 +107,25 @@ def test_a_live_worker_hands_back_a_claim_it_never_received(transactional_db):
             last_attempted_at=timezone.now(),
         )
         # Housekeeping runs every heartbeat interval (200 ms in the test settings).
-        wait_until(lambda: row_of(result).status == READY, "the row to be handed back")
+        wait_for_status(result, READY)
         back = row_of(result)
         assert (back.attempt_count, back.worker_id, back.started_at) == (0, "", None)
         assert not DBTaskAttempt.objects.filter(result_id=result.id).exists()
     finally:
-        running.stop()
+        running.worker.request_stop()
+        running.join()
 
 
 def test_a_task_in_flight_is_never_taken_for_a_lost_claim(transactional_db):
     running = Running()
     try:
         result = tasks.sleep_for.enqueue(1.0)  # five housekeeping rounds while it runs
-        wait_until(lambda: row_of(result).status == TaskResultStatus.SUCCESSFUL, "the task")
+        wait_for_status(result, TaskResultStatus.SUCCESSFUL)
         assert row_of(result).attempt_count == 1
         assert DBTaskAttempt.objects.filter(result_id=result.id).count() == 1
     finally:
-        running.stop()
+        running.worker.request_stop()
+        running.join()
 
 
 def stopped_worker_holding(result) -> tuple[Worker, DBTaskResult]:

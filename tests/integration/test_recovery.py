@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from dbtasks.compat import TaskResultStatus
@@ -18,6 +16,7 @@ from dbtasks.models import DBWorker
 from dbtasks.recovery import recover_lost_tasks
 from tests import tasks
 from tests.integration.helpers import override_options
+from tests.integration.helpers import race
 
 pytestmark = pytest.mark.dbtasks
 
@@ -114,21 +113,7 @@ def test_recovering_twice_closes_the_attempt_once(db):
 def test_workers_recovering_at_once_close_each_attempt_once(transactional_db):
     for n in range(5):
         running_on(f"dead:{n}:aa", heartbeat_age=TIMEOUT * 2)
-    barrier = threading.Barrier(4)
-    closed = []
-
-    def race():
-        barrier.wait()
-        try:
-            closed.append(recover())
-        finally:
-            connection.close()  # this thread's own connection
-
-    threads = [threading.Thread(target=race) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    closed = race(recover)
 
     assert sum(closed) == 5
     assert DBTaskAttempt.objects.count() == 5

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC
 from datetime import datetime
 
 import pytest
-from django.db import connection
 
 from dbtasks.compat import task_backends
 from dbtasks.models import DBScheduleTick
 from dbtasks.models import DBTaskResult
 from dbtasks.schedules import enqueue_due
 from tests.integration.helpers import override_options
+from tests.integration.helpers import race
 
 pytestmark = pytest.mark.dbtasks
 
@@ -73,21 +72,7 @@ def test_missed_ticks_are_caught_up_once(db, every_five_minutes):
 
 
 def test_workers_racing_for_a_tick_enqueue_it_once(transactional_db, every_five_minutes):
-    barrier = threading.Barrier(4)
-    counts = []
-
-    def race():
-        barrier.wait()
-        try:
-            counts.append(enqueue_due(task_backends["default"], now=at(12, 2)))
-        finally:
-            connection.close()  # this thread's own connection
-
-    threads = [threading.Thread(target=race) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    counts = race(lambda: enqueue_due(task_backends["default"], now=at(12, 2)))
 
     assert sorted(counts) == [0, 0, 0, 1]
     assert DBTaskResult.objects.count() == 1

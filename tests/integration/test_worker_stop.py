@@ -10,41 +10,18 @@ import threading
 import time
 
 import pytest
-from django.db import connection
 
 from dbtasks.compat import TaskResultStatus
-from dbtasks.compat import task_backends
 from dbtasks.models import DBTaskResult
 from dbtasks.worker import EXIT_FORCED
 from dbtasks.worker import EXIT_OK
-from dbtasks.worker import Worker
-from dbtasks.worker import WorkerOptions
 from tests import tasks
+from tests.integration.helpers import Running
 from tests.integration.helpers import override_options
 from tests.integration.helpers import row_of
+from tests.integration.helpers import wait_for_status
 
 pytestmark = pytest.mark.dbtasks
-
-
-class Running:
-    """A Worker.run() in a thread."""
-
-    def __init__(self, **options):
-        self.worker = Worker(task_backends["default"], WorkerOptions(**options))
-        self.code = None
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.code = self.worker.run()
-        finally:
-            connection.close()  # the main loop's connection, opened in this thread
-
-    def join(self, timeout=15):
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the worker did not stop"
-        return self.code
 
 
 @pytest.fixture
@@ -64,13 +41,6 @@ def start(transactional_db):
     for thread in threading.enumerate():
         if thread.name.startswith("dbtasks-task-"):
             thread.join(timeout=10)
-
-
-def wait_for_status(result, status, timeout=10):
-    deadline = time.monotonic() + timeout
-    while row_of(result).status != status:
-        assert time.monotonic() < deadline, f"task {result.id} never became {status}"
-        time.sleep(0.02)
 
 
 def test_a_stop_lets_the_running_task_finish_and_claims_nothing_more(start):
