@@ -7,7 +7,7 @@ would get there soon after such a load; on SQLite nothing: Django never runs
 ANALYZE, so the planner has no statistics, as in an app).
 
 Each round, in each database: enqueue one task (public API, not timed), time
-the system's own claim (dbtasks: ``dbtasks.claims.claim()``;
+the system's own claim (dbtasks: ``dbtasks.sql.claim.claim()``;
 django-tasks-db: the locking transaction of its ``db_worker`` loop), mark the
 task finished (not timed); 20 warm-up claims, then ``claims`` timed ones.
 ``growth`` = median at 1,000,000 / median at 10,000: near 1 when an index
@@ -192,7 +192,7 @@ def claim_function(queue: DjangoQueue) -> Any:
     if queue.arm.system == DBTASKS:
         from django.utils import timezone
 
-        from dbtasks.claims import claim
+        from dbtasks.sql.claim import claim
 
         def claim_dbtasks() -> Any:
             rows = claim(

@@ -3,7 +3,7 @@
 ``enqueue()`` writes one ``DBTaskResult`` row in the caller's transaction, so
 a task enqueued inside ``transaction.atomic()`` exists only if that
 transaction commits. ``get_result()`` reads it back from any process.
-Running tasks is the worker's job (``dbtasks/worker.py``).
+Running tasks is the worker's job (``dbtasks/worker/loop.py``).
 """
 
 from __future__ import annotations
@@ -30,14 +30,11 @@ from dbtasks.compat import task_enqueued
 from dbtasks.exceptions import InvalidTaskArguments
 from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.exceptions import TaskFunctionMissing
-from dbtasks.policy import BackendOptions
-from dbtasks.policy import OptionError
-from dbtasks.policy import parse_options
-from dbtasks.policy import parse_queues
+from dbtasks.options import BackendOptions
+from dbtasks.options import OptionError
+from dbtasks.options import parse_options
+from dbtasks.options import parse_queues
 from dbtasks.serialization import to_json_value
-
-# The Postgres channel enqueue() notifies, and idle workers LISTEN on.
-NOTIFY_CHANNEL = "dbtasks"
 
 
 def serialize_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,7 +97,7 @@ class DatabaseBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskResult:
         """Insert the task's row (in the caller's transaction) and return its result."""
         from dbtasks.models import DBTaskResult
-        from dbtasks.notify import insert_and_notify
+        from dbtasks.sql import notify
 
         self.validate_task(task)
         self.raise_if_misconfigured()
@@ -120,7 +117,7 @@ class DatabaseBackend(BaseTaskBackend):
         )
         if self.uses_listen_notify():
             # One round trip: the INSERT and the NOTIFY that wakes idle workers.
-            insert_and_notify(row, db=self.db_alias, channel=NOTIFY_CHANNEL, payload=row.queue_name)
+            notify.insert_and_notify(row, db=self.db_alias)
         else:
             row.save(using=self.db_alias, force_insert=True)
 
@@ -195,9 +192,10 @@ class DatabaseBackend(BaseTaskBackend):
     def notify_workers(self, queue_name: str) -> None:
         """Wake idle workers at once on Postgres; delivered only if the transaction commits.
 
-        enqueue() sends its NOTIFY with the INSERT (dbtasks/notify.py); this is
+        enqueue() sends its NOTIFY with the INSERT (dbtasks/sql/notify.py); this is
         for rows written otherwise (a bulk insert, say).
         """
+        from dbtasks.sql import notify
+
         if self.uses_listen_notify():
-            with connections[self.db_alias].cursor() as cursor:
-                cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue_name])
+            notify.notify(self.db_alias, queue_name)

@@ -1,58 +1,52 @@
 """Step 8 of the tour: delete old results, as the purge policy says.
 
-Used by ``manage.py dbtasks_purge`` and, every ``purge.interval``, by each
-worker. Deletes go in batches so a large purge never holds a long lock.
+One function does it for the three callers: the worker every
+``purge.interval``, the recurring task ``dbtasks.tasks.purge_expired_results``
+and ``manage.py dbtasks_purge``. The deletes themselves, in batches so a
+large purge never holds a long lock, are in ``dbtasks/sql/purge.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from datetime import timedelta
+from typing import Literal
 
-from django.db import transaction
+from dbtasks.backend import DatabaseBackend
+from dbtasks.sql.purge import purge_finished
+from dbtasks.sql.purge import purge_unfinished
 
-from dbtasks.models import DBTaskResult
-from dbtasks.models import DBTaskResultQuerySet
+Kind = Literal["finished", "unfinished"]
+
+_DELETERS = {"finished": purge_finished, "unfinished": purge_unfinished}
 
 
-def delete_in_batches(
-    rows: DBTaskResultQuerySet, *, batch_size: int, limit: int | None = None
-) -> int:
-    """Delete the rows (and their attempts) ``batch_size`` at a time; return how many."""
-    deleted = 0
-    while limit is None or deleted < limit:
-        size = batch_size if limit is None else min(batch_size, limit - deleted)
-        with transaction.atomic(using=rows.db):
-            ids = list(rows.order_by().values_list("pk", flat=True)[:size])
-            if not ids:
-                break
-            DBTaskResult.objects.using(rows.db).filter(pk__in=ids).delete()
-        deleted += len(ids)
+def purge_expired(
+    backend: DatabaseBackend,
+    *,
+    now: datetime,
+    ages: Mapping[Kind, timedelta | None] | None = None,
+    limit: int | None = None,
+) -> dict[Kind, int]:
+    """Delete ``backend``'s results older than their age; return how many of each kind.
+
+    ``ages`` defaults to the purge policy (``finished`` by finish time,
+    ``unfinished`` by enqueue time); an age of None keeps that kind forever.
+    ``limit`` caps the rows deleted of each kind.
+    """
+    policy = backend.config.purge
+    if ages is None:
+        ages = {"finished": policy.finished, "unfinished": policy.unfinished}
+    deleted: dict[Kind, int] = {}
+    for kind, age in ages.items():
+        deleted[kind] = 0
+        if age is not None:
+            deleted[kind] = _DELETERS[kind](
+                db=backend.db_alias,
+                backend_name=backend.alias,
+                before=now - age,
+                batch_size=policy.batch_size,
+                limit=limit,
+            )
     return deleted
-
-
-def purge_finished(
-    *,
-    db: str,
-    backend_name: str,
-    before: datetime,
-    batch_size: int = 1000,
-    limit: int | None = None,
-) -> int:
-    """Delete results that finished before ``before``."""
-    rows = DBTaskResult.objects.using(db).filter(backend_name=backend_name).finished_before(before)
-    return delete_in_batches(rows, batch_size=batch_size, limit=limit)
-
-
-def purge_unfinished(
-    *,
-    db: str,
-    backend_name: str,
-    before: datetime,
-    batch_size: int = 1000,
-    limit: int | None = None,
-) -> int:
-    """Delete results enqueued before ``before`` that never finished."""
-    rows = (
-        DBTaskResult.objects.using(db).filter(backend_name=backend_name).unfinished_before(before)
-    )
-    return delete_in_batches(rows, batch_size=batch_size, limit=limit)

@@ -18,8 +18,7 @@ from django.utils import timezone
 from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import task
 from dbtasks.compat import task_backends
-from dbtasks.purge import purge_finished
-from dbtasks.purge import purge_unfinished
+from dbtasks.purge import purge_expired
 
 
 @task
@@ -28,12 +27,4 @@ def purge_expired_results(backend: str = "default") -> dict[str, int]:
     task_backend = task_backends[backend]
     if not isinstance(task_backend, DatabaseBackend):
         raise TypeError(f"Backend {backend!r} is not a dbtasks DatabaseBackend.")
-    policy = task_backend.config.purge
-    now = timezone.now()
-    common = {"db": task_backend.db_alias, "backend_name": backend, "batch_size": policy.batch_size}
-    deleted = {"finished": 0, "unfinished": 0}
-    if policy.finished is not None:
-        deleted["finished"] = purge_finished(before=now - policy.finished, **common)
-    if policy.unfinished is not None:
-        deleted["unfinished"] = purge_unfinished(before=now - policy.unfinished, **common)
-    return deleted
+    return dict(purge_expired(task_backend, now=timezone.now()))

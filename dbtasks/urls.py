@@ -1,18 +1,8 @@
-"""URLs of the ops dashboard and metrics: ``path("ops/", include("dbtasks.urls"))``.
-
-Reverse them as ``dbtasks:ops``, ``dbtasks:ops-panels`` and ``dbtasks:metrics``.
-"""
+"""``path("ops/", include("dbtasks.urls"))``: the ops dashboard and metrics (``dbtasks.ops``)."""
 
 from __future__ import annotations
 
-from django.urls import path
+from dbtasks.ops.urls import app_name
+from dbtasks.ops.urls import urlpatterns
 
-from dbtasks import views
-
-app_name = "dbtasks"
-
-urlpatterns = [
-    path("", views.ops, name="ops"),
-    path("panels/", views.ops_panels, name="ops-panels"),
-    path("metrics/", views.metrics, name="metrics"),
-]
+__all__ = ["app_name", "urlpatterns"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from dbtasks.management.commands.dbtasks_worker import Command
-from dbtasks.policy import _PURGE_KEYS
-from dbtasks.policy import _QUEUE_KEYS
-from dbtasks.policy import _SCHEDULE_KEYS
-from dbtasks.policy import _TOP_KEYS
+from dbtasks.options import _PURGE_KEYS
+from dbtasks.options import _QUEUE_KEYS
+from dbtasks.options import _SCHEDULE_KEYS
+from dbtasks.options import _TOP_KEYS
 from devtools import readme
 
 ROOT = Path(__file__).resolve().parent.parent

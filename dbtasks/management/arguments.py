@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
-from dbtasks.policy import OptionError
-from dbtasks.policy import parse_duration
+from dbtasks.options import OptionError
+from dbtasks.options import parse_duration
 
 
 def _whole_number(value: str, *, minimum: int) -> int:

@@ -14,7 +14,7 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from dbtasks.models import DBTaskResult
-from dbtasks.purge import purge_finished
+from dbtasks.sql.purge import purge_finished
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
 from tests.conftest import run_worker

@@ -16,12 +16,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from dbtasks.claims import claim
-from dbtasks.claims import unclaim
 from dbtasks.compat import TaskResultStatus
 from dbtasks.compat import task_backends
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.sql.claim import claim
+from dbtasks.sql.claim import unclaim
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
 from tests import tasks
@@ -131,9 +131,9 @@ def test_a_task_in_flight_is_never_taken_for_a_lost_claim(transactional_db):
 def stopped_worker_holding(result) -> tuple[Worker, DBTaskResult]:
     """A Worker (not running) that claimed ``result``'s row for a thread not free yet."""
     worker = Worker(task_backends["default"], WorkerOptions())
-    (row,) = worker._claim()
+    (row,) = worker.claim()
     assert row.pk == int(result.id)
-    worker._waiting.add(row.pk)  # what _submit() records before a thread picks it up
+    worker.in_flight.queue(row)  # what the loop records before a thread picks it up
     worker.request_stop()
     return worker, row
 
@@ -142,11 +142,11 @@ def test_a_stopping_worker_hands_back_a_row_no_thread_started(db):
     result = tasks.noop.enqueue()
     worker, row = stopped_worker_holding(result)
 
-    worker._run_one(row, True)  # the thread gets to it only now
+    worker.runner.run_one(row, True)  # the thread gets to it only now
 
     back = row_of(result)
     assert (back.status, back.attempt_count, back.worker_id) == (READY, 0, "")
-    assert worker.in_flight == {}
+    assert len(worker.in_flight) == 0
     assert worker.processed == 0
 
 
@@ -154,8 +154,8 @@ def test_rows_still_waiting_when_the_grace_period_ends_go_back_unstarted(db):
     result = tasks.noop.enqueue()
     worker, row = stopped_worker_holding(result)
 
-    worker._give_back([row])
-    worker._run_one(row, True)  # a thread that gets to it afterwards leaves it alone
+    worker._give_back()
+    worker.runner.run_one(row, True)  # a thread that gets to it afterwards leaves it alone
 
     back = row_of(result)
     assert (back.status, back.attempt_count) == (READY, 0)

@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from dbtasks.compat import TaskResultStatus
 from dbtasks.compat import task_backends
-from dbtasks.execution import record_attempt
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
-from dbtasks.recovery import recover_lost_tasks
+from dbtasks.worker.execution import record_attempt
+from dbtasks.worker.recovery import recover_lost_tasks
 from tests import tasks
 from tests.integration.helpers import override_options
 from tests.integration.helpers import race

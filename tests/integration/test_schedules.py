@@ -10,7 +10,7 @@ import pytest
 from dbtasks.compat import task_backends
 from dbtasks.models import DBScheduleTick
 from dbtasks.models import DBTaskResult
-from dbtasks.schedules import enqueue_due
+from dbtasks.worker.schedules import enqueue_due
 from tests.integration.helpers import override_options
 from tests.integration.helpers import race
 

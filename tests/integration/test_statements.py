@@ -8,10 +8,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
-from dbtasks.claims import claim
 from dbtasks.compat import TaskResultStatus
 from dbtasks.compat import task_backends
-from dbtasks.execution import execute
+from dbtasks.sql.claim import claim
+from dbtasks.worker.execution import execute
 from tests import tasks
 
 pytestmark = pytest.mark.dbtasks

@@ -10,7 +10,7 @@ Without a session, every URL answers with a redirect to a sign-in page, except:
 - the sign-in pages themselves (ours and the admin's);
 - the ops dashboard and its metrics, which answer 404 to anyone but staff
   (or the metrics scraper's token): by design they do not reveal that they
-  exist (dbtasks/views.py).
+  exist (dbtasks/ops/views.py).
 """
 
 from __future__ import annotations

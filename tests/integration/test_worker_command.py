@@ -131,7 +131,7 @@ def test_a_backend_that_is_not_dbtasks_is_refused(db, settings):
         call_command("dbtasks_worker", "--backend", "immediate")
 
     assert str(excinfo.value) == (
-        "Backend 'immediate' is ImmediateBackend, not a dbtasks DatabaseBackend; it has no worker."
+        "Backend 'immediate' is ImmediateBackend, which is not a dbtasks DatabaseBackend."
     )
 
 

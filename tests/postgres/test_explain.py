@@ -11,8 +11,8 @@ from django.db import connection
 from django.db import transaction
 from django.utils import timezone
 
-from dbtasks.claims import claim
 from dbtasks.models import DBTaskResult
+from dbtasks.sql.claim import claim
 
 pytestmark = pytest.mark.dbtasks
 

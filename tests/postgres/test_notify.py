@@ -8,8 +8,8 @@ from django.db import connection
 from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 
-from dbtasks.backend import NOTIFY_CHANNEL
-from dbtasks.listener import connection_params
+from dbtasks.sql.notify import CHANNEL
+from dbtasks.sql.notify import connection_params
 from tests import tasks
 
 pytestmark = pytest.mark.dbtasks
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.dbtasks
 @pytest.fixture
 def listener(transactional_db):
     with psycopg.connect(**connection_params("default"), autocommit=True) as listening:
-        listening.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        listening.execute(f"LISTEN {CHANNEL}")
         yield listening
 
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from dbtasks.charts import nice_ceiling
-from dbtasks.charts import throughput_chart
-from dbtasks.stats import MinuteCount
+from dbtasks.ops.charts import nice_ceiling
+from dbtasks.ops.charts import throughput_chart
+from dbtasks.ops.stats import MinuteCount
 
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Recurring schedules: which tick is due (dbtasks.schedules.latest_tick)."""
+"""Recurring schedules: which tick is due (dbtasks.worker.schedules.latest_tick)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from dbtasks.policy import Schedule
-from dbtasks.schedules import latest_tick
+from dbtasks.options import Schedule
+from dbtasks.worker.schedules import latest_tick
 
 pytestmark = pytest.mark.dbtasks
 

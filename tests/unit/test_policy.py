@@ -1,4 +1,4 @@
-"""OPTIONS parsing (dbtasks/policy.py): the documented format, and every mistake named."""
+"""OPTIONS parsing (dbtasks/options.py): the documented format, and every mistake named."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from dbtasks.policy import OptionError
-from dbtasks.policy import PurgePolicy
-from dbtasks.policy import QueuePolicy
-from dbtasks.policy import parse_duration
-from dbtasks.policy import parse_options
-from dbtasks.policy import parse_queues
+from dbtasks.options import OptionError
+from dbtasks.options import PurgePolicy
+from dbtasks.options import QueuePolicy
+from dbtasks.options import parse_duration
+from dbtasks.options import parse_options
+from dbtasks.options import parse_queues
 from tests.option_errors import KEY
 from tests.option_errors import OPTION_ERRORS
 from tests.option_errors import QUEUES

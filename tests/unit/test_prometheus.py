@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from dbtasks.prometheus import MetricFamily
-from dbtasks.prometheus import escape_help
-from dbtasks.prometheus import escape_label_value
-from dbtasks.prometheus import format_bound
-from dbtasks.prometheus import format_value
-from dbtasks.prometheus import render
+from dbtasks.ops.prometheus import MetricFamily
+from dbtasks.ops.prometheus import escape_help
+from dbtasks.ops.prometheus import escape_label_value
+from dbtasks.ops.prometheus import format_bound
+from dbtasks.ops.prometheus import format_value
+from dbtasks.ops.prometheus import render
 
 pytestmark = pytest.mark.dbtasks
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from dbtasks.health import HealthReport
-from dbtasks.health import first_line
-from dbtasks.stats import format_duration
-from dbtasks.stats import last_traceback_line
+from dbtasks.ops.health import HealthReport
+from dbtasks.ops.health import first_line
+from dbtasks.ops.stats import format_duration
+from dbtasks.ops.stats import last_traceback_line
 
 pytestmark = pytest.mark.dbtasks
 

@@ -1,6 +1,6 @@
 """``manage.py dbtasks_health``: exit 0 if task processing is healthy, else 1.
 
-The checks themselves are in ``dbtasks/health.py``.
+The checks themselves are in ``dbtasks/ops/health.py``.
 
 Made for container health checks (Docker ``HEALTHCHECK``, a Kubernetes exec
 probe) and cron jobs: one line of output, the exit code is the verdict, no
@@ -17,16 +17,14 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
 
-from dbtasks.backend import DatabaseBackend
-from dbtasks.compat import InvalidTaskBackend
-from dbtasks.compat import task_backends
-from dbtasks.health import HealthLimits
-from dbtasks.health import HealthReport
-from dbtasks.health import check_health
 from dbtasks.management.arguments import add_backend_argument
 from dbtasks.management.arguments import add_queue_argument
 from dbtasks.management.arguments import count
 from dbtasks.management.arguments import positive_duration
+from dbtasks.management.lookup import database_backend
+from dbtasks.ops.health import HealthLimits
+from dbtasks.ops.health import HealthReport
+from dbtasks.ops.health import check_health
 
 EXIT_UNHEALTHY = 1
 
@@ -71,7 +69,7 @@ class Command(BaseCommand):
         verbosity: int,
         **options: Any,
     ) -> None:
-        task_backend = self._backend(backend)
+        task_backend = database_backend(backend, require_valid_options=False)
         if queues:
             unknown = sorted(set(queues) - set(task_backend.queues))
             if unknown:
@@ -99,12 +97,3 @@ class Command(BaseCommand):
         # Not CommandError: that would print "CommandError: UNHEALTHY: ...".
         # The exit code is the verdict; the line is the reason.
         sys.exit(EXIT_UNHEALTHY)
-
-    def _backend(self, alias: str) -> DatabaseBackend:
-        try:
-            task_backend = task_backends[alias]
-        except InvalidTaskBackend as error:
-            raise CommandError(str(error)) from None
-        if not isinstance(task_backend, DatabaseBackend):
-            raise CommandError(f"Backend {alias!r} is not a dbtasks DatabaseBackend.")
-        return task_backend

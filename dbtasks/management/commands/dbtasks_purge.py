@@ -10,14 +10,12 @@ from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from dbtasks.backend import DatabaseBackend
-from dbtasks.compat import InvalidTaskBackend
-from dbtasks.compat import task_backends
 from dbtasks.management.arguments import add_backend_argument
 from dbtasks.management.arguments import duration
 from dbtasks.management.arguments import positive_int
-from dbtasks.purge import purge_finished
-from dbtasks.purge import purge_unfinished
+from dbtasks.management.lookup import database_backend
+from dbtasks.purge import Kind
+from dbtasks.purge import purge_expired
 
 
 def older_than(value: str) -> timedelta:
@@ -50,40 +48,17 @@ class Command(BaseCommand):
     def handle(
         self,
         *,
-        which: str,
+        which: Kind,
         before: timedelta | None,
         limit: int | None,
         backend: str,
         **options: Any,
     ) -> None:
-        if backend not in task_backends.settings:
-            # Django's own message speaks of a "connection".
-            raise CommandError(
-                f"settings.TASKS has no backend {backend!r}; it has "
-                f"{', '.join(map(repr, task_backends.settings))}."
-            )
-        try:
-            task_backend = task_backends[backend]
-        except InvalidTaskBackend as error:
-            raise CommandError(str(error)) from None
-        if not isinstance(task_backend, DatabaseBackend):
-            raise CommandError(f"Backend {backend!r} is not a dbtasks DatabaseBackend.")
-        try:
-            task_backend.raise_if_misconfigured()
-        except InvalidTaskBackend as error:
-            raise CommandError(str(error)) from None
-        policy = task_backend.config.purge
-        age = before if before is not None else getattr(policy, which)
+        task_backend = database_backend(backend)
+        age = before if before is not None else getattr(task_backend.config.purge, which)
         if age is None:
             raise CommandError(
                 f"The purge policy keeps {which} results forever; pass --before to purge anyway."
             )
-        purge = purge_finished if which == "finished" else purge_unfinished
-        deleted = purge(
-            db=task_backend.db_alias,
-            backend_name=backend,
-            before=timezone.now() - age,
-            batch_size=policy.batch_size,
-            limit=limit,
-        )
-        self.stdout.write(f"Deleted {deleted} {which} task result(s) older than {age}.")
+        deleted = purge_expired(task_backend, now=timezone.now(), ages={which: age}, limit=limit)
+        self.stdout.write(f"Deleted {deleted[which]} {which} task result(s) older than {age}.")

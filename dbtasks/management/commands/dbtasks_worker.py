@@ -1,4 +1,4 @@
-"""``manage.py dbtasks_worker``: run tasks from a DatabaseBackend (see dbtasks/worker.py)."""
+"""``manage.py dbtasks_worker``: run tasks from a DatabaseBackend (see dbtasks/worker/loop.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,13 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
 
-from dbtasks.backend import DatabaseBackend
-from dbtasks.compat import InvalidTaskBackend
-from dbtasks.compat import task_backends
 from dbtasks.management.arguments import add_backend_argument
 from dbtasks.management.arguments import add_queue_argument
 from dbtasks.management.arguments import milliseconds
 from dbtasks.management.arguments import positive_int
 from dbtasks.management.arguments import queue_list
 from dbtasks.management.arguments import seconds
+from dbtasks.management.lookup import database_backend
 from dbtasks.worker import EXIT_FORCED
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
@@ -105,23 +103,8 @@ class Command(BaseCommand):
     ) -> None:
         if delay_min > delay_max:
             raise CommandError("--delay-min must not be more than --delay-max.")
-        if backend not in task_backends.settings:
-            # Django's own message speaks of a "connection".
-            raise CommandError(
-                f"settings.TASKS has no backend {backend!r}; it has "
-                f"{', '.join(map(repr, task_backends.settings))}."
-            )
+        task_backend = database_backend(backend)
         try:
-            task_backend = task_backends[backend]
-        except InvalidTaskBackend as error:
-            raise CommandError(str(error)) from None
-        if not isinstance(task_backend, DatabaseBackend):
-            raise CommandError(
-                f"Backend {backend!r} is {type(task_backend).__name__}, not a dbtasks "
-                "DatabaseBackend; it has no worker."
-            )
-        try:
-            task_backend.raise_if_misconfigured()
             worker = Worker(
                 task_backend,
                 WorkerOptions(
@@ -137,7 +120,7 @@ class Command(BaseCommand):
                     grace=grace,
                 ),
             )
-        except (ValueError, InvalidTaskBackend) as error:
+        except ValueError as error:
             raise CommandError(str(error)) from None
 
         if verbosity > 0:

@@ -19,8 +19,8 @@ from datetime import timedelta
 from django.db import DatabaseError
 from django.db import connections
 
-from dbtasks.connections import discard_if_broken
 from dbtasks.models import DBWorker
+from dbtasks.worker.connections import discard_if_broken
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from dbtasks.compat import Task
-from dbtasks.policy import Schedule
+from dbtasks.options import Schedule
 
 if TYPE_CHECKING:
     from dbtasks.backend import DatabaseBackend

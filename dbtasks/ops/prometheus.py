@@ -1,7 +1,7 @@
 """Metrics in the Prometheus text exposition format (version 0.0.4).
 
 ``collect()`` reads the numbers (three queries per dbtasks backend, see
-``dbtasks.stats``); ``render()`` writes them out. The tables are the source
+``dbtasks.ops.stats``); ``render()`` writes them out. The tables are the source
 of truth, so every metric is a gauge over the current state or over the last
 hour (``stats.WINDOW``), never a process-local counter: any web process
 answers the same, and a restart loses nothing.
@@ -24,10 +24,10 @@ from datetime import datetime
 from typing import Literal
 
 from dbtasks.backend import DatabaseBackend
-from dbtasks.stats import DURATION_BUCKETS
-from dbtasks.stats import attempt_stats
-from dbtasks.stats import count_live_workers
-from dbtasks.stats import queue_summaries
+from dbtasks.ops.stats import DURATION_BUCKETS
+from dbtasks.ops.stats import attempt_stats
+from dbtasks.ops.stats import count_live_workers
+from dbtasks.ops.stats import queue_summaries
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

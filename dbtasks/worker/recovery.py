@@ -14,11 +14,11 @@ import logging
 from datetime import datetime
 
 from dbtasks.exceptions import WorkerLost
-from dbtasks.execution import record_attempt
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
-from dbtasks.policy import BackendOptions
+from dbtasks.options import BackendOptions
+from dbtasks.worker.execution import record_attempt
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ the row the guarded UPDATE changed. A single statement is atomic on its own,
 so a task costs two round trips (claim, close) instead of five (claim, BEGIN,
 UPDATE, INSERT, COMMIT). SQLite cannot put an UPDATE in a CTE; there the two
 statements share a transaction. Both are plain SQL built from the models'
-fields (``dbtasks.statements``): this runs once per task.
+fields (``dbtasks.sql.build``): this runs once per task.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
-from dbtasks.statements import insert_parts
-from dbtasks.statements import mark_saved
+from dbtasks.sql.build import insert_parts
+from dbtasks.sql.build import mark_saved
 
 
 def close_attempt(

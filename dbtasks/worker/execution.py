@@ -22,13 +22,11 @@ from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
 from django.utils import timezone
 
-from dbtasks.attempts import close_attempt
 from dbtasks.compat import InvalidTask
 from dbtasks.compat import TaskContext
 from dbtasks.compat import TaskResult
 from dbtasks.compat import task_finished
 from dbtasks.compat import task_started
-from dbtasks.connections import discard_if_broken
 from dbtasks.exceptions import PermanentFailure
 from dbtasks.exceptions import RetryLater
 from dbtasks.exceptions import TaskArgumentsCorrupt
@@ -38,8 +36,10 @@ from dbtasks.models import READY
 from dbtasks.models import SUCCESSFUL
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
-from dbtasks.policy import QueuePolicy
+from dbtasks.options import QueuePolicy
 from dbtasks.serialization import to_json_value
+from dbtasks.sql.close import close_attempt
+from dbtasks.worker.connections import discard_if_broken
 
 logger = logging.getLogger(__name__)
 

@@ -30,18 +30,18 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from dbtasks import prometheus
 from dbtasks.backend import DatabaseBackend
-from dbtasks.charts import throughput_chart
-from dbtasks.stats import WINDOW
-from dbtasks.stats import database_backends
-from dbtasks.stats import format_duration
-from dbtasks.stats import latest_failures
-from dbtasks.stats import live_workers
-from dbtasks.stats import queue_summaries
-from dbtasks.stats import queues_without_workers
-from dbtasks.stats import running_tasks
-from dbtasks.stats import throughput
+from dbtasks.ops import prometheus
+from dbtasks.ops.charts import throughput_chart
+from dbtasks.ops.stats import WINDOW
+from dbtasks.ops.stats import database_backends
+from dbtasks.ops.stats import format_duration
+from dbtasks.ops.stats import latest_failures
+from dbtasks.ops.stats import live_workers
+from dbtasks.ops.stats import queue_summaries
+from dbtasks.ops.stats import queues_without_workers
+from dbtasks.ops.stats import running_tasks
+from dbtasks.ops.stats import throughput
 
 # Seconds between the dashboard's refreshes.
 POLL_SECONDS = 5

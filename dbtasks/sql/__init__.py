@@ -1,0 +1,1 @@
+"""Every hand-written SQL statement dbtasks runs: claim, close, enqueue + NOTIFY, purge."""

@@ -1,0 +1,91 @@
+"""Both ends of Postgres LISTEN/NOTIFY: enqueues wake idle workers at once.
+
+The sending end: ``NOTIFY`` is transactional, so Postgres delivers it when the
+enqueueing transaction commits, and never if it rolls back; a woken worker
+always finds the row. Sent as its own ``SELECT pg_notify(...)`` it would cost
+each enqueue a second round trip; a data-modifying CTE carries both::
+
+    WITH inserted AS (INSERT INTO ... VALUES (...) RETURNING id)
+    SELECT id, pg_notify('dbtasks', <queue>) FROM inserted
+
+The listening end: each worker keeps one extra connection LISTENing and sets
+its wake-up event on every notification. Polling stays as the fallback, so a
+lost notification only costs one poll interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import psycopg
+from django.db import connections
+
+from dbtasks.models import DBTaskResult
+from dbtasks.sql.build import insert_parts
+from dbtasks.sql.build import mark_saved
+
+logger = logging.getLogger(__name__)
+
+# The channel enqueue() notifies, and idle workers LISTEN on.
+CHANNEL = "dbtasks"
+
+
+def insert_and_notify(row: DBTaskResult, *, db: str) -> None:
+    """Save the new ``row`` to ``db`` and notify its queue's workers; set its pk."""
+    connection = connections[db]
+    columns, values, params = insert_parts(connection, row)
+    sql = f"""
+        WITH inserted AS (INSERT INTO {columns} VALUES ({values}) RETURNING id)
+        SELECT id, pg_notify(%s, %s) FROM inserted
+    """  # Only quoted names and placeholders are interpolated.
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, CHANNEL, row.queue_name])
+        (pk, _) = cursor.fetchone()
+    mark_saved(row, pk=pk, db=db)
+
+
+def notify(db: str, queue_name: str) -> None:
+    """Notify ``queue_name``'s workers on its own; delivered when the transaction commits."""
+    with connections[db].cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, queue_name])
+
+
+def connection_params(db: str) -> dict[str, Any]:
+    """The psycopg.connect() arguments Django would use for ``db``."""
+    params = dict(connections[db].get_connection_params())
+    for django_only in ("context", "cursor_factory", "prepare_threshold"):
+        params.pop(django_only, None)
+    return params
+
+
+def listen(db: str, *, wake: threading.Event, stop: threading.Event) -> None:
+    """Set ``wake`` on every notification until ``stop`` is set; reconnect on errors."""
+    params = connection_params(db)
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            with psycopg.connect(**params, autocommit=True) as connection:
+                connection.execute(f"LISTEN {CHANNEL}")
+                delay = 0.5
+                while not stop.is_set():
+                    for _ in connection.notifies(timeout=1.0, stop_after=1):
+                        wake.set()
+        except psycopg.Error as error:
+            logger.warning("LISTEN connection failed (%s); retrying in %.1fs", error, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 30)
+
+
+def start_listener(db: str, *, wake: threading.Event, stop: threading.Event) -> threading.Thread:
+    """Run ``listen()`` in a daemon thread."""
+    thread = threading.Thread(
+        target=listen,
+        args=(db,),
+        kwargs={"wake": wake, "stop": stop},
+        name="dbtasks-listen",
+        daemon=True,
+    )
+    thread.start()
+    return thread

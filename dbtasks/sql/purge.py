@@ -1,0 +1,58 @@
+"""Step 8 of the tour: delete old results, as the purge policy says.
+
+Used by ``manage.py dbtasks_purge`` and, every ``purge.interval``, by each
+worker. Deletes go in batches so a large purge never holds a long lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from dbtasks.models import DBTaskResult
+from dbtasks.models import DBTaskResultQuerySet
+
+
+def delete_in_batches(
+    rows: DBTaskResultQuerySet, *, batch_size: int, limit: int | None = None
+) -> int:
+    """Delete the rows (and their attempts) ``batch_size`` at a time; return how many."""
+    deleted = 0
+    while limit is None or deleted < limit:
+        size = batch_size if limit is None else min(batch_size, limit - deleted)
+        with transaction.atomic(using=rows.db):
+            ids = list(rows.order_by().values_list("pk", flat=True)[:size])
+            if not ids:
+                break
+            DBTaskResult.objects.using(rows.db).filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted
+
+
+def purge_finished(
+    *,
+    db: str,
+    backend_name: str,
+    before: datetime,
+    batch_size: int = 1000,
+    limit: int | None = None,
+) -> int:
+    """Delete results that finished before ``before``."""
+    rows = DBTaskResult.objects.using(db).filter(backend_name=backend_name).finished_before(before)
+    return delete_in_batches(rows, batch_size=batch_size, limit=limit)
+
+
+def purge_unfinished(
+    *,
+    db: str,
+    backend_name: str,
+    before: datetime,
+    batch_size: int = 1000,
+    limit: int | None = None,
+) -> int:
+    """Delete results enqueued before ``before`` that never finished."""
+    rows = (
+        DBTaskResult.objects.using(db).filter(backend_name=backend_name).unfinished_before(before)
+    )
+    return delete_in_batches(rows, batch_size=batch_size, limit=limit)

@@ -1,0 +1,22 @@
+"""The worker behind ``manage.py dbtasks_worker``.
+
+- ``loop.py``: the ``Worker``: claim, hand rows to threads, stop cleanly.
+- ``options.py``: its flags, id and queues.
+- ``inflight.py``: which claimed rows it holds and how many threads they use.
+- ``pool.py``: the task threads; ``execution.py``: running one row and
+  recording its outcome; ``connections.py``: keeping a thread's connection.
+- ``maintenance.py``: the chores between claims (``recovery.py``,
+  ``schedules.py``, hand-backs, purge); ``heartbeat.py``: proof of life.
+- ``signals.py``: SIGTERM and SIGINT.
+"""
+
+from __future__ import annotations
+
+from dbtasks.worker.loop import EXIT_FORCED
+from dbtasks.worker.loop import EXIT_OK
+from dbtasks.worker.loop import Worker
+from dbtasks.worker.options import WorkerOptions
+from dbtasks.worker.options import make_worker_id
+from dbtasks.worker.options import select_queues
+
+__all__ = ["EXIT_FORCED", "EXIT_OK", "Worker", "WorkerOptions", "make_worker_id", "select_queues"]

@@ -1,0 +1,105 @@
+"""A worker's bookkeeping of the rows it has claimed and not closed yet.
+
+Each claim is known by its row id *and* attempt number. A worker may claim
+back a row it has just run (a quick retry, or a row handed back): keyed by
+id alone, the old thread's last step would forget the new attempt, and
+housekeeping would then take the running attempt for a lost claim and run
+the task again.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from dbtasks.models import DBTaskResult
+
+ClaimKey = tuple[int, int]  # (row id, attempt number)
+
+
+def claim_key(row: DBTaskResult) -> ClaimKey:
+    return (row.pk, row.attempt_count)
+
+
+class InFlight:
+    """Claimed rows whose attempt is not closed yet, and how many threads they use.
+
+    Of those rows, *running* ones have not finished their code (so they hold
+    a thread) and *waiting* ones have no thread yet. *Chaining* threads
+    (SQLite) are claiming their own next task. Every method takes the lock;
+    ``lock`` is public so a caller can make several calls one step.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.lock = threading.RLock()
+        self._rows: dict[ClaimKey, DBTaskResult] = {}
+        self._running: set[ClaimKey] = set()
+        self._waiting: set[ClaimKey] = set()
+        self.chaining = 0
+        self.claimed = 0  # rows claimed in this worker's life
+        self.processed = 0  # attempts run to their end
+
+    def __len__(self) -> int:
+        with self.lock:
+            return len(self._rows)
+
+    def rows(self) -> list[DBTaskResult]:
+        with self.lock:
+            return list(self._rows.values())
+
+    def row_ids(self) -> set[int]:
+        with self.lock:
+            return {pk for pk, _ in self._rows}
+
+    def idle(self) -> bool:
+        """Nothing claimed and no thread claiming."""
+        with self.lock:
+            return not self._rows and not self.chaining
+
+    def free_threads(self) -> int:
+        """Threads free for another task (see ``Worker._capacity``)."""
+        with self.lock:
+            return self.threads - len(self._running) - self.chaining
+
+    def add(self, rows: list[DBTaskResult]) -> None:
+        """Rows just claimed: each will hold a thread until its code is done."""
+        with self.lock:
+            self.claimed += len(rows)
+            for row in rows:
+                self._rows[claim_key(row)] = row
+                self._running.add(claim_key(row))
+
+    def queue(self, row: DBTaskResult) -> None:
+        """``row`` is handed to the threads and waits for one."""
+        with self.lock:
+            self._waiting.add(claim_key(row))
+
+    def start(self, row: DBTaskResult) -> bool:
+        """A thread takes ``row``; False if it was given back while it waited."""
+        with self.lock:
+            if claim_key(row) not in self._waiting:
+                return False
+            self._waiting.discard(claim_key(row))
+            return True
+
+    def code_done(self, row: DBTaskResult) -> None:
+        """The task's code returned; its outcome is still being written."""
+        with self.lock:
+            self._running.discard(claim_key(row))
+
+    def finish(self, row: DBTaskResult, *, ran: bool) -> None:
+        """``row``'s attempt is closed (``ran``) or handed back (not ``ran``)."""
+        with self.lock:
+            self._rows.pop(claim_key(row), None)
+            self._running.discard(claim_key(row))
+            if ran:
+                self.processed += 1
+
+    def unstarted(self) -> tuple[list[DBTaskResult], list[DBTaskResult]]:
+        """Split the rows into (started, never started), forgetting the waits."""
+        with self.lock:
+            rows = list(self._rows.values())
+            started = [row for row in rows if claim_key(row) not in self._waiting]
+            waiting = [row for row in rows if claim_key(row) in self._waiting]
+            self._waiting.clear()
+        return started, waiting

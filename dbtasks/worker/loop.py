@@ -1,0 +1,321 @@
+"""Step 5 of the tour: the worker loop behind ``manage.py dbtasks_worker``.
+
+The main thread claims rows (``dbtasks/sql/claim.py``) and hands them to a
+pool of ``threads`` threads (``pool.py``), which run them (``execution.py``).
+Between claims it does the chores of ``maintenance.py``: closing lost
+workers' attempts, handing back claims it never received, enqueueing due
+recurring tasks, purging old results. A heartbeat thread (``heartbeat.py``)
+proves this process is alive; on Postgres a listener thread
+(``dbtasks/sql/notify.py``) wakes the loop as soon as a task is enqueued.
+
+Under a backlog, claiming is what a no-op task mostly costs, so it is
+pipelined (see ``_capacity``): on Postgres the main thread claims a thread's
+next task while the thread still records the last one's outcome; on SQLite,
+which writes one transaction at a time, a thread that finished a task claims
+its next one itself (``_chain``).
+
+Shutdown: the first SIGTERM/SIGINT stops claiming and lets running tasks
+finish within ``grace`` seconds, then ``run()`` returns 0. A second signal,
+or the grace running out, closes the running attempts as ``WorkerShutdown``
+(the retry policy applies) and ``run()`` returns 1; the command then exits
+without waiting for the abandoned threads. ``--max-tasks`` stops claiming
+the same way but waits for running tasks without a deadline (a signal
+starts the grace period).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import DatabaseError
+from django.db import connections
+from django.utils import timezone
+
+from dbtasks.backend import DatabaseBackend
+from dbtasks.exceptions import WorkerShutdown
+from dbtasks.models import DBTaskResult
+from dbtasks.sql.claim import claim
+from dbtasks.sql.notify import start_listener
+from dbtasks.worker.connections import discard_if_broken
+from dbtasks.worker.execution import record_attempt
+from dbtasks.worker.heartbeat import Heartbeat
+from dbtasks.worker.inflight import InFlight
+from dbtasks.worker.maintenance import SCHEDULE_CHECK_INTERVAL
+from dbtasks.worker.maintenance import Maintenance
+from dbtasks.worker.options import WorkerOptions
+from dbtasks.worker.options import make_worker_id
+from dbtasks.worker.options import select_queues
+from dbtasks.worker.pool import TaskThreads
+from dbtasks.worker.running import Runner
+from dbtasks.worker.signals import SignalInbox
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FORCED = 1
+# The longest the main thread waits before it looks at received signals.
+SIGNAL_CHECK_INTERVAL = 0.1  # seconds
+
+
+class Worker:
+    """Claims and runs tasks until told to stop."""
+
+    def __init__(
+        self,
+        backend: DatabaseBackend,
+        options: WorkerOptions,
+        *,
+        clock: Callable[[], datetime] = timezone.now,
+    ) -> None:
+        self.backend = backend
+        self.options = options
+        self.config = backend.config
+        self.db = backend.db_alias
+        self.clock = clock
+        self.id = make_worker_id(options.name)
+        self.queues = select_queues(backend.queues, options.queues, options.excluding)
+
+        self.stopping = threading.Event()  # stop claiming, finish what runs
+        self.abandon = threading.Event()  # stop now, give running attempts back
+        self.wake = threading.Event()  # something changed: look for work
+        self._stop_requested_at: float | None = None
+        self._background_stop = threading.Event()  # ends the heartbeat and listener threads
+        self._heartbeat = Heartbeat(
+            db=self.db,
+            worker_id=self.id,
+            backend_name=backend.alias,
+            queues=self.queues,
+            threads=options.threads,
+            interval=self.config.heartbeat_interval,
+            clock=clock,
+        )
+        self._signals = SignalInbox()
+        self.in_flight = InFlight(options.threads)
+        # Held while claiming and registering the claimed rows (see
+        # Maintenance.hand_back_lost_claims).
+        self.claim_lock = threading.Lock()
+        # Databases with row locks take concurrent writers: overlap claims with closes.
+        self.overlap = connections[self.db].features.has_select_for_update_skip_locked
+        self.runner = Runner(self)
+        self._maintenance = Maintenance(self)
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a signal or ``request_stop()`` asked this worker to stop."""
+        return self._stop_requested_at is not None
+
+    @property
+    def processed(self) -> int:
+        """Attempts this worker ran to their end."""
+        return self.in_flight.processed
+
+    # --- Life cycle ---------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until stopped; return the exit code (0, or 1 after a forced stop)."""
+        restore_signals = self._install_signal_handlers()
+        try:
+            self._heartbeat.register()
+            threads = [self._heartbeat.start(stop=self._background_stop)]
+            if self.backend.uses_listen_notify() and not self.options.oneshot:
+                threads.append(start_listener(self.db, wake=self.wake, stop=self._background_stop))
+            logger.info(
+                "Worker %s started: queues=%s threads=%d backend=%s",
+                self.id,
+                ",".join(self.queues),
+                self.options.threads,
+                self.backend.alias,
+            )
+            pool = TaskThreads(self.options.threads, self.runner.run_one)
+            try:
+                self._loop(pool)
+                self.stopping.set()  # also after --oneshot: threads claim no more
+                code = self._drain()
+            finally:
+                # Abandoned threads may run for a long time yet: do not wait.
+                pool.shutdown(wait=not self.abandon.is_set())
+                self._background_stop.set()
+                for thread in threads:
+                    thread.join(timeout=5)
+                self._heartbeat.unregister()
+        finally:
+            restore_signals()
+        logger.info("Worker %s stopped after %d tasks (exit %d)", self.id, self.processed, code)
+        return code
+
+    def request_stop(self) -> None:
+        """Stop claiming and let running tasks finish; a second call abandons them."""
+        if self._stop_requested_at is not None:
+            self.abandon.set()
+        else:
+            # Also after --max-tasks stopped the claiming: the grace period starts now.
+            self._stop_requested_at = time.monotonic()
+            self.stopping.set()
+        self.wake.set()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        return self._signals.install()
+
+    def _check_signals(self) -> bool:
+        """Act on the signals received since the last call; return whether there were any."""
+        names = self._signals.take()
+        for name in names:
+            if self._stop_requested_at is not None:
+                logger.warning("%s again: stopping now, running attempts will be retried", name)
+            else:
+                logger.info(
+                    "%s: finishing %d running task(s) within %gs; send it again to stop now",
+                    name,
+                    len(self.in_flight),
+                    self.options.grace,
+                )
+            self.request_stop()
+        return bool(names)
+
+    def _wait(self, timeout: float) -> None:
+        """Wait until woken or ``timeout`` seconds pass, acting on signals as they come."""
+        deadline = time.monotonic() + timeout
+        while not self._check_signals():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.wake.wait(min(remaining, SIGNAL_CHECK_INTERVAL)):
+                return
+
+    # --- The loop -----------------------------------------------------------
+
+    def _loop(self, pool: TaskThreads) -> None:
+        delay = self.options.delay_min
+        db_delay = 0.1
+        while True:
+            self._check_signals()  # in case one came while we were not waiting
+            if self.stopping.is_set():
+                break
+            self.wake.clear()
+            # --oneshot ends when a claim finds nothing and nothing was in
+            # flight before it: a task closing during the claim may have
+            # made itself READY again (a retry) after the claim looked.
+            idle = self.in_flight.idle()
+            try:
+                self._maintenance.run()
+                rows = self.claim()
+            except DatabaseError:
+                # The database went away for a moment: keep the worker, retry.
+                logger.warning("Database error; retrying in %.1fs", db_delay, exc_info=True)
+                discard_if_broken(self.db)
+                self._wait(db_delay)
+                db_delay = min(db_delay * 2, 30)
+                continue
+            db_delay = 0.1
+            for row in rows:
+                self.in_flight.queue(row)
+                pool.submit(row)
+            if rows:
+                delay = self.options.delay_min
+            if self._should_exit(claimed_any=bool(rows), idle=idle):
+                break
+            if rows and self._capacity() > 0:
+                continue  # more may be ready: claim again at once
+            if self._capacity() == 0:
+                # Busy: a finishing task sets wake. The timeout keeps housekeeping
+                # going while threads chain their own claims (SQLite).
+                self._wait(
+                    min(self.config.heartbeat_interval.total_seconds(), SCHEDULE_CHECK_INTERVAL)
+                )
+            else:
+                self._wait(delay)
+                delay = min(delay * 2, self.options.delay_max)
+
+    def _should_exit(self, *, claimed_any: bool, idle: bool) -> bool:
+        limit = self.options.max_tasks
+        if limit is not None and self.in_flight.claimed >= limit:
+            logger.info("Worker %s claimed %d tasks (--max-tasks); recycling", self.id, limit)
+            self.stopping.set()
+            return True
+        return self.options.oneshot and not claimed_any and idle
+
+    def _capacity(self) -> int:
+        """Threads free for another task, as the main thread claims for them.
+
+        Postgres (``_overlap``): a task whose code has returned no longer
+        counts, so the next claim runs while the last outcome is written,
+        on two connections at once; the row claimed meanwhile waits those
+        few milliseconds for its thread. SQLite: a thread that finished a
+        task claims its next one itself (``_chain``), so it still counts.
+        """
+        return self.in_flight.free_threads()
+
+    def claim(self, *, limit: int | None = None) -> list[DBTaskResult]:
+        """Claim up to ``limit`` rows (default: one per free thread) and count them."""
+        with self.claim_lock:
+            with self.in_flight.lock:
+                if limit is None:
+                    limit = self.in_flight.free_threads()
+                if self.options.max_tasks is not None:
+                    limit = min(limit, self.options.max_tasks - self.in_flight.claimed)
+            rows = claim(
+                db=self.db,
+                backend_name=self.backend.alias,
+                queues=self.queues,
+                worker_id=self.id,
+                limit=limit,
+                now=self.clock(),
+            )
+            self.in_flight.add(rows)
+        return rows
+
+    # --- Stopping -----------------------------------------------------------
+
+    def _drain(self) -> int:
+        """Wait for running tasks within the grace period; give back the rest."""
+        if self.in_flight:
+            logger.info("Worker %s waiting for %d running task(s)", self.id, len(self.in_flight))
+        while self.in_flight and not self.abandon.is_set():
+            remaining = 0.5  # --max-tasks: no deadline until a signal asks to stop
+            if self._stop_requested_at is not None:
+                deadline = self._stop_requested_at + self.options.grace
+                remaining = min(deadline - time.monotonic(), remaining)
+                if remaining <= 0:
+                    logger.warning(
+                        "Worker %s: grace period of %gs is over", self.id, self.options.grace
+                    )
+                    break
+            self._wait(remaining)
+            self.wake.clear()
+        if not self.in_flight:
+            return EXIT_OK
+        self.abandon.set()
+        self._give_back()
+        return EXIT_FORCED
+
+    def _give_back(self) -> None:
+        """Close the attempts still running as WorkerShutdown; hand back the unstarted."""
+        started, unstarted = self.in_flight.unstarted()
+        for row in unstarted:
+            self.runner.hand_back(row, "the worker stopped before a thread was free")
+        for row in started:
+            error = WorkerShutdown(
+                f"Worker {self.id!r} was stopped while running attempt {row.attempt_count}."
+            )
+            try:
+                attempt = record_attempt(
+                    row,
+                    worker_id=self.id,
+                    policy=self.config.policy(row.queue_name),
+                    now=self.clock(),
+                    error=error,
+                )
+            except DatabaseError:
+                # Recovery closes it as WorkerLost once our heartbeat stops.
+                logger.exception("Task id=%s: could not record the shutdown", row.pk)
+            else:
+                if attempt is not None:
+                    logger.warning(
+                        "Task id=%s path=%s given back (WorkerShutdown); now %s",
+                        row.pk,
+                        row.task_path,
+                        row.status,
+                    )
+                # Else the task's own thread recorded its outcome just now.

@@ -1,0 +1,144 @@
+"""The task threads' side of a worker: run a claimed row, then maybe claim the next.
+
+``Runner.run_one`` is what each thread of the pool (``pool.py``) calls with
+a row the main thread claimed for it. On SQLite the thread then claims its
+own next task (``_chain``), see ``Worker._capacity`` for why.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from django.db import DatabaseError
+
+from dbtasks.models import DBTaskResult
+from dbtasks.sql.claim import unclaim
+from dbtasks.worker.connections import discard_if_broken
+from dbtasks.worker.connections import recheck_before_task
+from dbtasks.worker.execution import execute
+
+if TYPE_CHECKING:
+    from dbtasks.worker.loop import Worker
+
+logger = logging.getLogger(__name__)
+
+
+class Runner:
+    """Runs claimed rows in the worker's task threads."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def run_one(self, row: DBTaskResult, waited: bool) -> None:
+        """Run a claimed row (in a task thread), then any this thread claims after it.
+
+        ``waited``: the thread sat idle until this row came (see _run_claimed).
+        """
+        worker = self.worker
+        if not worker.in_flight.start(row):
+            return  # handed back by Worker._give_back() while it waited
+        next_row: DBTaskResult | None = row
+        ping = waited
+        while next_row is not None:
+            next_row = self._chain() if self._run_claimed(next_row, ping=ping) else None
+            ping = False
+
+    def _run_claimed(self, row: DBTaskResult, *, ping: bool) -> bool:
+        """Run one claimed row to the end of its attempt; return whether to claim the next.
+
+        ``ping``: have Django health-check the thread's connection before the
+        task (``CONN_HEALTH_CHECKS``), so a connection the server dropped while
+        the thread sat idle costs a reconnect, not the task's attempt. A thread
+        that went straight from its last task to this one skips the round trip.
+        """
+        worker = self.worker
+        if worker.stop_requested:
+            # Stopping: a row that has not started goes back as it was.
+            self.hand_back(row, "the worker is stopping")
+            return self._finished(row, ran=False)
+        completed = False
+        try:
+            recheck_before_task(worker.db, health_check=ping)
+            execute(
+                row,
+                worker_id=worker.id,
+                policy=worker.config.policy(row.queue_name),
+                sender=type(worker.backend),
+                clock=worker.clock,
+                abandon=worker.abandon,
+                ran=lambda: self._ran(row),
+            )
+            completed = True
+        finally:
+            if not completed:
+                # execute() records every task failure itself; reaching here
+                # is a bug in dbtasks (the thread's excepthook prints it).
+                # Stop, so the row is recovered once we are gone instead of
+                # staying RUNNING under a live heartbeat.
+                logger.critical("Worker %s failed to run task id=%s; stopping", worker.id, row.pk)
+                worker.request_stop()
+        return self._finished(row)
+
+    def _ran(self, row: DBTaskResult) -> None:
+        """The task's code is done: on Postgres its thread is as good as free (see _capacity)."""
+        worker = self.worker
+        if worker.overlap:
+            worker.in_flight.code_done(row)
+            worker.wake.set()
+
+    def _finished(self, row: DBTaskResult, *, ran: bool = True) -> bool:
+        """Forget a row whose attempt is closed; return whether this thread claims the next."""
+        worker = self.worker
+        with worker.in_flight.lock:
+            worker.in_flight.finish(row, ran=ran)
+            chain = not worker.overlap and self._may_claim()
+            if chain:
+                worker.in_flight.chaining += (
+                    1  # keep this thread's place: the main thread leaves it
+                )
+        if not chain:
+            worker.wake.set()
+        return chain
+
+    def _may_claim(self) -> bool:
+        worker = self.worker
+        limit = worker.options.max_tasks
+        return not worker.stopping.is_set() and (limit is None or worker.in_flight.claimed < limit)
+
+    def _chain(self) -> DBTaskResult | None:
+        """SQLite: claim this thread's next task itself; None ends the chain.
+
+        SQLite takes one writer at a time, so a claim by the main thread
+        could not overlap with this thread's last write anyway; handing the
+        row over would only add a lock wait and a thread switch per task.
+        When nothing is ready (or the claim fails), the main thread, which
+        polls and backs off, takes over.
+        """
+        worker = self.worker
+        try:
+            rows = worker.claim(limit=1)
+        except DatabaseError:
+            logger.warning(
+                "Worker %s: claim failed; the main loop retries", worker.id, exc_info=True
+            )
+            discard_if_broken(worker.db)
+            rows = []
+        with worker.in_flight.lock:
+            worker.in_flight.chaining -= 1
+        if not rows:
+            worker.wake.set()
+            return None
+        return rows[0]
+
+    def hand_back(self, row: DBTaskResult, why: str) -> None:
+        """Give back a claimed row that never started: READY again, its attempt not counted."""
+        worker = self.worker
+        try:
+            handed_back = unclaim(row, worker_id=worker.id)
+        except DatabaseError:
+            # It stays RUNNING for us: lost-worker recovery closes it once we stop.
+            logger.warning("Task id=%s: could not hand it back", row.pk, exc_info=True)
+            return
+        if handed_back:
+            logger.info("Task id=%s path=%s handed back unstarted: %s", row.pk, row.task_path, why)
