@@ -33,8 +33,20 @@ READY = TaskResultStatus.READY
 RUNNING = TaskResultStatus.RUNNING
 SUCCESSFUL = TaskResultStatus.SUCCESSFUL
 FAILED = TaskResultStatus.FAILED
+# dbtasks' own states beside Django's four. Both read as READY through the
+# public API (``TaskResult.status``), and neither is claimable: only READY
+# rows are, which keeps the claim's index small.
+SCHEDULED = "SCHEDULED"  # due later (run_after, a retry's backoff); staged to READY when due
+BLOCKED = "BLOCKED"  # waits on other tasks (a workflow) or a limit; released by them
+WAITING = (READY, SCHEDULED, BLOCKED)  # neither started nor finished
 FINISHED = (SUCCESSFUL, FAILED)
-UNFINISHED = (READY, RUNNING)
+UNFINISHED = (*WAITING, RUNNING)
+
+STATUS_CHOICES = [
+    *TaskResultStatus.choices,
+    (SCHEDULED, "Scheduled"),
+    (BLOCKED, "Blocked"),
+]
 
 MAX_LENGTH_WORKER_ID = 200
 
@@ -89,7 +101,7 @@ class DBTaskResult(models.Model):
     # {"args": [...], "kwargs": {...}}, checked to survive a JSON round trip.
     arguments = models.JSONField(default=dict)
 
-    status = models.CharField(max_length=10, choices=TaskResultStatus.choices, default=READY)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=READY)
     enqueued_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -138,6 +150,13 @@ class DBTaskResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_path} ({self.status}, id={self.pk})"
+
+    @property
+    def public_status(self) -> TaskResultStatus:
+        """The status Django's API knows: dbtasks' waiting states read as READY."""
+        if self.status in WAITING:
+            return TaskResultStatus.READY
+        return TaskResultStatus(self.status)
 
     @property
     def args(self) -> list[Any]:
@@ -218,7 +237,7 @@ class DBTaskResult(models.Model):
         result = TaskResult(
             task=task,
             id=str(self.pk),
-            status=TaskResultStatus(self.status),
+            status=self.public_status,
             enqueued_at=self.enqueued_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
