@@ -53,5 +53,10 @@ class TaskArgumentsCorrupt(Exception):
     """A row's arguments are not the ``{"args": [...], "kwargs": {...}}`` enqueue() writes."""
 
 
-class InvalidTaskArguments(InvalidTask):
-    """A task's arguments cannot be stored as JSON."""
+class InvalidTaskArguments(InvalidTask, TypeError):
+    """A task's arguments cannot be stored as JSON.
+
+    Also a ``TypeError``, which is what Django documents (and its own
+    backends raise) for arguments that are not JSON-serialisable: callers
+    written against either catch it.
+    """
