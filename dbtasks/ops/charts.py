@@ -15,7 +15,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from dbtasks.ops.stats import MinuteCount
+from dbtasks.ops.throughput import MinuteCount
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

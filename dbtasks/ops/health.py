@@ -22,10 +22,10 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
-from dbtasks.ops.stats import format_duration
-from dbtasks.ops.stats import live_workers
-from dbtasks.ops.stats import queue_summaries
-from dbtasks.ops.stats import queues_without_workers
+from dbtasks.ops.queues import queue_summaries
+from dbtasks.ops.queues import queues_without_workers
+from dbtasks.ops.text import format_duration
+from dbtasks.ops.workers import live_workers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,10 +1,11 @@
 """Metrics in the Prometheus text exposition format (version 0.0.4).
 
-``collect()`` reads the numbers (three queries per dbtasks backend, see
-``dbtasks.ops.stats``); ``render()`` writes them out. The tables are the source
-of truth, so every metric is a gauge over the current state or over the last
-hour (``stats.WINDOW``), never a process-local counter: any web process
-answers the same, and a restart loses nothing.
+``collect()`` reads the numbers (three queries per dbtasks backend, from
+``dbtasks.ops.queues``, ``workers`` and ``attempts``); ``render()`` writes them
+out. The tables are the source of truth, so every metric is a gauge over the
+current state or over the last hour (``window.WINDOW``), never a
+process-local counter: any web process answers the same, and a restart loses
+nothing.
 
 The duration histogram is one too: its buckets count the attempts of the
 last hour, so they can go down. Read it directly, e.g.
@@ -24,10 +25,10 @@ from datetime import datetime
 from typing import Literal
 
 from dbtasks.backend import DatabaseBackend
-from dbtasks.ops.stats import DURATION_BUCKETS
-from dbtasks.ops.stats import attempt_stats
-from dbtasks.ops.stats import count_live_workers
-from dbtasks.ops.stats import queue_summaries
+from dbtasks.ops.attempts import attempt_stats
+from dbtasks.ops.queues import queue_summaries
+from dbtasks.ops.window import DURATION_BUCKETS
+from dbtasks.ops.workers import count_live_workers
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -32,16 +32,16 @@ from django.views.decorators.http import require_safe
 
 from dbtasks.backend import DatabaseBackend
 from dbtasks.ops import prometheus
+from dbtasks.ops.backends import database_backends
 from dbtasks.ops.charts import throughput_chart
-from dbtasks.ops.stats import WINDOW
-from dbtasks.ops.stats import database_backends
-from dbtasks.ops.stats import format_duration
-from dbtasks.ops.stats import latest_failures
-from dbtasks.ops.stats import live_workers
-from dbtasks.ops.stats import queue_summaries
-from dbtasks.ops.stats import queues_without_workers
-from dbtasks.ops.stats import running_tasks
-from dbtasks.ops.stats import throughput
+from dbtasks.ops.failures import latest_failures
+from dbtasks.ops.queues import queue_summaries
+from dbtasks.ops.queues import queues_without_workers
+from dbtasks.ops.text import format_duration
+from dbtasks.ops.throughput import throughput
+from dbtasks.ops.window import WINDOW
+from dbtasks.ops.workers import live_workers
+from dbtasks.ops.workers import running_tasks
 
 # Seconds between the dashboard's refreshes.
 POLL_SECONDS = 5

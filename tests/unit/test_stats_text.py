@@ -8,8 +8,8 @@ import pytest
 
 from dbtasks.ops.health import HealthReport
 from dbtasks.ops.health import first_line
-from dbtasks.ops.stats import format_duration
-from dbtasks.ops.stats import last_traceback_line
+from dbtasks.ops.text import format_duration
+from dbtasks.ops.text import last_traceback_line
 
 pytestmark = pytest.mark.dbtasks
 
