@@ -22,7 +22,7 @@ $(CURDIR)/.tools/bin/uv:
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
 
 install: $(if $(filter uv,$(UV)),,$(CURDIR)/.tools/bin/uv) ## Create .venv from uv.lock.
-	$(UV) sync --locked --quiet
+	$(UV) sync --locked --quiet --compile-bytecode
 
 run: install ## Migrate, create a local user, run web + worker (Ctrl-C stops both).
 	$(RUN) python -m devtools.run
@@ -47,15 +47,15 @@ test-postgres: install ## Rerun the database tests on Postgres (TEST_POSTGRES_UR
 	elif ! $(RUN) python -m devtools.pg_ready "$$TEST_POSTGRES_URL"; then \
 		echo "Postgres pass skipped: nothing answers at TEST_POSTGRES_URL."; \
 	else \
-		DATABASE_URL="$$TEST_POSTGRES_URL" $(RUN) pytest -m "not e2e" tests/integration tests/process tests/postgres; \
+		DATABASE_URL="$$TEST_POSTGRES_URL" $(RUN) pytest tests/dbtasks/integration tests/dbtasks/process tests/dbtasks/postgres \
+			tests/messagecenter/integration tests/messagecenter/process tests/deploy; \
 	fi
 
 test-django52: install ## Run the dbtasks tests on Django 5.2 LTS with the django-tasks backport.
 	$(UV) venv --quiet --allow-existing --python 3.12 .venv-django52
-	$(UV) pip install --quiet --python .venv-django52/bin/python -r requirements/django52.txt
+	$(UV) pip install --quiet --compile-bytecode --python .venv-django52/bin/python -r requirements/django52.txt
 	DJANGO_SETTINGS_MODULE=tests.settings_django52 .venv-django52/bin/pytest -p no:randomly \
-		-o DJANGO_SETTINGS_MODULE=tests.settings_django52 -m "dbtasks and not postgres and not e2e" \
-		tests/unit tests/integration tests/process
+		-o DJANGO_SETTINGS_MODULE=tests.settings_django52 tests/dbtasks
 
 e2e: install browser ## Only the browser tests (screenshots go to test-artifacts/).
 	$(RUN) pytest tests/e2e

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+
+# The worker-process factory, for every test that starts real workers.
+from tests.workers import start_worker  # noqa: F401
+
+DBTASKS_TESTS = Path(__file__).resolve().parent / "dbtasks"
+POSTGRES_TESTS = DBTASKS_TESTS / "postgres"
 
 
 def run_worker(*args: str) -> tuple[str, str]:
@@ -34,7 +41,7 @@ def is_postgres() -> bool:
 
 
 def pytest_ignore_collect(collection_path, config):
-    """On Django 5.2 (make test-django52), collect only the dbtasks test modules.
+    """On Django 5.2 (make test-django52), collect only tests/dbtasks.
 
     The Message Center tests import Django 6-only features and never run there.
     """
@@ -44,7 +51,20 @@ def pytest_ignore_collect(collection_path, config):
         return None
     if not collection_path.name.startswith("test_"):
         return None
-    return "pytest.mark.dbtasks" not in collection_path.read_text()
+    return DBTASKS_TESTS not in collection_path.parents
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``postgres`` (all of tests/dbtasks/postgres/) skip on other databases."""
+    skip = pytest.mark.skip(
+        reason="needs Postgres: run with DATABASE_URL=postgres://... "
+        "(make test does so when TEST_POSTGRES_URL answers)"
+    )
+    for item in items:
+        if POSTGRES_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.postgres)
+        if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+            item.add_marker(skip)
 
 
 @pytest.fixture

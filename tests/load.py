@@ -23,7 +23,7 @@ database you made for it), with the test settings::
 
     python -m tests.load --seconds 15 --clients 20
 
-``tests/process/test_web_load.py`` runs a short version in ``make test``.
+``tests/messagecenter/process/test_web_load.py`` runs a short version in ``make test``.
 """
 
 from __future__ import annotations

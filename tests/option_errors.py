@@ -1,7 +1,7 @@
 """Mistakes in a dbtasks backend's OPTIONS, each with the message that must name it.
 
-One table for two tests: tests/unit/test_policy.py parses each case (and more
-of its own), tests/integration/test_checks.py expects each as the single error
+One table for two tests: tests/dbtasks/unit/test_policy.py parses each case (and more
+of its own), tests/dbtasks/integration/test_checks.py expects each as the single error
 of ``manage.py check``. The messages assume the backend's QUEUES are QUEUES.
 """
 

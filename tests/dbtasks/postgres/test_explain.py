@@ -1,0 +1,150 @@
+"""The claim and purge queries use their indexes with 100,000 finished rows in the table."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db import transaction
+from django.utils import timezone
+
+from dbtasks.models import DBTaskResult
+from dbtasks.sql.claim import claim
+
+FINISHED_ROWS = 100_000
+
+
+@pytest.fixture
+def big_table(db):
+    """100,000 finished rows (a month of history), 20 READY and 5 RUNNING ones, analyzed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO dbtasks_dbtaskresult (
+                task_path, backend_name, queue_name, priority, takes_context, arguments,
+                status, enqueued_at, started_at, finished_at, last_attempted_at,
+                available_after, attempt_count, worker_id
+            )
+            SELECT
+                'tests.tasks.noop', 'default', 'default', 0, false, '{"args": [], "kwargs": {}}',
+                CASE WHEN mod(n, 10) = 0 THEN 'FAILED' ELSE 'SUCCESSFUL' END,
+                at, at, at, at, at, 1, ''
+            FROM (
+                SELECT n, now() - n * interval '26 seconds' AS at
+                FROM generate_series(1, %s) AS n
+            ) AS history
+            """,
+            [FINISHED_ROWS],
+        )
+        cursor.execute(
+            """
+            INSERT INTO dbtasks_dbtaskresult (
+                task_path, backend_name, queue_name, priority, takes_context, arguments,
+                status, enqueued_at, available_after, attempt_count, worker_id
+            )
+            SELECT
+                'tests.tasks.noop', 'default', 'default', mod(n, 3), false,
+                '{"args": [], "kwargs": {}}',
+                CASE WHEN n <= 5 THEN 'RUNNING' ELSE 'READY' END,
+                now(), now(), CASE WHEN n <= 5 THEN 1 ELSE 0 END,
+                CASE WHEN n <= 5 THEN 'w:1:aa' ELSE '' END
+            FROM generate_series(1, 25) AS n
+            """
+        )
+        cursor.execute("ANALYZE dbtasks_dbtaskresult")
+    assert DBTaskResult.objects.count() == FINISHED_ROWS + 25
+
+
+def plan_nodes(plan):
+    """Every node of an EXPLAIN (FORMAT JSON) plan, depth first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+def scans_of(explain_json):
+    """(node type, index name) of every scan of dbtasks_dbtaskresult."""
+    (top,) = json.loads(explain_json) if isinstance(explain_json, str) else explain_json
+    return [
+        (node["Node Type"], node.get("Index Name"))
+        for node in plan_nodes(top["Plan"])
+        if node.get("Relation Name") == "dbtasks_dbtaskresult"
+    ]
+
+
+def claim_statement():
+    """The SQL and parameters claim() sends, captured as it runs (then rolled back)."""
+    sent = []
+
+    def capture(execute, sql, params, many, context):
+        sent.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with transaction.atomic(), connection.execute_wrapper(capture):
+        rows = claim(
+            db="default",
+            backend_name="default",
+            queues=["default", "low_priority"],
+            worker_id="w",
+            limit=4,
+            now=timezone.now(),
+        )
+        assert len(rows) == 4
+        transaction.set_rollback(True)
+    (statement,) = sent
+    return statement
+
+
+def explain(sql, params=()):
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        return cursor.fetchone()[0]
+
+
+def test_the_claim_uses_the_ready_index(big_table):
+    sql, params = claim_statement()
+
+    scans = scans_of(explain(sql, params))
+
+    assert ("Seq Scan", None) not in scans, scans
+    assert any(index == "dbtasks_ready_idx" for _, index in scans), scans
+
+
+def test_the_claim_uses_the_ready_index_with_a_generic_plan(big_table):
+    # With server-side binding (OPTIONS "server_side_binding": True) Postgres
+    # may plan a prepared claim once, for any parameter values: it can only
+    # use the partial index if status = 'READY' is in the SQL itself.
+    sql, params = claim_statement()
+    numbered = iter(range(1, len(params) + 1))
+    prepared = re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE dbtasks_claim AS {prepared}")
+        try:
+            placeholders = ", ".join(["%s"] * len(params))
+            plan = explain(f"EXECUTE dbtasks_claim({placeholders})", params)
+        finally:
+            cursor.execute("DEALLOCATE dbtasks_claim")
+
+    scans = scans_of(plan)
+    assert ("Seq Scan", None) not in scans, scans
+    assert any(index == "dbtasks_ready_idx" for _, index in scans), scans
+
+
+@pytest.mark.parametrize(
+    ("which", "index"),
+    [("finished_before", "dbtasks_finished_idx"), ("unfinished_before", "dbtasks_unfinished_idx")],
+)
+def test_the_purge_queries_use_their_index(big_table, which, index):
+    cutoff = timezone.now() - timedelta(days=29)
+    # The batch delete_in_batches() selects.
+    rows = getattr(DBTaskResult.objects.filter(backend_name="default"), which)(cutoff)
+    batch = rows.order_by().values_list("pk", flat=True)[:1000]
+
+    scans = scans_of(batch.explain(format="json"))
+
+    assert scans == [("Index Scan", index)] or scans == [("Bitmap Heap Scan", None)], scans
+    assert ("Seq Scan", None) not in scans

@@ -1,0 +1,169 @@
+"""Chaos: workers SIGKILLed while 3,000 tasks run; none is lost, duplicates only where a kill hit.
+
+4 worker processes with 2 threads each drain 3,000 tasks (each sleeps 5-20 ms,
+so kills catch some mid-run). Every 1-2 seconds one of them, preferably one
+running tasks at that moment, is killed with SIGKILL and a fresh one started:
+15 times, or until every task has finished. (Each fresh worker spends a second
+or more of CPU starting up; on a busy 2-core machine, killing on until the end
+would leave the queue to workers that are mostly starting, and the test's
+length to chance.) Then:
+
+- every task is SUCCESSFUL: none lost, none left RUNNING or READY, none FAILED;
+- each task's run counter (``tests.tasks.record_run`` writes a ``TaskRun`` row
+  per run) shows extra runs only for tasks with an attempt closed as
+  ``dbtasks.exceptions.WorkerLost``: a run that was in flight when its worker
+  died, which lost-worker recovery gave back to the retry policy. At-least-once
+  delivery allows exactly those duplicates, and no others;
+- every attempt was closed exactly once.
+
+Heartbeats are short for this test (100 ms, presumed lost after 1 s of
+silence), so a killed worker's tasks come back within about a second.
+``max_attempts`` is 20: every kill costs each task it interrupts one attempt,
+and the retry policy counts those too, so with the default of 3 a task caught
+by three kills would end FAILED, which would be the policy working, not a
+lost task. 20 is more than there are kills, so no task can run out of
+attempts, and anything but SUCCESSFUL at the end is a bug.
+
+The schedule of kills is seeded: the same run every time, up to the timing
+of the processes themselves.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import Counter
+
+import pytest
+from django.db import connection
+from django.db import transaction
+from django.db.models import Count
+from django.db.models import Sum
+
+from dbtasks.compat import TaskResultStatus
+from dbtasks.models import DBTaskAttempt
+from dbtasks.models import DBTaskResult
+from tests import tasks
+from tests.testapp.models import TaskRun
+
+pytestmark = [pytest.mark.process, pytest.mark.slow]
+
+TASKS = 3000
+WORKERS = 4
+THREADS = 2
+OPTIONS = {
+    "heartbeat_interval": "100 ms",
+    "heartbeat_timeout": "1 second",
+    "max_attempts": 20,
+    "backoff_factor": 0,  # retried at once: the test measures loss, not patience
+}
+KILLS = 15
+WORKER_LOST = "dbtasks.exceptions.WorkerLost"
+DEADLINE = 240  # seconds for the whole drain; a passing run takes a fraction
+
+
+def pid_of(worker_id: str) -> int:
+    """Worker ids are ``name:pid:random`` (dbtasks.worker.make_worker_id)."""
+    return int(worker_id.split(":")[-2])
+
+
+def pick_a_busy_worker(alive, schedule, patience=2.0):
+    """A worker running tasks right now, and how many (any worker if none is, in time).
+
+    Looked up the moment before the kill, so that kills catch tasks mid-run
+    (a fresh worker needs a second or two before it runs anything).
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        running = Counter(
+            pid_of(worker_id)
+            for worker_id in DBTaskResult.objects.filter(
+                status=TaskResultStatus.RUNNING
+            ).values_list("worker_id", flat=True)
+        )
+        busy = sorted((worker for worker in alive if running[worker.pid]), key=lambda w: w.pid)
+        if busy or time.monotonic() > deadline:
+            victim = schedule.choice(busy or alive)
+            return victim, running[victim.pid]
+        time.sleep(0.02)
+
+
+def test_killed_workers_lose_no_task(start_worker):
+    keys = [f"chaos-{n}" for n in range(TASKS)]
+    with transaction.atomic():
+        for n, key in enumerate(keys):
+            tasks.record_run.enqueue(key, (5 + n % 16) / 1000)
+
+    schedule = random.Random(20261121)
+    started_at = time.monotonic()
+    alive = []
+    killed: dict[int, int] = {}  # pid -> tasks it was running when killed
+    number = 0
+
+    def start_one():
+        nonlocal number
+        number += 1
+        alive.append(
+            start_worker(
+                "--threads", str(THREADS), "--id", f"chaos{number}",
+                options=OPTIONS, log_level="WARNING",
+            )
+        )  # fmt: skip
+
+    for _ in range(WORKERS):
+        start_one()
+
+    unfinished = DBTaskResult.objects.exclude(status__in=[TaskResultStatus.SUCCESSFUL])
+    while unfinished.exists():
+        assert time.monotonic() - started_at < DEADLINE, "the tasks did not drain in time"
+        if len(killed) == KILLS:
+            time.sleep(0.1)  # the rest drains in peace
+            continue
+        time.sleep(schedule.uniform(1.0, 2.0))
+        victim, running = pick_a_busy_worker(alive, schedule)
+        victim.send(signal.SIGKILL)
+        assert victim.wait() == -signal.SIGKILL
+        killed[victim.pid] = running
+        alive.remove(victim)
+        start_one()
+    elapsed = time.monotonic() - started_at
+
+    # Every task succeeded; nothing is left running or waiting.
+    assert DBTaskResult.objects.count() == TASKS
+    assert not DBTaskResult.objects.exclude(status=TaskResultStatus.SUCCESSFUL).exists()
+    assert set(TaskRun.objects.values_list("key", flat=True)) == set(keys)  # none lost
+
+    # Duplicate runs only where a kill interrupted a run (an attempt closed as WorkerLost).
+    runs = dict(TaskRun.objects.values_list("key").annotate(runs=Count("id")))
+    duplicated = {key: count for key, count in runs.items() if count > 1}
+    duplicates = sum(count - 1 for count in duplicated.values())
+    lost = list(
+        DBTaskAttempt.objects.filter(exception_class_path=WORKER_LOST).select_related("result")
+    )
+    keys_with_lost_attempts = {attempt.result.args[0] for attempt in lost}
+    assert duplicates <= len(lost)
+    assert set(duplicated) <= keys_with_lost_attempts
+    # And every failed attempt was such an interruption: nothing else went wrong.
+    failed = DBTaskAttempt.objects.filter(outcome=DBTaskAttempt.Outcome.FAILED)
+    assert set(failed.values_list("exception_class_path", flat=True)) <= {WORKER_LOST}
+
+    # Each attempt closed exactly once: one attempt row per run started, one success per task.
+    assert (
+        DBTaskAttempt.objects.count()
+        == DBTaskResult.objects.aggregate(runs=Sum("attempt_count"))["runs"]
+    )
+    assert DBTaskAttempt.objects.filter(outcome=DBTaskAttempt.Outcome.SUCCESSFUL).count() == TASKS
+    assert max(DBTaskResult.objects.values_list("attempt_count", flat=True)) < 20
+
+    lost_from_killed = sum(1 for attempt in lost if pid_of(attempt.worker_id) in killed)
+    assert len(killed) >= 3, f"only {len(killed)} kills: the tasks drained too fast to test"
+    assert lost_from_killed >= 1  # the kills did catch tasks mid-run
+    print(  # noqa: T201 - the figures docs/reliability.md quotes
+        f"\nchaos on {connection.vendor}: {TASKS} tasks, {WORKERS} workers x {THREADS} threads, "
+        f"{len(killed)} SIGKILLs ({sum(killed.values())} tasks running at the kills) in "
+        f"{elapsed:.1f}s; {len(lost)} attempts closed as WorkerLost "
+        f"({lost_from_killed} of killed workers, {len(lost) - lost_from_killed} of live "
+        f"workers presumed lost); {len(duplicated)} tasks ran more than once, "
+        f"{duplicates} duplicate runs; {TaskRun.objects.count()} runs in all"
+    )
