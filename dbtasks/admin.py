@@ -70,6 +70,14 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [DBTaskAttemptInline]
     actions = ["requeue_failed", "cancel_ready", "discard_failed"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DBTaskResult]:
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name == "dbtasks_dbtaskresult_changelist":
+            # The list shows neither column: never read megabytes of JSON per row.
+            queryset = queryset.defer("arguments", "return_value")
+        return queryset
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[DBTaskResult], search_term: str
     ) -> tuple[QuerySet[DBTaskResult], bool]:

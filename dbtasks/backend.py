@@ -34,10 +34,13 @@ from dbtasks.options import BackendOptions
 from dbtasks.options import OptionError
 from dbtasks.options import parse_options
 from dbtasks.options import parse_queues
+from dbtasks.serialization import PayloadTooLarge
 from dbtasks.serialization import to_json_value
 
 
-def serialize_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def serialize_arguments(
+    args: Sequence[Any], kwargs: Mapping[str, Any], *, max_size: int | None = None
+) -> dict[str, Any]:
     """Return args and kwargs as stored, or raise InvalidTaskArguments.
 
     The worker calls the task with what comes back out of the database, so
@@ -45,7 +48,14 @@ def serialize_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[
     written.
     """
     try:
-        return to_json_value({"args": list(args), "kwargs": dict(kwargs)}, what="Task arguments")
+        return to_json_value(
+            {"args": list(args), "kwargs": dict(kwargs)}, what="Task arguments", max_size=max_size
+        )
+    except PayloadTooLarge as error:
+        raise InvalidTaskArguments(
+            f"{error} Pass ids and load large data inside the task, or raise "
+            "OPTIONS['max_arguments_size']."
+        ) from None
     except (TypeError, ValueError) as error:
         raise InvalidTaskArguments(
             f"{error} Pass ids, strings and numbers, and load objects inside the task."
@@ -101,7 +111,7 @@ class DatabaseBackend(BaseTaskBackend):
 
         self.validate_task(task)
         self.raise_if_misconfigured()
-        arguments = serialize_arguments(args, kwargs)
+        arguments = serialize_arguments(args, kwargs, max_size=self.config.max_arguments_size)
 
         now = timezone.now()
         row = DBTaskResult(

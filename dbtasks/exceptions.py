@@ -33,6 +33,14 @@ class RetryLater(Exception):
         self.delay = delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
 
 
+class OutcomeNotStored(PermanentFailure):
+    """The attempt's outcome could not be stored, so this error is recorded in its place.
+
+    A return value over ``OPTIONS['max_return_size']``, or one the database
+    refused. Running the task again would end the same way: no retry.
+    """
+
+
 class TaskCancelled(Exception):
     """The task was cancelled before it ran (``DatabaseBackend.cancel``, or the admin)."""
 

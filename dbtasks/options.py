@@ -80,6 +80,11 @@ class Schedule:
     priority: int | None = None
 
 
+# 10 MiB: far more than ids and small documents need, far less than what
+# slows every read of the row (the admin, get_result()) to seconds.
+DEFAULT_MAX_PAYLOAD_SIZE = 10 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class BackendOptions:
     """Everything the backend's OPTIONS say, validated."""
@@ -91,6 +96,9 @@ class BackendOptions:
     heartbeat_timeout: timedelta = timedelta(seconds=30)
     schedules: tuple[Schedule, ...] = ()
     listen_notify: bool = True
+    # The most a task's arguments and return value may take as JSON (bytes).
+    max_arguments_size: int | None = DEFAULT_MAX_PAYLOAD_SIZE
+    max_return_size: int | None = DEFAULT_MAX_PAYLOAD_SIZE
 
     def policy(self, queue_name: str) -> QueuePolicy:
         """Return the retry policy for ``queue_name``."""
@@ -163,6 +171,16 @@ def _positive_int(value: object, *, key: str) -> int:
     return value
 
 
+def _optional_size(value: object, *, key: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OptionError(
+            f"{key} must be a number of bytes (a positive integer) or None, got {value!r}."
+        )
+    return value
+
+
 def _factor(value: object, *, key: str) -> float:
     if (
         isinstance(value, bool)
@@ -200,6 +218,8 @@ _TOP_KEYS = (
     "heartbeat_timeout",
     "schedules",
     "listen_notify",
+    "max_arguments_size",
+    "max_return_size",
 )
 
 
@@ -346,4 +366,12 @@ def parse_options(alias: str, queues: Iterable[str], options: object) -> Backend
         heartbeat_timeout=heartbeat_timeout,
         schedules=schedules,
         listen_notify=listen_notify,
+        max_arguments_size=_optional_size(
+            options.get("max_arguments_size", DEFAULT_MAX_PAYLOAD_SIZE),
+            key=f"{key}['max_arguments_size']",
+        ),
+        max_return_size=_optional_size(
+            options.get("max_return_size", DEFAULT_MAX_PAYLOAD_SIZE),
+            key=f"{key}['max_return_size']",
+        ),
     )

@@ -14,7 +14,11 @@ from dbtasks.compat import normalize_json
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def to_json_value(value: Any, *, what: str) -> Any:
+class PayloadTooLarge(ValueError):
+    """A value is larger as JSON than the backend's OPTIONS allow."""
+
+
+def to_json_value(value: Any, *, what: str, max_size: int | None = None) -> Any:
     """Return ``value`` as it will come back out of a JSON column.
 
     Raise ``TypeError``/``ValueError`` naming ``what`` when it would not come
@@ -29,13 +33,18 @@ def to_json_value(value: Any, *, what: str) -> Any:
         raise ValueError(f"{what} cannot be stored as JSON: {error}.") from None
     try:
         text = json.dumps(normalized, allow_nan=False, ensure_ascii=False)
-        text.encode("utf-8")
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise ValueError(
             f"{what} cannot be stored as JSON: it contains text that is not valid Unicode."
         ) from None
     except ValueError as error:  # NaN or infinity
         raise ValueError(f"{what} cannot be stored as JSON: {error}.") from None
+    if max_size is not None and size > max_size:
+        raise PayloadTooLarge(
+            f"{what} cannot be stored: {size:,} bytes as JSON is over the limit "
+            f"of {max_size:,} bytes."
+        )
     if _JSON_NUL.search(text):
         raise ValueError(f"{what} cannot be stored as JSON: it contains a NUL character.")
     if json.loads(text) != normalized:

@@ -13,11 +13,22 @@ KEY = "TASKS['default']['OPTIONS']"
 QUEUES = ("default", "low_priority")
 TOP_KEYS = (
     "backoff_factor, backoff_max, heartbeat_interval, heartbeat_timeout, listen_notify, "
-    "max_attempts, purge, queues, schedules"
+    "max_arguments_size, max_attempts, max_return_size, purge, queues, schedules"
 )
 
 # pytest.param(options, message, id=...): parametrize ("options", "message") with it.
 OPTION_ERRORS = [
+    pytest.param(
+        {"max_arguments_size": "10 MB"},
+        f"{KEY}['max_arguments_size'] must be a number of bytes (a positive integer) "
+        "or None, got '10 MB'.",
+        id="text-max-arguments-size",
+    ),
+    pytest.param(
+        {"max_return_size": 0},
+        f"{KEY}['max_return_size'] must be a number of bytes (a positive integer) or None, got 0.",
+        id="zero-max-return-size",
+    ),
     pytest.param(
         {"max_attempts": -1},
         f"{KEY}['max_attempts'] must be a positive integer, got -1.",

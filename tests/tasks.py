@@ -112,3 +112,14 @@ def asks_to_retry_later(seconds: float) -> None:
     from dbtasks.exceptions import RetryLater
 
     raise RetryLater("come back later", delay=seconds)
+
+
+@task
+def fails_with_unstorable_text(size: int = 0) -> None:
+    """Fail with a message Postgres text cannot hold (NUL, a lone surrogate), ``size`` long."""
+    raise ValueError("a NUL \x00 and a lone surrogate \ud800 " + "x" * size)
+
+
+@task
+def returns_text_of(size: int) -> str:
+    return "x" * size

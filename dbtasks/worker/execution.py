@@ -27,6 +27,7 @@ from dbtasks.compat import TaskContext
 from dbtasks.compat import TaskResult
 from dbtasks.compat import task_finished
 from dbtasks.compat import task_started
+from dbtasks.exceptions import OutcomeNotStored
 from dbtasks.exceptions import PermanentFailure
 from dbtasks.exceptions import RetryLater
 from dbtasks.exceptions import TaskArgumentsCorrupt
@@ -37,9 +38,14 @@ from dbtasks.models import SUCCESSFUL
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.options import QueuePolicy
+from dbtasks.serialization import PayloadTooLarge
 from dbtasks.serialization import to_json_value
 from dbtasks.sql.close import close_attempt
 from dbtasks.worker.connections import discard_if_broken
+from dbtasks.worker.storable import MAX_CLASS_PATH_LENGTH
+from dbtasks.worker.storable import MAX_TRACEBACK_LENGTH
+from dbtasks.worker.storable import is_permanent
+from dbtasks.worker.storable import storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +96,14 @@ def record_attempt(
         started_at=row.last_attempted_at or now,
         stopped_at=now,
         outcome=FAILED if error else SUCCESSFUL,
-        exception_class_path=exception_path(error) if error else "",
-        traceback="".join(traceback.format_exception(error)) if error else "",
+        exception_class_path=(
+            storable_text(exception_path(error), MAX_CLASS_PATH_LENGTH) if error else ""
+        ),
+        traceback=(
+            storable_text("".join(traceback.format_exception(error)), MAX_TRACEBACK_LENGTH)
+            if error
+            else ""
+        ),
     )
     if not close_attempt(row, worker_id=worker_id, changes=changes, attempt=attempt):
         return None
@@ -119,12 +131,39 @@ def record_until_done(
     An outcome is never dropped because the database blinked. If the worker
     is stopped for good first (``abandon``), the row stays RUNNING and
     lost-worker recovery closes it once this process stops heartbeating.
+    An outcome the database refuses for good (``storable.is_permanent``) is
+    replaced by an ``OutcomeNotStored`` error saying why, with no retry: the
+    attempt is recorded instead of being tried for ever.
     """
+    try:
+        return _record_while_transient(row, abandon=abandon, **kwargs)
+    except Exception as error:
+        if not is_permanent(error):
+            raise
+        logger.exception(
+            "Task id=%s path=%s: the database refused attempt %d's outcome for good; "
+            "recording that instead",
+            row.pk,
+            row.task_path,
+            row.attempt_count,
+        )
+        substitute = OutcomeNotStored(
+            f"The outcome could not be stored: {type(error).__name__}: {error}"
+        )
+        kwargs |= {"error": substitute, "return_value": None, "retry": False}
+        return _record_while_transient(row, abandon=abandon, **kwargs)
+
+
+def _record_while_transient(
+    row: DBTaskResult, *, abandon: threading.Event, **kwargs: Any
+) -> DBTaskAttempt | None:
     delay = 0.1
     while True:
         try:
             return record_attempt(row, **kwargs)
-        except DatabaseError:
+        except DatabaseError as error:
+            if is_permanent(error):
+                raise
             logger.warning(
                 "Task id=%s path=%s: cannot record the outcome yet, retrying in %.1fs",
                 row.pk,
@@ -138,14 +177,20 @@ def record_until_done(
             delay = min(delay * 2, 10)
 
 
-def call_task(result: TaskResult) -> Any:
-    """Call the task function and return its JSON-ready return value."""
+def call_task(result: TaskResult, *, max_size: int | None = None) -> Any:
+    """Call the task function and return its JSON-ready return value.
+
+    A return value over ``max_size`` bytes as JSON fails the attempt for good.
+    """
     task = result.task
     if task.takes_context:
         value = task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
     else:
         value = task.call(*result.args, **result.kwargs)
-    return to_json_value(value, what="The task's return value")
+    try:
+        return to_json_value(value, what="The task's return value", max_size=max_size)
+    except PayloadTooLarge as error:
+        raise OutcomeNotStored(f"{error} Raise OPTIONS['max_return_size'] if needed.") from None
 
 
 def execute(
@@ -157,6 +202,7 @@ def execute(
     clock: Clock = timezone.now,
     abandon: threading.Event | None = None,
     ran: Callable[[], None] = lambda: None,
+    max_return_size: int | None = None,
 ) -> None:
     """Run one claimed row to the end of its attempt, whatever the task does.
 
@@ -182,7 +228,7 @@ def execute(
 
     task_started.send(sender, task_result=result)
     try:
-        return_value = call_task(result)
+        return_value = call_task(result, max_size=max_return_size)
     except BaseException as error:  # noqa: BLE001 - any failure is the task's outcome, never the worker's
         ran()
         attempt = record_until_done(row, error=error, now=clock(), **record)

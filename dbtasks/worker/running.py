@@ -68,6 +68,7 @@ class Runner:
                 clock=worker.clock,
                 abandon=worker.abandon,
                 ran=lambda: self._ran(row),
+                max_return_size=worker.config.max_return_size,
             )
             completed = True
         finally:
