@@ -20,7 +20,7 @@ from dbtasks.worker import WorkerOptions
 from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.inflight import InFlight
 from tests import tasks
-from tests.integration.helpers import row_of
+from tests.dbtasks.helpers import row_of
 
 pytestmark = pytest.mark.dbtasks
 

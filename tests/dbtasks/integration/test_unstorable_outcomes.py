@@ -21,8 +21,8 @@ from dbtasks.worker.storable import MAX_TRACEBACK_LENGTH
 from dbtasks.worker.storable import is_permanent
 from dbtasks.worker.storable import storable_text
 from tests import tasks
-from tests.integration.helpers import override_options
-from tests.integration.helpers import row_of
+from tests.dbtasks.helpers import override_options
+from tests.dbtasks.helpers import row_of
 
 pytestmark = [pytest.mark.dbtasks, pytest.mark.django_db(transaction=True)]
 
