@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from tests import tasks
 
-pytestmark = [pytest.mark.dbtasks, pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 
 def selects_of_results(queries: list[dict[str, str]]) -> list[str]:

@@ -22,8 +22,6 @@ from dbtasks.worker.inflight import InFlight
 from tests import tasks
 from tests.dbtasks.helpers import row_of
 
-pytestmark = pytest.mark.dbtasks
-
 
 class Row:
     """Just what InFlight reads of a claimed row."""

@@ -24,7 +24,7 @@ from tests import tasks
 from tests.dbtasks.helpers import override_options
 from tests.dbtasks.helpers import row_of
 
-pytestmark = [pytest.mark.dbtasks, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_storable_text_escapes_nul_and_surrogates_and_keeps_both_ends() -> None:
