@@ -11,8 +11,6 @@ from dbtasks.exceptions import InvalidTaskArguments
 from dbtasks.models import DBTaskResult
 from tests import tasks
 
-pytestmark = pytest.mark.dbtasks
-
 
 @pytest.mark.parametrize("caught", [TypeError, InvalidTask, InvalidTaskArguments])
 def test_enqueue_raises_an_error_catchable_as_type_error_or_invalid_task(db, caught):
