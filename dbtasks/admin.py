@@ -7,6 +7,7 @@ FAILED tasks.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
 
 from django.contrib import admin
@@ -18,7 +19,16 @@ from django.utils import timezone
 from dbtasks.models import FAILED
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.models import DBTaskResultQuerySet
 from dbtasks.models import DBWorker
+
+if TYPE_CHECKING:  # the admin classes are generic for type checkers only
+    AttemptInline = admin.StackedInline[DBTaskAttempt, DBTaskResult]
+    ResultAdmin = admin.ModelAdmin[DBTaskResult]
+    WorkerAdmin = admin.ModelAdmin[DBWorker]
+else:
+    AttemptInline = admin.StackedInline
+    ResultAdmin = WorkerAdmin = admin.ModelAdmin
 
 
 class ReadOnlyAdminMixin:
@@ -29,11 +39,11 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class DBTaskAttemptInline(ReadOnlyAdminMixin, admin.StackedInline):
+class DBTaskAttemptInline(ReadOnlyAdminMixin, AttemptInline):
     model = DBTaskAttempt
     extra = 0
     can_delete = False
-    fields = [
+    readonly_fields = (
         "number",
         "outcome",
         "worker_id",
@@ -41,12 +51,12 @@ class DBTaskAttemptInline(ReadOnlyAdminMixin, admin.StackedInline):
         "stopped_at",
         "exception_class_path",
         "traceback",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
 
 @admin.register(DBTaskResult)
-class DBTaskResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
     list_display = [
         "id",
         "task_path",
@@ -88,8 +98,8 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return queryset.filter(task_path__icontains=search_term.strip()), False
 
     @admin.action(description="Re-queue selected failed tasks now")
-    def requeue_failed(self, request: HttpRequest, queryset: QuerySet[DBTaskResult]) -> None:
-        count = queryset.requeue_failed(timezone.now())  # type: ignore[attr-defined]
+    def requeue_failed(self, request: HttpRequest, queryset: DBTaskResultQuerySet) -> None:
+        count = queryset.requeue_failed(timezone.now())
         skipped = queryset.count() - count
         self.message_user(request, f"Re-queued {count} failed task(s).", messages.SUCCESS)
         if skipped:
@@ -98,9 +108,9 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             )
 
     @admin.action(description="Cancel selected ready tasks (they will never run)")
-    def cancel_ready(self, request: HttpRequest, queryset: QuerySet[DBTaskResult]) -> None:
+    def cancel_ready(self, request: HttpRequest, queryset: DBTaskResultQuerySet) -> None:
         selected = queryset.count()
-        count = queryset.cancel_ready(timezone.now())  # type: ignore[attr-defined]
+        count = queryset.cancel_ready(timezone.now())
         self.message_user(request, f"Cancelled {count} ready task(s).", messages.SUCCESS)
         if selected - count:
             self.message_user(
@@ -128,7 +138,7 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(DBWorker)
-class DBWorkerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DBWorkerAdmin(ReadOnlyAdminMixin, WorkerAdmin):
     list_display = ["worker_id", "hostname", "pid", "threads", "started_at", "heartbeat_at"]
     list_filter = ["backend_name", "hostname"]
     search_fields = ["worker_id", "hostname"]

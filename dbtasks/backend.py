@@ -8,7 +8,6 @@ Running tasks is the worker's job (``dbtasks/worker/loop.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -48,7 +47,7 @@ def serialize_arguments(
     written.
     """
     try:
-        return to_json_value(
+        stored: dict[str, Any] = to_json_value(
             {"args": list(args), "kwargs": dict(kwargs)}, what="Task arguments", max_size=max_size
         )
     except PayloadTooLarge as error:
@@ -60,6 +59,7 @@ def serialize_arguments(
         raise InvalidTaskArguments(
             f"{error} Pass ids, strings and numbers, and load objects inside the task."
         ) from None
+    return stored
 
 
 def parse_result_id(result_id: object) -> int | None:
@@ -104,7 +104,9 @@ class DatabaseBackend(BaseTaskBackend):
 
     # --- What the framework calls ------------------------------------------
 
-    def enqueue(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskResult:
+    def enqueue[**P, R](
+        self, task: Task[P, R], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> TaskResult[P, R]:
         """Insert the task's row (in the caller's transaction) and return its result."""
         from dbtasks.models import DBTaskResult
         from dbtasks.sql import notify
@@ -135,7 +137,7 @@ class DatabaseBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
         return result
 
-    def get_result(self, result_id: str) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult[..., Any]:
         """Return the result with this id, or raise TaskResultDoesNotExist."""
         from dbtasks.models import DBTaskResult
 
@@ -177,9 +179,8 @@ class DatabaseBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(result_id)
         return False
 
-    def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
-        yield from super().check(**kwargs)
-        yield from dbtasks_checks.check_backend(self)
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        return [*super().check(**kwargs), *dbtasks_checks.check_backend(self)]
 
     # --- dbtasks' own API ---------------------------------------------------
 

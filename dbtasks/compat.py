@@ -7,7 +7,13 @@ in dbtasks imports these names from here.
 
 from __future__ import annotations
 
-try:
+from typing import TYPE_CHECKING
+
+import django
+
+# Type checkers read the Django 6 names (django-stubs describes them); the
+# backport's API is the same, so its branch needs no second set of types.
+if TYPE_CHECKING or django.VERSION >= (6, 0):
     from django.tasks import Task
     from django.tasks import TaskContext
     from django.tasks import TaskResult
@@ -23,22 +29,22 @@ try:
     from django.tasks.signals import task_finished
     from django.tasks.signals import task_started
     from django.utils.json import normalize_json
-except ImportError:  # Django 5.2 LTS with the django-tasks backport.
-    from django_tasks import task  # type: ignore[no-redef]
-    from django_tasks import task_backends  # type: ignore[no-redef]
-    from django_tasks.backends.base import BaseTaskBackend  # type: ignore[no-redef]
-    from django_tasks.base import Task  # type: ignore[no-redef]
-    from django_tasks.base import TaskContext  # type: ignore[no-redef]
-    from django_tasks.base import TaskError  # type: ignore[no-redef]
-    from django_tasks.base import TaskResult  # type: ignore[no-redef]
-    from django_tasks.base import TaskResultStatus  # type: ignore[no-redef]
+else:  # Django 5.2 LTS with the django-tasks backport.
+    from django_tasks import task
+    from django_tasks import task_backends
+    from django_tasks.backends.base import BaseTaskBackend
+    from django_tasks.base import Task
+    from django_tasks.base import TaskContext
+    from django_tasks.base import TaskError
+    from django_tasks.base import TaskResult
+    from django_tasks.base import TaskResultStatus
     from django_tasks.exceptions import InvalidTaskBackendError as InvalidTaskBackend
     from django_tasks.exceptions import InvalidTaskError as InvalidTask
-    from django_tasks.exceptions import TaskResultDoesNotExist  # type: ignore[no-redef]
-    from django_tasks.signals import task_enqueued  # type: ignore[no-redef]
-    from django_tasks.signals import task_finished  # type: ignore[no-redef]
-    from django_tasks.signals import task_started  # type: ignore[no-redef]
-    from django_tasks.utils import normalize_json  # type: ignore[no-redef]
+    from django_tasks.exceptions import TaskResultDoesNotExist
+    from django_tasks.signals import task_enqueued
+    from django_tasks.signals import task_finished
+    from django_tasks.signals import task_started
+    from django_tasks.utils import normalize_json
 
 __all__ = [
     "BaseTaskBackend",

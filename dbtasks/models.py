@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from typing import overload
 
 from django.core.exceptions import SuspiciousOperation
 from django.db import models
@@ -182,7 +183,7 @@ class DBTaskResult(models.Model):
             f"{{'args': [...], 'kwargs': {{...}}}}, got {arguments!r}."
         )
 
-    def load_task(self) -> Task:
+    def load_task(self) -> Task[..., Any]:
         """Import the task this row runs; raise TaskFunctionMissing if it is gone."""
         try:
             task = import_string(self.task_path)
@@ -209,16 +210,24 @@ class DBTaskResult(models.Model):
             )
         ]
 
+    @overload
+    def to_task_result[**P, R](
+        self, history: Sequence[DBTaskAttempt], task: Task[P, R]
+    ) -> TaskResult[P, R]: ...
+    @overload
     def to_task_result(
-        self, history: Sequence[DBTaskAttempt], task: Task | None = None
-    ) -> TaskResult:
+        self, history: Sequence[DBTaskAttempt], task: None = None
+    ) -> TaskResult[..., Any]: ...
+    def to_task_result(
+        self, history: Sequence[DBTaskAttempt], task: Task[..., Any] | None = None
+    ) -> TaskResult[..., Any]:
         """Build the TaskResult this row stands for.
 
         ``history`` is the row's finished attempts, oldest first. The attempt
         in progress, if any, only exists on this row (``worker_id``).
         """
         task = task or self.load_task()
-        stored = {
+        stored: dict[str, Any] = {  # using()'s keyword arguments
             "priority": self.priority,
             "queue_name": self.queue_name,
             "run_after": self.run_after,
@@ -234,7 +243,7 @@ class DBTaskResult(models.Model):
         worker_ids = [attempt.worker_id for attempt in history]
         if self.status == RUNNING:
             worker_ids.append(self.worker_id)
-        result = TaskResult(
+        result: TaskResult[..., Any] = TaskResult(
             task=task,
             id=str(self.pk),
             status=self.public_status,

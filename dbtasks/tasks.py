@@ -18,11 +18,12 @@ from django.utils import timezone
 from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import task
 from dbtasks.compat import task_backends
+from dbtasks.purge import Kind
 from dbtasks.purge import purge_expired
 
 
 @task
-def purge_expired_results(backend: str = "default") -> dict[str, int]:
+def purge_expired_results(backend: str = "default") -> dict[Kind, int]:
     """Delete results older than ``backend``'s purge policy; return how many of each."""
     task_backend = task_backends[backend]
     if not isinstance(task_backend, DatabaseBackend):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Count
 from django.db.models import DurationField
 from django.db.models import F
 from django.db.models import Q
+from django.db.models import QuerySet
 from django.db.models import Sum
 
 from dbtasks.backend import DatabaseBackend
@@ -51,7 +54,8 @@ def attempt_stats(
         )
         for index, bound in enumerate(DURATION_BUCKETS)
     }
-    rows = (
+    # Mapping, not the plugin's TypedDict: the bucket columns are named at run time.
+    rows: QuerySet[DBTaskAttempt, Mapping[str, Any]] = (
         DBTaskAttempt.objects.using(backend.db_alias)
         .filter(result__backend_name=backend.alias, stopped_at__gte=now - window)
         .filter(results_active_since(now - window))

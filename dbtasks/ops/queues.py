@@ -8,11 +8,13 @@ cover, whatever the size of the finished history.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from typing import Any
 
 from django.db.models import Count
 from django.db.models import Min
@@ -89,7 +91,7 @@ def queue_summaries(
     names += sorted(set(counted) - set(names))
     summaries = []
     for name in names:
-        row = counted.get(name, {})
+        row: Mapping[str, Any] = counted.get(name, {})
         oldest = row.get("oldest_ready_at")
         summaries.append(
             QueueSummary(

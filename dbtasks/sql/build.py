@@ -11,8 +11,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import FieldError
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+def concrete_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """``model``'s field ``name``, which must be stored in a column of its own."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise FieldError(f"{model.__name__}.{name} is a reverse relation, not a column.")
+    return field
+
+
+def column_of(field: models.Field[Any, Any]) -> str:
+    """The column a concrete field is stored in (a many-to-many field has none)."""
+    if field.column is None:
+        raise FieldError(f"{field} is not stored in a column.")
+    return field.column
 
 
 def insert_parts(
@@ -25,7 +41,7 @@ def insert_parts(
     quote = connection.ops.quote_name
     meta = instance._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(column_of(field)) for field in fields)
     params = [
         field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields
     ]

@@ -27,6 +27,7 @@ from dbtasks.models import READY
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.sql.build import column_of
 
 
 def claim(
@@ -48,7 +49,7 @@ def claim(
     connection = connections[db]
     quote = connection.ops.quote_name
     table = quote(DBTaskResult._meta.db_table)
-    columns = ", ".join(quote(field.column) for field in DBTaskResult._meta.concrete_fields)
+    columns = ", ".join(quote(column_of(field)) for field in DBTaskResult._meta.concrete_fields)
     skip_locked = (
         " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     )

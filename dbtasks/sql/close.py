@@ -25,6 +25,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.sql.build import column_of
+from dbtasks.sql.build import concrete_field
 from dbtasks.sql.build import insert_parts
 from dbtasks.sql.build import mark_saved
 
@@ -67,8 +69,8 @@ def guarded_update(
 ) -> tuple[str, list[Any]]:
     """The UPDATE that applies ``changes`` only if the attempt is still running for us."""
     quote = connection.ops.quote_name
-    fields = [DBTaskResult._meta.get_field(name) for name in changes]
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    fields = [concrete_field(DBTaskResult, name) for name in changes]
+    assignments = ", ".join(f"{quote(column_of(field))} = %s" for field in fields)
     # Values go through get_db_prep_save(), as in the ORM's own UPDATE.
     params = [field.get_db_prep_save(changes[field.name], connection) for field in fields]
     sql = (

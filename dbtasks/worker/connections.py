@@ -49,4 +49,5 @@ def recheck_before_task(alias: str, *, health_check: bool = True) -> None:
         return
     discard_if_broken(alias)
     if health_check:
-        connection.health_check_done = False
+        # django-stubs leaves out this attribute, which Django sets in __init__.
+        connection.health_check_done = False  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
+from django.db import router
 from django.utils import timezone
 
 from dbtasks.compat import InvalidTask
@@ -171,13 +172,13 @@ def _record_while_transient(
                 delay,
                 exc_info=True,
             )
-            discard_if_broken(row._state.db)
+            discard_if_broken(row._state.db or router.db_for_write(DBTaskResult, instance=row))
             if abandon.wait(delay):
                 return None
             delay = min(delay * 2, 10)
 
 
-def call_task(result: TaskResult, *, max_size: int | None = None) -> Any:
+def call_task(result: TaskResult[..., Any], *, max_size: int | None = None) -> Any:
     """Call the task function and return its JSON-ready return value.
 
     A return value over ``max_size`` bytes as JSON fails the attempt for good.
@@ -210,7 +211,7 @@ def execute(
     is written: the worker claims the next task meanwhile.
     """
     abandon = abandon or threading.Event()
-    record = {"worker_id": worker_id, "policy": policy, "abandon": abandon}
+    record: dict[str, Any] = {"worker_id": worker_id, "policy": policy, "abandon": abandon}
     history = history_of(row)
     try:
         result = row.to_task_result(history, row.load_task())
