@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import admin
 from django.http import HttpRequest
 
 from messagecenter.models import Notification
 
+if TYPE_CHECKING:  # ModelAdmin is generic for type checkers only
+    NotificationModelAdmin = admin.ModelAdmin[Notification]
+else:
+    NotificationModelAdmin = admin.ModelAdmin
+
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(NotificationModelAdmin):
     list_display = ["__str__", "owner", "priority", "created_at", "deliver_at", "task_result_id"]
     list_filter = ["priority", "created_at"]
     search_fields = ["title", "message", "owner__username", "owner__email", "task_result_id"]

@@ -13,12 +13,18 @@ import zoneinfo
 from datetime import datetime
 from datetime import timedelta
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 from typing import Any
 
 from django import forms
 from django.utils import timezone
 
 from messagecenter.models import Notification
+
+if TYPE_CHECKING:  # ModelForm is generic for type checkers only
+    NotificationModelForm = forms.ModelForm[Notification]
+else:
+    NotificationModelForm = forms.ModelForm
 
 # ntfy turns longer messages into attachments (or refuses them).
 MAX_MESSAGE_BYTES = 4096
@@ -41,7 +47,7 @@ def known_time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-class NotificationForm(forms.ModelForm):
+class NotificationForm(NotificationModelForm):
     """Validate a notification; ``save()`` is left to the view (it sets the owner)."""
 
     # Filled in by static/messagecenter/app.js with the browser's time zone
@@ -88,7 +94,7 @@ class NotificationForm(forms.ModelForm):
 
     def clean_message(self) -> str:
         # Browsers send a textarea's line breaks as CRLF: keep what was typed.
-        message = self.cleaned_data["message"].replace("\r\n", "\n")
+        message: str = self.cleaned_data["message"].replace("\r\n", "\n")
         size = len(message.encode("utf-8"))
         if size > MAX_MESSAGE_BYTES:
             raise forms.ValidationError(
@@ -100,7 +106,7 @@ class NotificationForm(forms.ModelForm):
         return message
 
     def clean_title(self) -> str:
-        title = self.cleaned_data["title"]
+        title: str = self.cleaned_data["title"]
         if any(unicodedata.category(char) in LINE_BREAKING_CATEGORIES for char in title):
             raise forms.ValidationError(
                 "The title must be a single line, without line breaks, tabs or control characters.",

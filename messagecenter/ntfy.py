@@ -144,7 +144,7 @@ def publish(
         ) from error
     except httpx.TransportError as error:
         raise NtfyUnavailable(
-            f"Cannot reach ntfy at {server}: {error or type(error).__name__}."
+            f"Cannot reach ntfy at {server}: {str(error) or type(error).__name__}."
         ) from error
     return read_answer(response)
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import TypedDict
+from typing import cast
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User
 from django.db.models import BigIntegerField
 from django.db.models import Case
 from django.db.models import OuterRef
@@ -35,6 +37,17 @@ from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class LatestFailure(TypedDict):
+    """What ``deliveries_for()`` annotates each row with: its latest failed attempt."""
+
+    error_class: str | None
+    error_traceback: str | None
+
 
 # Not TaskResultStatus values: the result is gone (purged by the retention
 # policy), or it FAILED because it was cancelled before it ran.
@@ -105,12 +118,11 @@ def one_line_error(exception_class_path: str, traceback: str) -> str:
 
 
 def ntfy_id_of(return_value: Any) -> str:
-    if isinstance(return_value, dict) and isinstance(return_value.get("id"), str):
-        return return_value["id"]
-    return ""
+    ntfy_id = return_value.get("id") if isinstance(return_value, dict) else None
+    return ntfy_id if isinstance(ntfy_id, str) else ""
 
 
-def delivery_from_result(result: TaskResult) -> Delivery:
+def delivery_from_result(result: TaskResult[..., Any]) -> Delivery:
     """Build the Delivery of a TaskResult (from ``get_result()``)."""
     last_error = ""
     if result.errors:
@@ -180,12 +192,17 @@ def delivery_from_row(row: DBTaskResult | None) -> Delivery:
     """Build the Delivery of a row read by ``deliveries_for()``, or EXPIRED if missing."""
     if row is None:
         return Delivery(status=EXPIRED)
+    # deliveries_for() annotated the row with its latest failure; django-stubs
+    # loses annotate()'s type when a custom QuerySet's rows are iterated.
+    failure = cast("WithAnnotations[DBTaskResult, LatestFailure]", row)
     status = TaskResultStatus(row.status)
     return Delivery(
         status=CANCELLED if row.cancelled_at else status.value,
         attempts=row.attempt_count,
         last_error=(
-            one_line_error(row.error_class, row.error_traceback or "") if row.error_class else ""
+            one_line_error(failure.error_class, failure.error_traceback or "")
+            if failure.error_class
+            else ""
         ),
         ntfy_id=ntfy_id_of(row.return_value) if status == TaskResultStatus.SUCCESSFUL else "",
     )
@@ -231,7 +248,7 @@ def with_progress(
 PROGRESS = with_progress(Notification.objects.all())
 
 
-def progress_of(pk: int, *, owner: AbstractBaseUser | AnonymousUser) -> tuple[str, int] | None:
+def progress_of(pk: int, *, owner: User) -> tuple[str, int] | None:
     """Return (status, attempts) of ``owner``'s notification ``pk``; None if they have none.
 
     The two fields of ``delivery_of()`` that the poll compares, in one query
@@ -250,6 +267,6 @@ def progress_of(pk: int, *, owner: AbstractBaseUser | AnonymousUser) -> tuple[st
         status, attempts = PROGRESS.get(pk=pk, owner=owner)
     except Notification.DoesNotExist:
         return None
-    if status is None:  # no result row (purged by the retention policy, say)
+    if status is None or attempts is None:  # no result row (purged by the retention policy, say)
         return EXPIRED, 0
     return status, attempts

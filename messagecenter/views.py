@@ -9,8 +9,10 @@ Every lookup is scoped to ``request.user``: another user's id is a 404.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.core.paginator import Page
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -43,9 +45,13 @@ TEMPLATE = "messagecenter/index.html"
 
 
 class HtmxHttpRequest(HttpRequest):
-    """An HttpRequest after django-htmx's middleware (for type checkers)."""
+    """An HttpRequest after django-htmx's middleware (for type checkers).
+
+    Every view here requires a signed-in user (``LoginRequiredMiddleware``).
+    """
 
     htmx: HtmxDetails
+    user: User
 
 
 @require_http_methods(["GET", "POST"])
@@ -86,7 +92,7 @@ def render_index(
     return render(request, TEMPLATE, context, status=status)
 
 
-def notifications_page(request: HtmxHttpRequest) -> Page:
+def notifications_page(request: HtmxHttpRequest) -> Page[Notification]:
     """The requested page of the user's notifications, newest first."""
     notifications = Notification.objects.filter(owner=request.user).order_by("-created_at", "-id")
     return Paginator(notifications, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -94,7 +100,7 @@ def notifications_page(request: HtmxHttpRequest) -> Page:
 
 def create_notification(
     request: HtmxHttpRequest, form: NotificationForm
-) -> tuple[Notification, TaskResult]:
+) -> tuple[Notification, TaskResult[[int], dict[str, Any]]]:
     """Save the notification and enqueue its delivery, all or nothing."""
     # With a database task backend, enqueue() inserts the task row on this
     # same connection: inside atomic() the notification and its task commit
@@ -112,7 +118,7 @@ def create_notification(
 
 def enqueue_delivery(
     notification: Notification, *, run_after: datetime | None = None
-) -> TaskResult:
+) -> TaskResult[[int], dict[str, Any]]:
     """Enqueue ``send_notification`` and remember its result id on the notification."""
     result = send_notification.using(
         priority=notification.task_priority,
