@@ -133,14 +133,22 @@ def postgres_url() -> str:
     return os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
 
 
+def show(connection: psycopg.Connection[Any], setting: str) -> str:
+    """The value of a server setting (``SHOW``)."""
+    row = connection.execute(f"SHOW {setting}").fetchone()
+    if row is None:
+        raise psycopg.ProgrammingError(f"SHOW {setting} returned no row")
+    return str(row[0])
+
+
 def postgres_status(url: str) -> tuple[str | None, str]:
     """The server's version, or None and why it cannot be used."""
     if not url:
         return None, "BENCH_POSTGRES_URL is empty"
     try:
         with psycopg.connect(url, connect_timeout=3) as connection:
-            version = str(connection.execute("SHOW server_version").fetchone()[0])
-            autovacuum = str(connection.execute("SHOW autovacuum").fetchone()[0])
+            version = show(connection, "server_version")
+            autovacuum = show(connection, "autovacuum")
             return f"{version}, autovacuum={autovacuum}", "reachable"
     except psycopg.Error as error:
         return None, str(error).strip().splitlines()[0] if str(error).strip() else "unreachable"

@@ -80,7 +80,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
+def summary(values: Sequence[float | None]) -> dict[str, float]:
     """Median, min and max of what the rounds measured."""
     clean = [value for value in values if value is not None and not math.isnan(value)]
     if not clean:

@@ -127,7 +127,8 @@ class Bench:
             raise
         for line in reversed(stdout.splitlines()):
             if line.startswith(RESULT_MARK):
-                return json.loads(line[len(RESULT_MARK) :])
+                result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
+                return result
         tail = "\n".join((stdout + stderr).strip().splitlines()[-25:])
         what = f"{figure}/{phase} on {arm.name}"
         raise ArmFailed(f"{what} failed (exit {process.returncode}):\n{tail}")
@@ -147,9 +148,8 @@ class Bench:
     # --- Rounds and raw results ---------------------------------------------
 
     def figure_results(self, figure: str) -> dict[str, Any]:
-        return self.results["figures"].setdefault(
-            figure, {"params": {}, "rounds": {}, "setup": {}, "errors": {}}
-        )
+        figures: dict[str, dict[str, Any]] = self.results["figures"]
+        return figures.setdefault(figure, {"params": {}, "rounds": {}, "setup": {}, "errors": {}})
 
     def record(self, figure: str, arm: Arm, data: dict[str, Any]) -> None:
         self.figure_results(figure)["rounds"].setdefault(arm.name, []).append(data)

@@ -127,7 +127,7 @@ class DjangoQueue:
     def new_row(self, name: str = "noop") -> Any:
         from django.utils import timezone
 
-        arguments = {"args": [], "kwargs": {}}
+        arguments: dict[str, Any] = {"args": [], "kwargs": {}}
         if self.arm.system == DBTASKS:
             now = timezone.now()
             return self.model(
@@ -161,6 +161,9 @@ class DjangoQueue:
             self.model.objects.bulk_create((self.new_row() for _ in range(count)), batch_size=1000)
             if self.arm.system == DBTASKS:
                 # What enqueue() sends; Postgres folds identical NOTIFYs in one transaction.
+                from dbtasks.backend import DatabaseBackend
+
+                assert isinstance(self.backend, DatabaseBackend)
                 self.backend.notify_workers("default")
 
     def prepare_backlog(self, count: int) -> None:
@@ -172,10 +175,10 @@ class DjangoQueue:
         return time.time()
 
     def finished_count(self) -> int:
-        return self.model.objects.filter(status__in=FINISHED).count()
+        return int(self.model.objects.filter(status__in=FINISHED).count())
 
     def failed_count(self) -> int:
-        return self.model.objects.filter(status="FAILED").count()
+        return int(self.model.objects.filter(status="FAILED").count())
 
     def last_finished_at(self) -> float:
         from django.db.models import Max

@@ -40,7 +40,7 @@ def summarise(results: dict[str, Any], modules: Sequence[ModuleType]) -> dict[st
         rounds = results["figures"].get(module.NAME, {}).get("rounds", {})
         figure: dict[str, Any] = {}
         for metric in module.METRICS:
-            per_arm = {
+            per_arm: dict[str, dict[str, Any]] = {
                 arm: summary([r[metric.key] for r in data if r.get(metric.key) is not None])
                 for arm, data in rounds.items()
             }
@@ -58,7 +58,7 @@ def summarise(results: dict[str, Any], modules: Sequence[ModuleType]) -> dict[st
     return out
 
 
-def fmt(value: float, metric: Metric) -> str:
+def fmt(value: float | None, metric: Metric) -> str:
     if value is None or math.isnan(value):
         return "n/a"
     if metric.unit == "/s":

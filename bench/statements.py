@@ -73,7 +73,8 @@ class QueryRecorder:
                 recorder.pings += 1
             return original(connection)
 
-        wrapper.is_usable = counted  # type: ignore[method-assign]
+        # Count pings by wrapping the method on the class (every connection of the run).
+        wrapper.is_usable = counted  # type: ignore[method-assign, assignment]
 
     def created(self, sender: object, connection: Any, **kwargs: Any) -> None:
         connection.force_debug_cursor = True

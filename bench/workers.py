@@ -44,7 +44,7 @@ class ManagedProcess:
             text=True,
             start_new_session=True,
         )
-        if log:
+        if not isinstance(sink, int):  # the log file, now the child's
             sink.close()
         self._reader = threading.Thread(target=self._read, name=f"read-{name}", daemon=True)
         self._reader.start()
