@@ -5,7 +5,7 @@ database (SQLite file or Postgres) through DATABASE_URL, with this run's
 settings module (tests/settings.py: 200 ms heartbeat, 2 s timeout).
 TEST_TASK_OPTIONS overrides OPTIONS keys for one process. Every process is
 killed in teardown and its output printed, so a failing test shows what the
-workers said.
+workers said. The waits (``wait_until``) are tests/live.py's.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,8 +21,11 @@ import pytest
 from django.db import connection
 
 from dbtasks.models import DBWorker
+from tests.live import Service
+from tests.live import manage
+from tests.live import wait_until
 
-BASE_DIR = Path(__file__).resolve().parents[1]
+WORKER = [sys.executable, "manage.py", "dbtasks_worker"]
 
 
 def database_url() -> str:
@@ -50,72 +51,26 @@ def settings_module() -> str:
     return os.environ.get("DJANGO_SETTINGS_MODULE") or "tests.settings"
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float, what: str) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-class WorkerProcess:
+class WorkerProcess(Service):
     """One ``manage.py dbtasks_worker`` subprocess, its output going to a file."""
 
     def __init__(self, args: list[str], *, env: dict[str, str], log: Path) -> None:
+        super().__init__(f"worker {' '.join(args)}".strip(), [*WORKER, *args], env, log)
         self.args = args
-        self.log = log
-        with log.open("wb") as output:
-            self.popen = subprocess.Popen(
-                [sys.executable, "manage.py", "dbtasks_worker", *args],
-                cwd=BASE_DIR,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def is_running(self) -> bool:
-        return self.popen.poll() is None
-
-    def send(self, signum: int) -> None:
-        self.popen.send_signal(signum)
-
-    def wait(self, timeout: float = 30) -> int:
-        """Wait for the process to exit; return its exit code."""
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(
-                f"Worker {self.args} did not exit within {timeout}s. Output:\n{self.output()}"
-            )
+        self.start()
 
     def wait_registered(self, timeout: float = 30) -> DBWorker:
         """Wait until the worker has registered (its signal handlers are in place by then)."""
 
         def registered() -> DBWorker | None:
-            if not self.is_running():
+            if not self.running:
                 pytest.fail(
-                    f"Worker {self.args} exited with {self.popen.returncode} before "
+                    f"Worker {self.args} exited with {self.returncode} before "
                     f"registering. Output:\n{self.output()}"
                 )
             return DBWorker.objects.filter(pid=self.pid).first()
 
         return wait_until(registered, timeout=timeout, what=f"worker {self.pid} to register")
-
-    def kill(self) -> None:
-        if self.is_running():
-            self.popen.kill()
-        self.popen.wait(10)
 
 
 @pytest.fixture
@@ -143,7 +98,7 @@ def start_worker(transactional_db, tmp_path):
     for process in started:
         process.kill()
     for number, process in enumerate(started, 1):
-        print(f"--- worker {number} {process.args} (exit {process.popen.returncode}) ---")  # noqa: T201
+        print(f"--- worker {number} {process.args} (exit {process.returncode}) ---")  # noqa: T201
         print(process.output()[-20_000:])  # noqa: T201
     if connection.vendor == "postgresql":
         # Killed workers' sessions linger a moment; the database is flushed
@@ -172,12 +127,4 @@ def run_manage(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
         "DJANGO_SETTINGS_MODULE": settings_module(),
         "DATABASE_URL": database_url(),
     }
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return manage(*args, env=env, timeout=timeout)

@@ -8,51 +8,16 @@ once, at import, and this test process runs with tests.settings.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-
-# The environment a deployment sets (README, Procfile, docker-compose.yml).
-PRODUCTION_ENV = {
-    "SECRET_KEY": secrets.token_urlsafe(50),
-    "ALLOWED_HOSTS": "example.com",
-    "NTFY_URL": "https://ntfy.example/topic",
-    "DATABASE_URL": "sqlite:////tmp/messagecenter-check-deploy.sqlite3",
-}
-
-
-def production_env(**overrides: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        # Nothing from the test run or the developer's shell may leak in.
-        if key not in {"DEBUG", "DJANGO_SETTINGS_MODULE", "STATIC_ROOT"}
-        and not key.startswith(("SECURE_", "NTFY_", "TEST_"))
-    }
-    env["DJANGO_SETTINGS_MODULE"] = "messagecenter.settings"
-    return env | PRODUCTION_ENV | overrides
-
-
-def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.live import manage
+from tests.live import production_env
+from tests.live import python
 
 
 def test_check_deploy_reports_nothing():
-    result = run("manage.py", "check", "--deploy", "--fail-level", "WARNING", env=production_env())
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
@@ -71,7 +36,7 @@ def test_check_deploy_names_a_missing_variable(name, check_id):
     env = production_env()
     del env[name]
 
-    result = run("manage.py", "check", "--deploy", "--fail-level", "WARNING", env=env)
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
 
     assert result.returncode != 0
     assert f"({check_id})" in result.stderr
@@ -82,7 +47,7 @@ def read_settings(env: dict[str, str], *names: str) -> dict[str, object]:
         "import json, django; from django.conf import settings; django.setup(); "
         f"print(json.dumps({{n: getattr(settings, n) for n in {list(names)!r}}}, default=str))"
     )
-    result = run("-c", code, env=env)
+    result = python("-c", code, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 

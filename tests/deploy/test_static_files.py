@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.deploy.test_production_settings import production_env
-
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
+from tests.live import BASE_DIR
+from tests.live import Service
+from tests.live import free_port
+from tests.live import manage
+from tests.live import production_env
+from tests.live import wait_for_http
+from tests.live import web_command
 
 pytestmark = pytest.mark.process
 
@@ -36,24 +35,6 @@ class Server:
     url: str
     static_root: Path
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def web_command() -> list[str]:
-    """The Procfile's `web` line, run with this interpreter's gunicorn."""
-    line = next(
-        line.split(":", 1)[1]
-        for line in (BASE_DIR / "Procfile").read_text().splitlines()
-        if line.startswith("web:")
-    )
-    program, *args = shlex.split(line)
-    assert program == "gunicorn"
-    return [sys.executable, "-m", "gunicorn", *args]
 
 
 @pytest.fixture(scope="module")
@@ -69,36 +50,15 @@ def gunicorn(tmp_path_factory):
         # The Procfile relies on $PORT (0.0.0.0); a test binds loopback only.
         GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}",
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
-        cwd=BASE_DIR,
-        env=env,
-        check=True,
-        timeout=60,
-    )
-    log = tmp / "gunicorn.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            web_command(), cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    collected = manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    # The Procfile's web line as it is.
+    server = Service("gunicorn", web_command(), env, tmp / "gunicorn.log").start()
     try:
-        wait_for_port(port, process, log)
-        yield Server(f"http://127.0.0.1:{port}", tmp / "staticfiles", log)
+        wait_for_http(f"http://127.0.0.1:{port}/", server)
+        yield Server(f"http://127.0.0.1:{port}", tmp / "staticfiles", server.log)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    pytest.fail(f"gunicorn did not listen on {port} within 20 s:\n{log.read_text()}")
+        server.stop()
 
 
 def hashed_name(static_root: Path, name: str) -> str:

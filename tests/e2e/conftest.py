@@ -22,7 +22,6 @@ browser or the stand-in.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from playwright.sync_api import Response
 from playwright.sync_api import expect
 from playwright.sync_api import sync_playwright
 
+from tests import live
 from tests.live import BASE_DIR
 from tests.live import Service
 from tests.live import child_env
@@ -60,22 +60,15 @@ TOUR_USERNAME = "demo"
 # A throwaway password for throwaway users in a throwaway database.
 PASSWORD = "e2e-password-4f7c1b"
 # Generous for a shared 2-core machine; a passing run is much faster.
-STATUS_TIMEOUT = 20_000
+# Milliseconds, as Playwright counts, stretched by TEST_TIMEOUT_FACTOR.
+STATUS_TIMEOUT = round(live.patience(20) * 1000)
 
-expect.set_options(timeout=10_000)
+expect.set_options(timeout=round(live.patience(10) * 1000))
 
 
 def manage(*args: str, env: dict[str, str]) -> None:
     """Run a management command in a subprocess; fail the session with its output."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = live.manage(*args, env=env)
     if result.returncode != 0:
         pytest.fail(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
 
@@ -157,14 +150,6 @@ class Worker(Service):
     def ensure_running(self) -> None:
         if not self.running:
             self.start()
-
-    def wait_for_exit(self, timeout: float = 30.0) -> int:
-        """Wait for a worker that exits by itself (``--max-tasks``)."""
-        assert self.process is not None
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the worker did not exit within {timeout:g} s:\n{self.describe()}")
 
 
 @pytest.fixture(scope="session")

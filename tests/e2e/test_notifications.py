@@ -126,7 +126,7 @@ def test_failing_delivery_shows_retries_and_ends_failed(
     expect(row).to_have_attribute("data-status", "READY")
     expect(row.locator(".status")).to_have_text("Ready")
     expect(row.locator(".attempts")).to_have_text("1 attempt")
-    assert dbtasks_worker.wait_for_exit() == 0
+    assert dbtasks_worker.wait() == 0
 
     dbtasks_worker.start()
 

@@ -5,28 +5,27 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 
 import django
 import pytest
 import time_machine
 from django.core.management import CommandError
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from dbtasks.models import DBTaskResult
 from tests import tasks
+from tests.live import manage
 from tests.ops_data import PATIENT_TIMEOUT
 from tests.ops_data import add_worker
 from tests.ops_data import patient_heartbeats
+from tests.workers import database_url
+from tests.workers import settings_module
 
-ROOT = Path(__file__).resolve().parents[3]
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 # Health works on Django 5.2 too (make test-django52).
@@ -44,37 +43,15 @@ def health(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def run_subprocess(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_subprocess(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        # Keeps the settings this run uses (tests.settings, tests.settings_django52):
-        # pytest-django puts them in the environment.
-        "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"],
-        "DATABASE_URL": database_url,
+        # Keeps the settings this run uses (tests.settings, tests.settings_django52).
+        "DJANGO_SETTINGS_MODULE": settings_module(),
+        "DATABASE_URL": url,
         "TEST_TASK_OPTIONS": json.dumps({"heartbeat_timeout": PATIENT_TIMEOUT}),
     }
-    # Our own manage.py with fixed arguments.
-    return subprocess.run(
-        [sys.executable, "manage.py", "dbtasks_health", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_database_url() -> str:
-    """The URL of the database this test runs on, for a subprocess."""
-    config = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{config['NAME']}"
-    auth = config["USER"] + (f":{config['PASSWORD']}" if config["PASSWORD"] else "")
-    return f"postgres://{auth}@{config['HOST']}:{config['PORT'] or 5432}/{config['NAME']}"
-
-
-test_database_url.__test__ = False  # a helper, not a test
+    return manage("dbtasks_health", *args, env=env, timeout=60)
 
 
 @pytest.fixture(autouse=True)
@@ -228,7 +205,7 @@ def test_broken_backend_options_are_unhealthy(db, settings):
 
 
 def test_subprocess_exit_codes(transactional_db):
-    url = test_database_url()
+    url = database_url()
 
     unhealthy = run_subprocess(url)
     add_worker("w1")

@@ -11,8 +11,8 @@ from dbtasks.compat import TaskResultStatus
 from dbtasks.models import DBTaskResult
 from tests import tasks
 from tests.dbtasks.helpers import row_of
+from tests.live import wait_until
 from tests.testapp.models import TaskRun
-from tests.workers import wait_until
 
 pytestmark = pytest.mark.process
 
@@ -77,7 +77,7 @@ def test_an_idle_worker_reconnects_and_goes_on(start_worker):
         # the task thread found its connection dead before the task ran.
         row = run_and_wait(f"after-{round_}", timeout=10)
         assert row.attempt_count == 1
-        assert worker.is_running()
+        assert worker.running
 
     worker.send(signal.SIGTERM)
     assert worker.wait() == 0
@@ -97,7 +97,7 @@ def test_a_busy_worker_reconnects_between_tasks(start_worker):
         assert terminate_worker_sessions() >= 3
 
     wait_until(lambda: succeeded() == len(results), timeout=45, what="every task to succeed")
-    assert worker.is_running()
+    assert worker.running
     # Every task ran to success: one whose own query met a killed connection
     # was retried (max_attempts 3), none was lost.
     assert set(TaskRun.objects.values_list("key", flat=True)) == {f"task-{n}" for n in range(40)}

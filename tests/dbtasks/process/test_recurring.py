@@ -9,8 +9,8 @@ import pytest
 
 from dbtasks.models import DBScheduleTick
 from dbtasks.models import DBTaskResult
+from tests.live import wait_until
 from tests.testapp.models import TaskRun
-from tests.workers import wait_until
 
 pytestmark = pytest.mark.process
 

@@ -10,8 +10,8 @@ import pytest
 from dbtasks.compat import TaskResultStatus
 from tests import tasks
 from tests.dbtasks.helpers import row_of
+from tests.live import wait_until
 from tests.testapp.models import TaskRun
-from tests.workers import wait_until
 
 pytestmark = pytest.mark.process
 
@@ -62,9 +62,9 @@ def test_a_second_signal_gives_the_attempt_back_for_a_retry(start_worker, signum
     # seen as the second; it is repeated only if the worker is still waiting
     # for the 30 s task (the first two were merged).
     deadline = time.monotonic() + 20
-    while worker.is_running() and time.monotonic() < deadline:
+    while worker.running and time.monotonic() < deadline:
         time.sleep(1)
-        if worker.is_running():
+        if worker.running:
             worker.send(signum)
 
     assert worker.wait() == 1

@@ -11,8 +11,8 @@ import pytest
 from dbtasks.compat import TaskResultStatus
 from dbtasks.models import DBWorker
 from tests import tasks
+from tests.live import wait_until
 from tests.workers import run_manage
-from tests.workers import wait_until
 
 pytestmark = pytest.mark.process
 

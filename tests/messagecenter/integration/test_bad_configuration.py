@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
@@ -25,9 +24,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.deploy.test_production_settings import production_env
+from tests.live import manage
+from tests.live import production_env
 
-BASE_DIR = Path(__file__).resolve().parents[3]
 KEY = "TASKS['default']['OPTIONS']"
 WORKER = ("dbtasks_worker", "--oneshot")
 CHECK = ("check",)
@@ -172,15 +171,7 @@ def environment(case: Case, database: Path) -> dict[str, str]:
 
 
 def run(case: Case, command: tuple[str, ...], database: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *command],
-        cwd=BASE_DIR,
-        env=environment(case, database),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return manage(*command, env=environment(case, database), timeout=120)
 
 
 @pytest.fixture(scope="module")

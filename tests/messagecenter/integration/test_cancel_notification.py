@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from messagecenter.models import Notification
 from tests.conftest import run_worker
 from tests.html import parse
-
-
-@pytest.fixture
-def signed_in(client, django_user_model):
-    user = django_user_model.objects.create_user("ada", password="pw-ada-12345")
-    client.force_login(user)
-    return client
 
 
 def scheduled(client) -> Notification:

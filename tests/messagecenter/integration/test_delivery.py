@@ -19,22 +19,10 @@ from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
 from tests.conftest import run_worker
 from tests.html import parse
+from tests.messagecenter.conftest import HTMX
 from tests.ntfy_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw-alice-0123")
-
-
-@pytest.fixture
-def signed_in(client, alice):
-    client.force_login(alice)
-    return client
 
 
 def send(client, **fields):

@@ -46,11 +46,11 @@ from messagecenter.tasks import send_notification
 from messagecenter.views import enqueue_delivery
 from tests.html import Element
 from tests.html import parse
+from tests.messagecenter.conftest import HTMX
+from tests.messagecenter.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "hostile-input-password-0123"
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 # Deterministic and bounded: the same examples on every run, a few seconds each.
 bounded = settings(
@@ -187,18 +187,6 @@ def percent_encoded(data: bytes) -> str:
 
 
 # --- Fixtures and helpers ------------------------------------------------------------
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password=PASSWORD)
-
-
-@pytest.fixture
-def signed_in(alice):
-    client = Client()
-    client.force_login(alice)
-    return client
 
 
 @contextmanager

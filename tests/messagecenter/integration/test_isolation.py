@@ -8,18 +8,7 @@ from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
 from messagecenter.views import enqueue_delivery
 from tests.html import parse
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw-alice-0123")
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob", password="pw-bob-0123")
+from tests.messagecenter.conftest import HTMX
 
 
 @pytest.fixture

@@ -15,19 +15,8 @@ from messagecenter.tasks import send_notification
 from messagecenter.views import PAGE_SIZE
 from messagecenter.views import enqueue_delivery
 from tests.html import parse
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="correct horse battery")
-
-
-@pytest.fixture
-def signed_in(client, alice):
-    client.force_login(alice)
-    return client
+from tests.messagecenter.conftest import HTMX
+from tests.messagecenter.conftest import PASSWORD
 
 
 def make_notification(owner, **fields):
@@ -59,9 +48,7 @@ def test_sign_in_page(client):
 
 
 def test_sign_in_then_out(client, alice):
-    response = client.post(
-        "/accounts/login/", {"username": "alice", "password": "correct horse battery"}
-    )
+    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
     assert response.status_code == 302
     assert response["Location"] == "/"
 

@@ -53,9 +53,9 @@ from tests import tasks
 from tests.dbtasks.postgres.test_reconnect import terminate_worker_sessions
 from tests.live import child_env
 from tests.live import start_web
+from tests.live import wait_until
 from tests.testapp.models import TaskRun
 from tests.workers import database_url
-from tests.workers import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.postgres, pytest.mark.slow]
 
@@ -211,7 +211,7 @@ def test_killed_sessions_cost_no_task_and_the_site_recovers(start_worker, browse
         outages.append((time.time(), terminate_worker_sessions()))
 
     wait_until(lambda: succeeded() == len(keys), timeout=90, what="every task to succeed")
-    assert all(worker.is_running() for worker in workers)
+    assert all(worker.running for worker in workers)
     logs = "".join(worker.output() for worker in workers)
     assert RETRYING in logs or "cannot record the outcome yet" in logs
     assert_every_task_succeeded_once_or_was_retried(keys)
@@ -315,7 +315,7 @@ def test_a_server_restart_costs_no_task_and_the_site_recovers(start_worker, brow
     assert prober.failures, "the server never went away: nothing was tested"
 
     wait_until(lambda: succeeded() == len(keys), timeout=120, what="every task to succeed")
-    assert all(worker.is_running() for worker in workers)
+    assert all(worker.running for worker in workers)
     logs = "".join(worker.output() for worker in workers)
     assert RETRYING in logs
     assert_every_task_succeeded_once_or_was_retried(keys)

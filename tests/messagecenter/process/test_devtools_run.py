@@ -11,10 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,39 +19,35 @@ from pathlib import Path
 import httpx
 import pytest
 
-BASE_DIR = Path(__file__).resolve().parents[3]
+from tests.live import Service
+from tests.live import TimedOut
+from tests.live import free_port
+from tests.live import wait_until
+
 READY_LINE = "Press Ctrl-C to stop"
 STARTUP_TIMEOUT = 90.0
 
 pytestmark = pytest.mark.process
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Run:
     """A running `python -m devtools.run` and what it printed."""
 
-    process: subprocess.Popen[bytes]
-    log: Path
+    service: Service
     url: str
     state_dir: Path
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.service.output()
 
     def wait_for_output(self, text: str, timeout: float = STARTUP_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            if self.process.poll() is not None:
-                pytest.fail(f"devtools.run exited with {self.process.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {text!r} within {timeout:g} s:\n{self.output()}")
-            time.sleep(0.1)
+        def printed() -> bool:
+            if not self.service.running:
+                pytest.fail(f"devtools.run exited with {self.service.returncode}:\n{self.output()}")
+            return text in self.output()
+
+        wait_until(printed, timeout=timeout, what=repr(text), details=self.output)
 
     def child_pids(self) -> dict[str, int]:
         """The pids of the children, from their "started (pid N)" lines."""
@@ -91,29 +84,21 @@ def run(tmp_path: Path) -> Iterator[Run]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "NO_COLOR": "1",
     }
-    log = tmp_path / "run.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devtools.run", "--state-dir", str(tmp_path)],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # Its own group, like a terminal's foreground job.
-            start_new_session=True,
-        )
-    started = Run(process, log, f"http://127.0.0.1:{port}", tmp_path)
+    argv = [sys.executable, "-m", "devtools.run", "--state-dir", str(tmp_path)]
+    # Its own group, like a terminal's foreground job.
+    service = Service("devtools.run", argv, env, tmp_path / "run.log", new_session=True)
+    started = Run(service.start(), f"http://127.0.0.1:{port}", tmp_path)
     try:
         started.wait_for_output(READY_LINE)
         yield started
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+        if service.running:
+            service.send(signal.SIGINT)
             try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                service.wait(timeout=40)
+            except TimedOut:
+                os.killpg(service.pid, signal.SIGKILL)
+                service.kill()
         for pid in started.child_pids().values():
             if group_alive(pid):
                 os.killpg(pid, signal.SIGKILL)
@@ -150,16 +135,17 @@ def test_make_run_serves_delivers_and_stops_cleanly_on_ctrl_c(run: Run):
             },
         )
         assert response.status_code == 302, response.text
-    deadline = time.monotonic() + 30
-    received: list[dict] = []
-    while not received and time.monotonic() < deadline:
-        received = httpx.get(f"{run.stand_in_url()}/_stand_in/requests").json()
-        time.sleep(0.1)
+    received = wait_until(
+        lambda: httpx.get(f"{run.stand_in_url()}/_stand_in/requests").json(),
+        timeout=30,
+        what="the stand-in ntfy to receive the notification",
+        interval=0.1,
+    )
     assert [request["json"]["message"] for request in received] == ["Hello from make run"]
 
-    run.process.send_signal(signal.SIGINT)  # Ctrl-C
+    run.service.send(signal.SIGINT)  # Ctrl-C
 
-    assert run.process.wait(timeout=40) == 0, run.output()
+    assert run.service.wait(timeout=40) == 0, run.output()
     for name, pid in children.items():
         assert not group_alive(pid), f"{name} (pid {pid}) is still running"
     assert "stopping" in run.output()
@@ -170,7 +156,7 @@ def test_make_run_stops_everything_when_a_child_dies(run: Run):
 
     os.killpg(children["worker"], signal.SIGKILL)
 
-    assert run.process.wait(timeout=40) == 1, run.output()
+    assert run.service.wait(timeout=40) == 1, run.output()
     for name, pid in children.items():
         assert not group_alive(pid), f"{name} (pid {pid}) is still running"
     assert "worker | exited with status -9" in run.output()

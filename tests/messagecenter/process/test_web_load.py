@@ -16,9 +16,9 @@ from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
 from tests.live import child_env
 from tests.live import start_web
+from tests.live import wait_until
 from tests.load import run_load
 from tests.workers import database_url
-from tests.workers import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.slow]
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import socket
 from email.utils import format_datetime
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from messagecenter import ntfy as client
+from tests.live import free_port
 from tests.ntfy_server import Reply
 
 
@@ -19,10 +19,7 @@ def publish(**fields):
 
 def closed_port_url() -> str:
     """A loopback URL where nothing listens (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/topic"
+    return f"http://127.0.0.1:{free_port()}/topic"
 
 
 @pytest.mark.parametrize(

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
+import os
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.live import Service
+from tests.live import free_port
+from tests.live import wait_for_http
 from tests.ntfy_server import NtfyStandIn
 from tests.ntfy_server import Reply
-
-BASE_DIR = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -118,36 +116,17 @@ def test_wait_for_requests_times_out_clearly(stand_in):
         stand_in.wait_for_requests(1, timeout=0.05)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_runs_as_a_process():
+def test_runs_as_a_process(tmp_path):
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.ntfy_server", "--port", str(port), "--fail-first", "1"],
-        cwd=BASE_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    argv = [sys.executable, "-m", "tests.ntfy_server", "--port", str(port), "--fail-first", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server = Service("ntfy stand-in", argv, env, tmp_path / "ntfy.log").start()
+    url = f"http://127.0.0.1:{port}/"
     try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.get(f"{url}v1/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stdout.read()
-                assert time.monotonic() < deadline, "the stand-in did not start"
-                time.sleep(0.05)
+        wait_for_http(f"{url}v1/health", server)
         assert httpx.post(url, json={"topic": "t", "message": "1"}).status_code == 500
         assert httpx.post(url, json={"topic": "t", "message": "2"}).status_code == 200
         assert len(httpx.get(f"{url}_stand_in/requests").json()) == 2
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-    assert f"ntfy stand-in listening on {url}" in output
+        server.stop()
+    assert f"ntfy stand-in listening on {url}" in server.output()
