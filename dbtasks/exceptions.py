@@ -68,3 +68,7 @@ class InvalidTaskArguments(InvalidTask, TypeError):
     backends raise) for arguments that are not JSON-serialisable: callers
     written against either catch it.
     """
+
+
+class WorkflowDoesNotExist(LookupError):
+    """No workflow has this id (never enqueued, or purged)."""

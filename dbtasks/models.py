@@ -21,6 +21,7 @@ from typing import overload
 
 from django.core.exceptions import SuspiciousOperation
 from django.db import models
+from django.db import transaction
 from django.utils.module_loading import import_string
 
 from dbtasks.compat import Task
@@ -76,14 +77,20 @@ class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
         )
 
     def cancel_ready(self, now: datetime) -> int:
-        """Cancel READY rows: FAILED at once, never run. Return how many.
+        """Cancel rows that have not started: FAILED at once, never run. Return how many.
 
-        Only READY rows change, in one guarded UPDATE: a row a worker has
-        claimed (RUNNING) is not cancelled, and a cancelled row is never claimed.
+        Only waiting rows change, in one guarded UPDATE: a row a worker has
+        claimed (RUNNING) is not cancelled, and a cancelled row is never
+        claimed. A cancelled workflow member counts as finished for the
+        members waiting on it, in the same transaction.
         """
-        return self.filter(status=READY).update(
-            status=FAILED, finished_at=now, cancelled_at=now, worker_id=""
-        )
+        from dbtasks.workflows.release import cancel_members
+
+        with transaction.atomic(using=self.db):
+            members = cancel_members(self.filter(status__in=WAITING, in_workflow=True), now)
+            return members + self.filter(status__in=WAITING).update(
+                status=FAILED, finished_at=now, cancelled_at=now, worker_id=""
+            )
 
     def unfinished_before(self, cutoff: datetime) -> DBTaskResultQuerySet:
         """Rows never finished and enqueued before ``cutoff`` (uses dbtasks_unfinished_idx)."""
@@ -108,8 +115,14 @@ class DBTaskResult(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     last_attempted_at = models.DateTimeField(null=True, blank=True)
     return_value = models.JSONField(null=True, blank=True)
-    # Set when the task was cancelled before it ran (status FAILED).
+    # Set when the task was cancelled before it ran (status FAILED), and why
+    # if not by a caller (a workflow step whose previous step failed, say).
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Database defaults too: rows written by code that predates these columns
+    # (a rolling deploy, a bulk INSERT) still insert.
+    cancel_reason = models.TextField(blank=True, default="", db_default="")
+    # A member of a workflow (dbtasks.workflows): its finish releases others.
+    in_workflow = models.BooleanField(default=False, db_default=False)
 
     # When the task may run next: run_after, or after a failure the backoff.
     available_after = models.DateTimeField()
@@ -200,12 +213,13 @@ class DBTaskResult(models.Model):
         """A cancelled task has no failed run; its error says it was cancelled."""
         if self.cancelled_at is None:
             return []
+        because = f": {self.cancel_reason}" if self.cancel_reason else "."
         return [
             TaskError(
                 exception_class_path="dbtasks.exceptions.TaskCancelled",
                 traceback=(
                     "dbtasks.exceptions.TaskCancelled: cancelled at "
-                    f"{self.cancelled_at.isoformat(timespec='seconds')} before it ran.\n"
+                    f"{self.cancelled_at.isoformat(timespec='seconds')} before it ran{because}\n"
                 ),
             )
         ]
@@ -349,3 +363,9 @@ class DBScheduleTick(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule} @ {self.tick_at.isoformat()}"
+
+
+# Workflow tables live with the code that uses them; imported here so Django
+# registers them with this app.
+from dbtasks.workflows.models import DBWorkflow  # noqa: E402, F401
+from dbtasks.workflows.models import DBWorkflowMember  # noqa: E402, F401

@@ -123,3 +123,21 @@ def fails_with_unstorable_text(size: int = 0) -> None:
 @task
 def returns_text_of(size: int) -> str:
     return "x" * size
+
+
+@task
+def add(value: int, amount: int) -> int:
+    """A chain step: the previous step's return value plus ``amount``."""
+    return value + amount
+
+
+@task
+def tally(outcomes: list[dict[str, Any]], key: str) -> dict[str, list[str]]:
+    """A group's callback: count the run in TaskRun, sort the members' ids by status."""
+    from tests.testapp.models import TaskRun
+
+    TaskRun.objects.create(key=key, pid=os.getpid())
+    by_status: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        by_status.setdefault(outcome["status"], []).append(outcome["id"])
+    return by_status

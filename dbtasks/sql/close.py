@@ -22,6 +22,7 @@ from django.db import router
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from dbtasks.models import FINISHED
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
@@ -29,12 +30,31 @@ from dbtasks.sql.build import column_of
 from dbtasks.sql.build import concrete_field
 from dbtasks.sql.build import insert_parts
 from dbtasks.sql.build import mark_saved
+from dbtasks.workflows.release import member_finished
 
 
 def close_attempt(
     row: DBTaskResult, *, worker_id: str, changes: Mapping[str, Any], attempt: DBTaskAttempt
 ) -> bool:
-    """Apply ``changes`` to ``row`` and insert ``attempt`` if the attempt is still ours."""
+    """Apply ``changes`` to ``row`` and insert ``attempt`` if the attempt is still ours.
+
+    A workflow member that finishes for good releases the members waiting on
+    it in the same transaction (``dbtasks/workflows/release.py``).
+    """
+    if not (row.in_workflow and changes.get("status") in FINISHED):
+        return write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
+    db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
+    with transaction.atomic(using=db):
+        closed = write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
+        if closed:
+            member_finished(db, row.pk)
+    return closed
+
+
+def write_close(
+    row: DBTaskResult, *, worker_id: str, changes: Mapping[str, Any], attempt: DBTaskAttempt
+) -> bool:
+    """The close itself: one statement on Postgres, one transaction on SQLite."""
     db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
     connection = connections[db]
     update_sql, update_params = guarded_update(connection, row, worker_id, changes)

@@ -1,0 +1,149 @@
+"""When a member finishes for good, count it down in the members waiting on it.
+
+``member_finished()`` runs in the transaction that records the finish (the
+close of the member's last attempt, or its cancellation), so the two commit
+together or not at all. Each close is a guarded UPDATE that succeeds once
+per attempt, and ``settled`` counts each member once, so a finish is never
+counted twice: not under at-least-once delivery, not when lost-worker
+recovery races the worker, not when the admin re-queues a finished member.
+
+The counter is decremented atomically (``waiting_for - 1`` in the UPDATE,
+under the row's lock), so of members finishing at the same moment on
+different workers exactly one sees it reach zero; that one releases the
+dependant (BLOCKED -> READY, guarded on BLOCKED). A callback is therefore
+enqueued exactly once: a fact in the database, not a hope in the workers.
+
+Rows are locked in one order everywhere (a task row, then member rows by
+ascending id, then a dependant's task row; dependants always have higher ids
+than what they wait on), so concurrent finishes and cancels queue behind
+each other instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F
+from django.utils import timezone
+
+from dbtasks.compat import task_backends
+from dbtasks.models import BLOCKED
+from dbtasks.models import FAILED
+from dbtasks.models import READY
+from dbtasks.models import SUCCESSFUL
+from dbtasks.models import DBTaskAttempt
+from dbtasks.models import DBTaskResult
+from dbtasks.models import DBTaskResultQuerySet
+from dbtasks.workflows.models import VALUE
+from dbtasks.workflows.models import DBWorkflowMember
+
+
+def member_finished(db: str, result_id: int) -> None:
+    """Count a member that just finished for good in each member waiting on it."""
+    members = DBWorkflowMember.objects.using(db)
+    if not members.filter(pk=result_id, settled=False).update(settled=True):
+        return  # counted already, or its member row was purged
+    dependants = members.filter(pk=result_id).values_list("dependants", flat=True).get()
+    for dependant in sorted(dependants):
+        counted = members.filter(pk=dependant, waiting_for__gt=0).update(
+            waiting_for=F("waiting_for") - 1
+        )
+        # Under the lock the UPDATE took, so this reads this transaction's count.
+        if counted and not members.filter(pk=dependant).values_list("waiting_for", flat=True).get():
+            release(db, dependant)
+
+
+def release(db: str, result_id: int) -> None:
+    """Everything ``result_id`` waited on has finished: make it READY, or cancel it."""
+    member = DBWorkflowMember.objects.using(db).get(pk=result_id)
+    tasks = DBTaskResult.objects.using(db)
+    by_id = tasks.in_bulk(member.waits_on)
+    finished = [by_id[pk] for pk in member.waits_on if pk in by_id]
+    now = timezone.now()
+    if member.receives == VALUE:
+        previous = finished[0] if finished else None
+        if previous is None or previous.status != SUCCESSFUL:
+            cancel_dependant(db, result_id, because=failed_step(previous, member), now=now)
+            return
+        passed: Any = previous.return_value
+    else:
+        passed = [outcome(row) for row in finished]
+    row = tasks.get(pk=result_id)
+    arguments = {
+        "args": [passed, *row.arguments.get("args", [])],
+        "kwargs": row.arguments.get("kwargs", {}),
+    }
+    released = tasks.filter(pk=result_id, status=BLOCKED).update(
+        status=READY, arguments=arguments, available_after=max(now, row.run_after or now)
+    )
+    if released:
+        backend = task_backends[row.backend_name]
+        backend.notify_workers(row.queue_name)  # type: ignore[attr-defined]
+
+
+def failed_step(previous: DBTaskResult | None, member: DBWorkflowMember) -> str:
+    """Why a chain step will never run: the step before it, named, and its error."""
+    if previous is None:
+        return f"the step before it in workflow {member.workflow_id} was deleted"
+    error = outcome(previous)["error"]
+    return (
+        f"step {previous.pk} ({previous.task_path}) of workflow {member.workflow_id} "
+        f"did not succeed: {error}"
+    )
+
+
+def cancel_dependant(db: str, result_id: int, *, because: str, now: datetime) -> None:
+    """A blocked member that can never run ends FAILED (cancelled), and counts as finished."""
+    cancelled = (
+        DBTaskResult.objects.using(db)
+        .filter(pk=result_id, status=BLOCKED)
+        .update(status=FAILED, finished_at=now, cancelled_at=now, cancel_reason=because)
+    )
+    if cancelled:
+        member_finished(db, result_id)
+
+
+def cancel_members(rows: DBTaskResultQuerySet, now: datetime) -> int:
+    """Cancel these unstarted workflow members; count each as finished. Return how many.
+
+    Called inside a transaction. Member rows are locked first, then task
+    rows (both in id order), the order every finish takes them in.
+    """
+    db = rows.db
+    ids = sorted(rows.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    list(DBWorkflowMember.objects.using(db).filter(pk__in=ids).select_for_update().order_by("pk"))
+    locked = sorted(rows.filter(pk__in=ids).select_for_update().values_list("pk", flat=True))
+    cancelled = (
+        DBTaskResult.objects.using(db)
+        .filter(pk__in=locked)
+        .update(status=FAILED, finished_at=now, cancelled_at=now, worker_id="")
+    )
+    for result_id in locked:
+        member_finished(db, result_id)
+    return cancelled
+
+
+def outcome(row: DBTaskResult) -> dict[str, Any]:
+    """How a member ended, as its callback receives it (JSON)."""
+    error = None
+    exception_class_path = None
+    if row.status == FAILED:
+        errors = row.cancellation_errors()
+        if not errors:
+            last = DBTaskAttempt.objects.using(row._state.db).filter(result=row).last()
+            errors = [last.to_task_error()] if last is not None else []
+        if errors:
+            exception_class_path = errors[-1].exception_class_path
+            lines = errors[-1].traceback.strip().splitlines()
+            error = lines[-1] if lines else exception_class_path
+    return {
+        "id": str(row.pk),
+        "task": row.task_path,
+        "status": row.status,
+        "return_value": row.return_value if row.status == SUCCESSFUL else None,
+        "error": error,
+        "exception_class_path": exception_class_path,
+    }
