@@ -12,7 +12,7 @@ RUN := $(UV) run --locked
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_POSTGRES_URL
 
-.PHONY: help install run run-offline test test-postgres test-django52 e2e screenshot lint format bench browser clean
+.PHONY: help install run run-offline test test-postgres test-django52 e2e screenshot lint typecheck format bench browser clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,7 @@ browser: install ## Make sure a Chromium for the end-to-end tests is there.
 test: install browser ## Lint, check, and run the whole suite (SQLite, then Postgres if reachable).
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) mypy
 	DJANGO_SETTINGS_MODULE=tests.settings $(RUN) python manage.py check --fail-level WARNING
 	DJANGO_SETTINGS_MODULE=tests.settings $(RUN) python manage.py makemigrations --check --dry-run
 	$(RUN) pytest
@@ -66,6 +67,9 @@ screenshot: install browser ## Refresh docs/screenshot.png from the browser test
 lint: install ## ruff check and format check.
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+
+typecheck: install ## mypy with the django-stubs plugin (settings in pyproject.toml).
+	$(RUN) mypy
 
 format: install ## Fix what ruff can.
 	$(RUN) ruff check --fix .

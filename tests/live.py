@@ -61,7 +61,7 @@ def patience(seconds: float) -> float:
 
 
 def wait_until[T](
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     *,
     timeout: float,
     what: str,

@@ -153,7 +153,9 @@ class NtfyStandIn:
     @property
     def url(self) -> str:
         """The server's root URL, where ntfy's JSON API publishes."""
-        return f"http://{self._server.server_address[0]}:{self.port}/"
+        host = self._server.server_address[0]
+        assert isinstance(host, str)  # an IP address, not a Unix socket path
+        return f"http://{host}:{self.port}/"
 
     @property
     def topic_url(self) -> str:

@@ -12,11 +12,19 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
+from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import task_backends
 from dbtasks.models import DBTaskResult
 from dbtasks.worker import EXIT_OK
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
+
+
+def default_backend() -> DatabaseBackend:
+    """settings.TASKS["default"], which the test settings make a dbtasks DatabaseBackend."""
+    backend = task_backends["default"]
+    assert isinstance(backend, DatabaseBackend), backend
+    return backend
 
 
 class Clock:
@@ -34,7 +42,7 @@ class Clock:
 
 def run_worker_at(clock: Clock, **options) -> Worker:
     """Run a --oneshot Worker whose time is ``clock``; return it once it has stopped."""
-    worker = Worker(task_backends["default"], WorkerOptions(oneshot=True, **options), clock=clock)
+    worker = Worker(default_backend(), WorkerOptions(oneshot=True, **options), clock=clock)
     assert worker.run() == EXIT_OK
     return worker
 
@@ -59,7 +67,7 @@ class Running:
     """A Worker.run() in a thread."""
 
     def __init__(self, **options) -> None:
-        self.worker = Worker(task_backends["default"], WorkerOptions(**options))
+        self.worker = Worker(default_backend(), WorkerOptions(**options))
         self.code: int | None = None
         self.thread = threading.Thread(target=self._run)
         self.thread.start()

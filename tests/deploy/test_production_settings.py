@@ -8,6 +8,7 @@ once, at import, and this test process runs with tests.settings.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ def test_check_deploy_names_a_missing_variable(name, check_id):
     assert f"({check_id})" in result.stderr
 
 
-def read_settings(env: dict[str, str], *names: str) -> dict[str, object]:
+def read_settings(env: dict[str, str], *names: str) -> dict[str, Any]:
     code = (
         "import json, django; from django.conf import settings; django.setup(); "
         f"print(json.dumps({{n: getattr(settings, n) for n in {list(names)!r}}}, default=str))"

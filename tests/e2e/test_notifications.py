@@ -17,12 +17,12 @@ from playwright.sync_api import Page
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.conftest import BASE_DIR
 from tests.e2e.conftest import STATUS_TIMEOUT
 from tests.e2e.conftest import TOUR_USERNAME
 from tests.e2e.conftest import USERNAME
 from tests.e2e.conftest import Worker
 from tests.e2e.conftest import sign_in
+from tests.live import BASE_DIR
 from tests.ntfy_server import NtfyStandIn
 from tests.ntfy_server import Reply
 

@@ -36,6 +36,7 @@ def test_enqueue_returns_a_ready_result(db):
     assert result.backend == "default"
     assert result.args == [1, "é"]
     assert result.kwargs == {"flag": True}
+    assert result.enqueued_at is not None
     assert before <= result.enqueued_at <= timezone.now()
     assert (result.started_at, result.finished_at, result.last_attempted_at) == (None, None, None)
     assert (result.attempts, result.worker_ids, result.errors) == (0, [], [])
@@ -79,6 +80,9 @@ def test_refresh_sees_the_work_of_the_worker(transactional_db):
 
     assert result.status == TaskResultStatus.SUCCESSFUL
     assert result.return_value == {"args": [1, "é"], "kwargs": {"a": 2}}
+    assert result.enqueued_at is not None
+    assert result.started_at is not None
+    assert result.finished_at is not None
     assert result.enqueued_at <= result.started_at <= result.finished_at
     assert result.last_attempted_at == result.started_at
     assert result.attempts == 1

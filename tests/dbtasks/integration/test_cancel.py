@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from dbtasks.compat import TaskResultDoesNotExist
-from dbtasks.compat import task_backends
 from tests import tasks
 from tests.conftest import run_worker
+from tests.dbtasks.helpers import default_backend
 from tests.testapp.models import TaskRun
 
 
 def test_a_cancelled_task_never_runs(transactional_db):
     result = tasks.record_run.enqueue("cancelled")
 
-    assert task_backends["default"].cancel(result.id) is True
+    assert default_backend().cancel(result.id) is True
     run_worker()
 
     result.refresh()
@@ -32,7 +32,7 @@ def test_running_or_finished_tasks_are_not_cancelled(transactional_db):
     result = tasks.noop.enqueue()
     run_worker()
 
-    assert task_backends["default"].cancel(result.id) is False
+    assert default_backend().cancel(result.id) is False
     result.refresh()
     assert result.status == "SUCCESSFUL"
 
@@ -41,7 +41,7 @@ def test_running_or_finished_tasks_are_not_cancelled(transactional_db):
 @pytest.mark.parametrize("bad_id", ["0", "abc", "-1", "999999"])
 def test_cancelling_an_unknown_id_raises_does_not_exist(bad_id):
     with pytest.raises(TaskResultDoesNotExist):
-        task_backends["default"].cancel(bad_id)
+        default_backend().cancel(bad_id)
 
 
 def test_a_cancelled_task_can_be_requeued(transactional_db):
@@ -50,7 +50,7 @@ def test_a_cancelled_task_can_be_requeued(transactional_db):
     from dbtasks.models import DBTaskResult
 
     result = tasks.noop.enqueue()
-    task_backends["default"].cancel(result.id)
+    default_backend().cancel(result.id)
 
     assert DBTaskResult.objects.filter(pk=result.id).requeue_failed(timezone.now()) == 1
     run_worker()

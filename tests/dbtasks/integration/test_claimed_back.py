@@ -12,34 +12,27 @@ from __future__ import annotations
 
 import pytest
 
-from dbtasks.compat import task_backends
 from dbtasks.models import READY
 from dbtasks.models import RUNNING
+from dbtasks.models import DBTaskResult
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
 from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.inflight import InFlight
 from tests import tasks
+from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import row_of
-
-
-class Row:
-    """Just what InFlight reads of a claimed row."""
-
-    def __init__(self, pk: int, attempt_count: int) -> None:
-        self.pk = pk
-        self.attempt_count = attempt_count
 
 
 def test_finishing_the_old_attempt_keeps_the_new_one() -> None:
     in_flight = InFlight(threads=2)
-    first = Row(pk=7, attempt_count=1)
+    first = DBTaskResult(pk=7, attempt_count=1)  # never saved: InFlight reads two fields
     in_flight.add([first])
     in_flight.queue(first)
     assert in_flight.start(first)
     in_flight.code_done(first)  # the old thread now writes its outcome
 
-    again = Row(pk=7, attempt_count=2)  # the same row, claimed back meanwhile
+    again = DBTaskResult(pk=7, attempt_count=2)  # the same row, claimed back meanwhile
     in_flight.add([again])
     in_flight.queue(again)
     in_flight.finish(first, ran=True)  # the old thread is done
@@ -56,7 +49,7 @@ def test_finishing_the_old_attempt_keeps_the_new_one() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_housekeeping_leaves_a_row_claimed_back_alone() -> None:
     """The old thread finishes after the claim-back; the new attempt stays RUNNING."""
-    worker = Worker(task_backends["default"], WorkerOptions(threads=2))
+    worker = Worker(default_backend(), WorkerOptions(threads=2))
     result = tasks.always_fails.enqueue()
 
     # Attempt 1, as the main thread and a task thread would drive it.

@@ -16,7 +16,6 @@ from datetime import timedelta
 from django.utils import timezone
 
 from dbtasks.compat import TaskResultStatus
-from dbtasks.compat import task_backends
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.claim import claim
@@ -25,6 +24,7 @@ from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
 from tests import tasks
 from tests.dbtasks.helpers import Running
+from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import row_of
 from tests.dbtasks.helpers import wait_for_status
 
@@ -107,7 +107,7 @@ def test_a_live_worker_hands_back_a_claim_it_never_received(transactional_db):
         wait_for_status(result, READY)
         back = row_of(result)
         assert (back.attempt_count, back.worker_id, back.started_at) == (0, "", None)
-        assert not DBTaskAttempt.objects.filter(result_id=result.id).exists()
+        assert not DBTaskAttempt.objects.filter(result_id=int(result.id)).exists()
     finally:
         running.worker.request_stop()
         running.join()
@@ -119,7 +119,7 @@ def test_a_task_in_flight_is_never_taken_for_a_lost_claim(transactional_db):
         result = tasks.sleep_for.enqueue(1.0)  # five housekeeping rounds while it runs
         wait_for_status(result, TaskResultStatus.SUCCESSFUL)
         assert row_of(result).attempt_count == 1
-        assert DBTaskAttempt.objects.filter(result_id=result.id).count() == 1
+        assert DBTaskAttempt.objects.filter(result_id=int(result.id)).count() == 1
     finally:
         running.worker.request_stop()
         running.join()
@@ -127,7 +127,7 @@ def test_a_task_in_flight_is_never_taken_for_a_lost_claim(transactional_db):
 
 def stopped_worker_holding(result) -> tuple[Worker, DBTaskResult]:
     """A Worker (not running) that claimed ``result``'s row for a thread not free yet."""
-    worker = Worker(task_backends["default"], WorkerOptions())
+    worker = Worker(default_backend(), WorkerOptions())
     (row,) = worker.claim()
     assert row.pk == int(result.id)
     worker.in_flight.queue(row)  # what the loop records before a thread picks it up
@@ -156,4 +156,4 @@ def test_rows_still_waiting_when_the_grace_period_ends_go_back_unstarted(db):
 
     back = row_of(result)
     assert (back.status, back.attempt_count) == (READY, 0)
-    assert not DBTaskAttempt.objects.filter(result_id=result.id).exists()
+    assert not DBTaskAttempt.objects.filter(result_id=int(result.id)).exists()

@@ -31,7 +31,7 @@ T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 # Health works on Django 5.2 too (make test-django52).
 
 
-def health(*args: str) -> tuple[int, str, str]:
+def health(*args: str) -> tuple[int | str | None, str, str]:
     """Run the command in this process; return (exit code, stdout, stderr)."""
     out, err = StringIO(), StringIO()
     try:

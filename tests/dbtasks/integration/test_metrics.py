@@ -208,6 +208,7 @@ def test_attempts_older_than_an_hour_are_not_counted(client, transactional_db, t
     tasks.echo.enqueue()
     run_worker()
     old = DBTaskAttempt.objects.order_by("pk").first()
+    assert old is not None
     long_ago = timezone.now() - timedelta(hours=1, minutes=1)
     DBTaskAttempt.objects.filter(pk=old.pk).update(started_at=long_ago, stopped_at=long_ago)
 

@@ -14,13 +14,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from dbtasks.compat import TaskResultStatus
-from dbtasks.compat import task_backends
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
 from tests import tasks
 from tests.conftest import run_worker
+from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import override_options
 
 READY = TaskResultStatus.READY
@@ -185,7 +185,7 @@ def test_the_worker_purges_again_at_every_interval(transactional_db, settings):
     override_options(settings, purge={"finished": "10 days", "interval": "200 ms"})
     # The worker serves a queue make() does not use: it must purge the rows,
     # not run them (running one would write the attempt make() writes).
-    worker = Worker(task_backends["default"], WorkerOptions(queues=("other",)))
+    worker = Worker(default_backend(), WorkerOptions(queues=("other",)))
 
     def run():
         try:

@@ -7,13 +7,13 @@ from datetime import timedelta
 from django.utils import timezone
 
 from dbtasks.compat import TaskResultStatus
-from dbtasks.compat import task_backends
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
 from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
 from tests import tasks
+from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import override_options
 from tests.dbtasks.helpers import race
 
@@ -45,7 +45,7 @@ def running_on(worker_id, *, heartbeat_age, attempt=1):
 
 
 def recover(now=None):
-    backend = task_backends["default"]
+    backend = default_backend()
     return recover_lost_tasks(
         db="default", backend_name="default", config=backend.config, now=now or timezone.now()
     )
@@ -124,7 +124,7 @@ def test_a_late_outcome_from_the_lost_worker_is_discarded(db):
     recover()
 
     # The worker was only slow: its outcome arrives after recovery closed the attempt.
-    policy = task_backends["default"].config.policy("default")
+    policy = default_backend().config.policy("default")
     late = record_attempt(row, worker_id="slow:1:aa", policy=policy, now=timezone.now())
 
     assert late is None

@@ -28,7 +28,9 @@ def test_fails_twice_then_succeeds_on_the_third_and_last_attempt(transactional_d
     assert [error.exception_class_path for error in result.errors] == ["builtins.RuntimeError"] * 2
     assert result.errors[0].traceback.endswith("RuntimeError: attempt 1 fails\n")
     assert result.errors[1].traceback.endswith("RuntimeError: attempt 2 fails\n")
-    outcomes = DBTaskAttempt.objects.filter(result_id=result.id).values_list("number", "outcome")
+    outcomes = DBTaskAttempt.objects.filter(result_id=int(result.id)).values_list(
+        "number", "outcome"
+    )
     assert list(outcomes) == [(1, "FAILED"), (2, "FAILED"), (3, "SUCCESSFUL")]
 
 
@@ -45,6 +47,7 @@ def test_waits_backoff_factor_to_the_power_of_n_seconds_between_attempts(
         row = row_of(result)
         assert row.status == TaskResultStatus.READY
         last = row.attempts.order_by("number").last()
+        assert last is not None
         waits.append((row.available_after - last.stopped_at).total_seconds())
 
         # A moment before the backoff is over the task is not claimed...

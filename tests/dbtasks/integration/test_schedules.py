@@ -11,6 +11,7 @@ from dbtasks.compat import task_backends
 from dbtasks.models import DBScheduleTick
 from dbtasks.models import DBTaskResult
 from dbtasks.worker.schedules import enqueue_due
+from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import override_options
 from tests.dbtasks.helpers import race
 
@@ -65,12 +66,14 @@ def test_missed_ticks_are_caught_up_once(db, every_five_minutes):
 
     # No worker ran for an hour: only the latest tick is enqueued.
     assert enqueue_due(every_five_minutes, now=at(13, 1)) == 1
-    assert DBScheduleTick.objects.order_by("tick_at").last().tick_at == at(13, 0)
+    last = DBScheduleTick.objects.order_by("tick_at").last()
+    assert last is not None
+    assert last.tick_at == at(13, 0)
     assert DBTaskResult.objects.count() == 2
 
 
 def test_workers_racing_for_a_tick_enqueue_it_once(transactional_db, every_five_minutes):
-    counts = race(lambda: enqueue_due(task_backends["default"], now=at(12, 2)))
+    counts = race(lambda: enqueue_due(default_backend(), now=at(12, 2)))
 
     assert sorted(counts) == [0, 0, 0, 1]
     assert DBTaskResult.objects.count() == 1

@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import TaskResultStatus
-from dbtasks.compat import task_backends
 from dbtasks.sql.claim import claim
 from dbtasks.worker.execution import execute
 from tests import tasks
+from tests.dbtasks.helpers import default_backend
 
 # The statements Django logs (BEGIN and COMMIT included) for claim + start +
 # finish of a first attempt. Postgres: the claim's UPDATE ... RETURNING, then
@@ -48,7 +48,7 @@ def test_an_empty_claim_is_one_statement(db, django_assert_num_queries):
 
 def test_claim_start_and_finish_of_a_first_attempt(transactional_db):
     result = tasks.noop.enqueue()
-    policy = task_backends["default"].config.policy("default")
+    policy = default_backend().config.policy("default")
 
     with CaptureQueriesContext(connection) as captured:
         (row,) = claim_one()
@@ -66,7 +66,7 @@ def test_claim_start_and_finish_of_a_first_attempt(transactional_db):
 def test_a_retry_reads_the_history_once_more(transactional_db):
     # The second attempt needs the first one's error for TaskResult.errors.
     result = tasks.fails_until_attempt.enqueue(succeed_on=2)
-    policy = task_backends["default"].config.policy("default")
+    policy = default_backend().config.policy("default")
     (row,) = claim_one()
     execute(row, worker_id="w", policy=policy, sender=DatabaseBackend)
 

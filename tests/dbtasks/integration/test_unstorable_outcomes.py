@@ -12,15 +12,16 @@ import pytest
 from django.db import DataError
 from django.db import OperationalError
 
-from dbtasks.compat import task_backends
 from dbtasks.exceptions import InvalidTaskArguments
 from dbtasks.models import FAILED
 from dbtasks.models import SUCCESSFUL
+from dbtasks.sql import close
 from dbtasks.worker import execution
 from dbtasks.worker.storable import MAX_TRACEBACK_LENGTH
 from dbtasks.worker.storable import is_permanent
 from dbtasks.worker.storable import storable_text
 from tests import tasks
+from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import override_options
 from tests.dbtasks.helpers import row_of
 
@@ -58,6 +59,7 @@ def test_a_huge_error_is_cut_to_size(worker) -> None:
     result = tasks.fails_with_unstorable_text.enqueue(5_000_000)
     worker()
     attempt = row_of(result).attempts.first()
+    assert attempt is not None
     assert len(attempt.traceback) < MAX_TRACEBACK_LENGTH + 100
     assert attempt.traceback.startswith("Traceback")
     assert "characters cut" in attempt.traceback
@@ -86,7 +88,7 @@ def test_arguments_over_the_limit_are_refused_at_enqueue(settings) -> None:
 
 def test_an_outcome_the_database_refuses_for_good_is_replaced(monkeypatch, worker) -> None:
     """The first write fails as a value the column cannot hold; the substitute is recorded."""
-    real_close = execution.close_attempt
+    real_close = close.close_attempt  # what execution imported
     refused = []
 
     def refuse_return_values(row, *, changes, **kwargs):
@@ -107,8 +109,8 @@ def test_an_outcome_the_database_refuses_for_good_is_replaced(monkeypatch, worke
 
 
 def test_a_transient_error_is_retried_until_the_outcome_is_stored(monkeypatch, worker) -> None:
-    real_close = execution.close_attempt
-    failures = []
+    real_close = close.close_attempt  # what execution imported
+    failures: list[int] = []
 
     def fail_twice(row, **kwargs):
         if len(failures) < 2:
@@ -126,5 +128,5 @@ def test_a_transient_error_is_retried_until_the_outcome_is_stored(monkeypatch, w
 
 def test_the_backend_reads_the_limits_from_options(settings) -> None:
     override_options(settings, max_arguments_size=None, max_return_size=123)
-    config = task_backends["default"].config
+    config = default_backend().config
     assert (config.max_arguments_size, config.max_return_size) == (None, 123)

@@ -68,7 +68,7 @@ def test_an_idle_worker_reconnects_and_goes_on(start_worker):
         # thread's, unless it has not beaten yet).
         assert terminate_worker_sessions() >= 3
         wait_until(
-            lambda killed=killed: listening_again(killed),
+            lambda: listening_again(killed),  # noqa: B023 - called before the loop goes on
             timeout=15,
             what="the listener to reconnect",
         )
@@ -93,7 +93,8 @@ def test_a_busy_worker_reconnects_between_tasks(start_worker):
 
     for done in (5, 15, 25):
         # Pull the plug while it works its way through the queue.
-        wait_until(lambda done=done: succeeded() >= done, timeout=30, what=f"{done} tasks")
+        # The lambda is called before the loop goes on.
+        wait_until(lambda: succeeded() >= done, timeout=30, what=f"{done} tasks")  # noqa: B023
         assert terminate_worker_sessions() >= 3
 
     wait_until(lambda: succeeded() == len(results), timeout=45, what="every task to succeed")

@@ -63,7 +63,7 @@ def test_workers_claiming_at_once_never_get_the_same_row(transactional_db):
         for _ in range(300):
             tasks.noop.enqueue()
     start = threading.Barrier(6)
-    claimed = Counter()
+    claimed: Counter[int] = Counter()
     lock = threading.Lock()
 
     def claim_until_empty(worker_id):

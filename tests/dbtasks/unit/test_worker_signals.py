@@ -9,15 +9,15 @@ import threading
 
 import pytest
 
-from dbtasks.compat import task_backends
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
+from tests.dbtasks.helpers import default_backend
 
 
 @pytest.fixture
 def worker():
     """A Worker whose signal handlers are installed (in this, the main thread)."""
-    worker = Worker(task_backends["default"], WorkerOptions())
+    worker = Worker(default_backend(), WorkerOptions())
     restore = worker._install_signal_handlers()
     yield worker
     restore()
@@ -43,6 +43,7 @@ def test_the_handler_takes_no_lock(worker):
     # event's non-reentrant lock. Calling Event.set() from the handler then
     # deadlocks the worker; the handler must only take note of the signal.
     handler = signal.getsignal(signal.SIGTERM)
+    assert callable(handler)
 
     def handle_while_holding_the_wake_lock():
         with worker.wake._cond:  # what Event.clear() holds for a moment
@@ -59,7 +60,7 @@ def test_the_handler_takes_no_lock(worker):
 
 def test_handlers_are_restored():
     before = signal.getsignal(signal.SIGTERM)
-    worker = Worker(task_backends["default"], WorkerOptions())
+    worker = Worker(default_backend(), WorkerOptions())
 
     restore = worker._install_signal_handlers()
     assert signal.getsignal(signal.SIGTERM) is not before

@@ -182,7 +182,7 @@ def outcomes(tmp_path_factory) -> dict[tuple[str, tuple[str, ...]], subprocess.C
     database = tmp_path_factory.mktemp("bad-configuration") / "never-created.sqlite3"
     runs = [(case, command) for case in [*CASES, *CONTROLS] for command in case.commands]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda pair: run(*pair, database), runs))
+        results = list(pool.map(lambda pair: run(pair[0], pair[1], database), runs))
     outcomes = {
         (case.id, command): result for (case, command), result in zip(runs, results, strict=True)
     }

@@ -18,9 +18,9 @@ from messagecenter.models import Notification
 from messagecenter.results import deliveries_for
 from messagecenter.results import delivery_of
 from messagecenter.results import progress_of
-from messagecenter.tasks import send_notification
 from messagecenter.views import enqueue_delivery
 from tests.conftest import run_worker
+from tests.dbtasks.helpers import default_backend
 from tests.html import parse
 from tests.ntfy_server import Reply
 
@@ -43,9 +43,9 @@ def make_notifications(owner, ntfy, count):
     for number in range(count // 5):
         enqueue_delivery(Notification.objects.create(owner=owner, message=f"later {number}"))
     # ...and one whose result was purged.
-    DBTaskResult.objects.filter(
-        pk=Notification.objects.order_by("id").first().task_result_id
-    ).delete()
+    purged = Notification.objects.order_by("id").first()
+    assert purged is not None
+    DBTaskResult.objects.filter(pk=purged.task_result_id).delete()
 
 
 @pytest.mark.parametrize("count", [5, 50])
@@ -139,7 +139,7 @@ def notifications_in_every_state(owner, ntfy) -> dict[str, Notification]:
         status="RUNNING", worker_id="w1", started_at=timezone.now(), attempt_count=1
     )
     made["cancelled"] = queued("cancelled")
-    assert send_notification.get_backend().cancel(made["cancelled"].task_result_id)
+    assert default_backend().cancel(made["cancelled"].task_result_id)
     made["purged"] = queued("purged")
     result_row(made["purged"]).delete()
     made["another task's result"] = queued("another task's result")

@@ -24,6 +24,7 @@ import pytest
 from django.conf import settings
 from django.shortcuts import resolve_url
 from django.test import Client
+from django.urls import LocalePrefixPattern
 from django.urls import URLPattern
 from django.urls import URLResolver
 from django.urls import get_resolver
@@ -78,7 +79,7 @@ def route_sample(pattern: RoutePattern) -> str:
     return re.sub(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>", sample, str(pattern))
 
 
-def samples(pattern: RoutePattern | RegexPattern) -> list[str]:
+def samples(pattern: RoutePattern | RegexPattern | LocalePrefixPattern) -> list[str]:
     """Paths this pattern matches (their ``{id}`` still to fill in)."""
     if isinstance(pattern, RoutePattern):
         return [route_sample(pattern)]

@@ -94,9 +94,9 @@ def test_index_has_a_content_security_policy_and_no_inline_script(signed_in):
         "/static/messagecenter/app.js",
     ]
     assert all(script.text == "" for script in scripts)
-    assert page.find("body").attrs["hx-headers"].startswith('{"X-CSRFToken": "')
+    assert (page.find("body").attrs["hx-headers"] or "").startswith('{"X-CSRFToken": "')
     config = next(m for m in page.find_all("meta") if m.attrs.get("name") == "htmx-config")
-    assert '"includeIndicatorStyles": false' in config.attrs["content"]
+    assert '"includeIndicatorStyles": false' in (config.attrs["content"] or "")
 
 
 def test_static_files_are_found():

@@ -207,7 +207,8 @@ def test_killed_sessions_cost_no_task_and_the_site_recovers(start_worker, browse
 
     outages = []  # (when, sessions killed)
     for done in (40, 120, 200):
-        wait_until(lambda done=done: succeeded() >= done, timeout=60, what=f"{done} tasks")
+        # The lambda is called before the loop goes on.
+        wait_until(lambda: succeeded() >= done, timeout=60, what=f"{done} tasks")  # noqa: B023
         outages.append((time.time(), terminate_worker_sessions()))
 
     wait_until(lambda: succeeded() == len(keys), timeout=90, what="every task to succeed")

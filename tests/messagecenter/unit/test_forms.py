@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django import forms
 from django.utils import timezone
 
 from messagecenter.forms import MAX_DELIVERY_DELAY
 from messagecenter.forms import NotificationForm
+from tests.dbtasks.helpers import default_backend
 
 # What people type: accents, emoji (with zero-width joiners and skin tones),
 # right-to-left scripts with direction marks, CJK, combining characters.
@@ -41,8 +43,9 @@ def test_unbound_form_selects_default_priority():
 
 
 def test_priority_has_ntfy_five_levels():
-    choices = list(NotificationForm().fields["priority"].choices)
-    assert choices == [(1, "Min"), (2, "Low"), (3, "Default"), (4, "High"), (5, "Urgent")]
+    field = NotificationForm().fields["priority"]
+    assert isinstance(field, forms.ChoiceField)
+    assert field.choices == [(1, "Min"), (2, "Low"), (3, "Default"), (4, "High"), (5, "Urgent")]
 
 
 @pytest.mark.parametrize("value", ["0", "6", "high", ""])
@@ -152,9 +155,8 @@ def test_delivery_time_too_far_ahead_is_an_error():
 
 def test_max_delivery_delay_stays_below_the_purge_of_unfinished_tasks(settings):
     # A task waiting longer than purge.unfinished would be deleted unrun.
-    from django.tasks import task_backends
 
-    purge = task_backends["default"].config.purge
+    purge = default_backend().config.purge
     assert purge.unfinished is None or purge.unfinished > MAX_DELIVERY_DELAY
 
 

@@ -194,4 +194,5 @@ def test_retry_after_as_an_http_date():
     when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=120)
     error = client.NtfyUnavailable("busy", retry_after=format_datetime(when, usegmt=True))
 
+    assert error.retry_after_seconds is not None
     assert 100 <= error.retry_after_seconds <= 120
