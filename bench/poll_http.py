@@ -9,8 +9,9 @@ seconds over ``connections`` connections on loopback, with the user's
 session cookie and ``HX-Request: true``, in a different order each round:
 
 - hello: ``/bench/hello/``, a view with no database access, same middleware;
-- poll 204: ``/notifications/<pk>/status/?status=READY``, status unchanged;
-- poll changed: ``?status=RUNNING``, so the view renders the row partial.
+- poll 204: ``/notifications/live/?seen=<pk>.<progress>``, the page's live
+  channel with one row, unchanged;
+- poll changed: the row seen as RUNNING, so the view renders the row partial.
 
 Load generator: wrk (``apt-get install wrk``) when present, else a Python
 thread pool (slower: it then measures itself as much as the server).
@@ -118,7 +119,7 @@ def setup() -> dict[str, Any]:
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     return {
         "pk": notification.pk,
-        "status": delivery_of(notification).status,
+        "status": delivery_of(notification).progress,
         "cookie": f"{settings.SESSION_COOKIE_NAME}={session}",
     }
 
@@ -140,12 +141,11 @@ def fetch(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
 
 
 def load(params: dict[str, Any]) -> dict[str, Any]:
-    pk, status = params["pk"], params["status"]
-    other = "RUNNING" if status != "RUNNING" else "SUCCESSFUL"
+    pk, progress = params["pk"], params["status"]
     paths = {
         "hello": ("/bench/hello/", 200),
-        "poll_204": (f"/notifications/{pk}/status/?status={status}", 204),
-        "poll_changed": (f"/notifications/{pk}/status/?status={other}", 200),
+        "poll_204": (f"/notifications/live/?seen={pk}.{progress}", 204),
+        "poll_changed": (f"/notifications/live/?seen={pk}.0:RUNNING:1", 200),
     }
     headers = {"Cookie": params["cookie"], "HX-Request": "true", "Host": "127.0.0.1"}
     port = free_port()

@@ -8,8 +8,10 @@ Running tasks is the worker's job (``dbtasks/worker/loop.py``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 from django.core import checks
@@ -35,6 +37,9 @@ from dbtasks.options import parse_options
 from dbtasks.options import parse_queues
 from dbtasks.serialization import PayloadTooLarge
 from dbtasks.serialization import to_json_value
+
+if TYPE_CHECKING:
+    from dbtasks.results import ResultSummary
 
 
 def serialize_arguments(
@@ -159,6 +164,21 @@ class DatabaseBackend(BaseTaskBackend):
             # a Task, its arguments or options malformed) has no TaskResult to
             # give; the caller sees the one exception the contract allows.
             raise TaskResultDoesNotExist(result_id) from error
+
+    def get_results(
+        self,
+        result_ids: Iterable[str],
+        *,
+        task: Task[Any, Any] | None = None,
+        history: bool = False,
+    ) -> dict[str, ResultSummary]:
+        """Summaries of many results by id, in one query (two with ``history``).
+
+        See ``dbtasks.results.get_results()``: ids not found are absent.
+        """
+        from dbtasks.results import get_results
+
+        return get_results(result_ids, backend=self, task=task, history=history)
 
     def cancel(self, result_id: str) -> bool:
         """Cancel a READY task so it never runs; return whether it was cancelled.

@@ -1,4 +1,4 @@
-"""URLs of Message Center: the page, its two htmx endpoints, sign-in, admin, operations."""
+"""URLs of Message Center: the page, its live channel and actions, sign-in, admin, operations."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from messagecenter import views
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("notifications/live/", views.live, name="live"),
     path(
-        "notifications/<int:pk>/status/",
-        views.notification_status,
-        name="notification-status",
+        "notifications/<int:pk>/attempts/",
+        views.notification_attempts,
+        name="notification-attempts",
     ),
     path(
         "notifications/<int:pk>/retry/",

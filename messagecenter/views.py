@@ -16,7 +16,6 @@ from django.contrib.auth.models import User
 from django.core.paginator import Page
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -31,13 +30,12 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
 from dbtasks.backend import DatabaseBackend
+from messagecenter import live as live_rows
 from messagecenter.forms import NotificationForm
 from messagecenter.models import Notification
 from messagecenter.results import Delivery
 from messagecenter.results import deliveries_for
-from messagecenter.results import delivery_from_result
 from messagecenter.results import delivery_of
-from messagecenter.results import progress_of
 from messagecenter.tasks import send_notification
 
 PAGE_SIZE = 20
@@ -61,13 +59,13 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = NotificationForm(request.POST)
         if form.is_valid():
-            notification, result = create_notification(request, form)
+            notification = create_notification(request, form)
             if request.htmx:
                 # A fresh form, and the new row out of band at the top of the list.
                 context = {
                     "form": NotificationForm(),
                     "notification": notification,
-                    "delivery": delivery_from_result(result),
+                    "delivery": delivery_of(notification),
                     "sent": notification,
                     "total": Notification.objects.filter(owner=request.user).count(),
                 }
@@ -88,7 +86,17 @@ def render_index(
     page = notifications_page(request)
     deliveries = deliveries_for(page.object_list)
     rows = [(notification, deliveries[notification.pk]) for notification in page.object_list]
-    context = {"form": form, "page": page, "rows": rows, "total": page.paginator.count}
+    poll_after = live_rows.pace(
+        (delivery.progress, delivery.summary.available_after if delivery.summary else None)
+        for delivery in deliveries.values()
+    )
+    context = {
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "total": page.paginator.count,
+        "poll_after": poll_after,
+    }
     return render(request, TEMPLATE, context, status=status)
 
 
@@ -98,9 +106,7 @@ def notifications_page(request: HtmxHttpRequest) -> Page[Notification]:
     return Paginator(notifications, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def create_notification(
-    request: HtmxHttpRequest, form: NotificationForm
-) -> tuple[Notification, TaskResult[[int], dict[str, Any]]]:
+def create_notification(request: HtmxHttpRequest, form: NotificationForm) -> Notification:
     """Save the notification and enqueue its delivery, all or nothing."""
     # With a database task backend, enqueue() inserts the task row on this
     # same connection: inside atomic() the notification and its task commit
@@ -112,8 +118,8 @@ def create_notification(
         notification = form.save(commit=False)
         notification.owner = request.user
         notification.save()
-        result = enqueue_delivery(notification, run_after=notification.deliver_at)
-    return notification, result
+        enqueue_delivery(notification, run_after=notification.deliver_at)
+    return notification
 
 
 def enqueue_delivery(
@@ -130,26 +136,45 @@ def enqueue_delivery(
 
 
 @require_GET
-def notification_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """The row, if its status changed since ``?status=`` (and ``?attempts=``); else 204.
+def live(request: HtmxHttpRequest) -> HttpResponse:
+    """The page's one live channel: every row that changed since the page last saw it.
 
-    Unfinished rows poll this every second. 204 No Content tells htmx to
-    leave the row as it is, so an unchanged status costs a few bytes, and
-    one query besides the session and user (``progress_of()``).
+    The page sends ``?seen=<id>.<progress>`` for each unfinished row it
+    shows. One query reads the progress of all of them (``live.progress()``);
+    when nothing changed the answer is 204 No Content. Either way the
+    ``Poll-After`` header says, in seconds, when asking again is worth it:
+    soon while something is queued or running, at the earliest due time
+    when everything is scheduled, never when nothing is left to change.
     """
-    # One lean query answers the frequent case. Another user's id is None,
-    # a 404 as for an unknown id.
-    progress = progress_of(pk, owner=request.user)
-    if progress is None:
-        raise Http404("No such notification.")
-    status, attempts = progress
-    seen_status = request.GET.get("status")
-    seen_attempts = request.GET.get("attempts")
-    if seen_status == status and seen_attempts in (None, str(attempts)):
-        return HttpResponse(status=204)
-    # It changed: the row needs the whole notification and delivery (last error, ntfy's id).
+    seen = live_rows.parse_seen(request.GET.getlist("seen"))
+    rows = live_rows.progress(owner=request.user, pks=seen) if seen else []
+    changed = [pk for pk, progress, _ in rows if progress != seen[pk]]
+    if changed:
+        notifications = list(
+            Notification.objects.filter(owner=request.user, pk__in=changed).order_by(
+                "-created_at", "-id"
+            )
+        )
+        deliveries = deliveries_for(notifications)
+        context = {"rows": [(n, deliveries[n.pk]) for n in notifications]}
+        response = render(request, f"{TEMPLATE}#changed-rows", context)
+    else:
+        response = HttpResponse(status=204)
+    delay = live_rows.pace((progress, due) for _, progress, due in rows)
+    if delay is not None:
+        response[live_rows.HEADER] = f"{delay:g}"
+    return response
+
+
+@require_GET
+def notification_attempts(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Every attempt of a notification's latest delivery: when, how it ended, the error."""
     notification = get_object_or_404(Notification, pk=pk, owner=request.user)
-    return render_row(request, notification, delivery_of(notification))
+    delivery = delivery_of(notification, history=True)
+    context = {"notification": notification, "delivery": delivery}
+    if request.htmx:
+        return render(request, f"{TEMPLATE}#attempt-history", context)
+    return render(request, "messagecenter/attempts.html", context)
 
 
 @require_POST
@@ -165,10 +190,10 @@ def notification_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         notification = get_object_or_404(
             Notification.objects.select_for_update(), pk=pk, owner=request.user
         )
-        delivery = delivery_of(notification)
-        retried = delivery.can_retry
+        retried = delivery_of(notification).can_retry
         if retried:
-            delivery = delivery_from_result(enqueue_delivery(notification))
+            enqueue_delivery(notification)
+        delivery = delivery_of(notification)
     if request.htmx:
         return render_row(request, notification, delivery)
     if retried:

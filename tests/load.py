@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -58,7 +59,7 @@ TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 # A row as the templates render it: its id, status and (while unfinished) poll URL.
 ROW_RE = re.compile(
     r'<li class="notification" id="notification-(\d+)" data-status="([A-Z]+)"'
-    r'(?:\s+hx-get="([^"]+)")?'
+    r'\s+data-progress="([^"]*)"( data-live)?'
 )
 
 
@@ -236,13 +237,14 @@ class LoadClient:
 
     def follow(self, text: str) -> None:
         """Track the rows in an answer: still polling, or finished."""
-        for pk, status, poll_url in ROW_RE.findall(text):
-            if poll_url:
-                self.live[int(pk)] = html.unescape(poll_url)
+        for pk, _status, progress, live in ROW_RE.findall(text):
+            url = "/notifications/live/?" + urlencode({"seen": html.unescape(progress)})
+            if live:
+                self.live[int(pk)] = url
             else:
                 self.live.pop(int(pk), None)
                 # A finished row polled with its final state: the cheap 204 path.
-                self.settled.append(f"/notifications/{pk}/status/?status={status}")
+                self.settled.append(url)
 
     def request(self, kind: str, method: str, url: str, **kwargs: Any) -> httpx.Response | None:
         started = time.perf_counter()

@@ -1,8 +1,9 @@
 """A person in Chromium: sign in, send, watch the delivery, see failures.
 
-The row's ``data-status`` is the task result's status (READY, RUNNING,
-SUCCESSFUL, FAILED); ``.status`` is what the person reads. Deliveries go from a
-real worker process to the stand-in ntfy server (see conftest.py).
+The row's ``data-status`` is the delivery's state (dbtasks' finer states:
+SCHEDULED, READY, RUNNING, SUCCESSFUL, FAILED, CANCELLED; or EXPIRED);
+``.status`` is what the person reads (Scheduled, Queued, Retrying, Delivered...).
+Deliveries go from a real worker process to the stand-in ntfy server (see conftest.py).
 """
 
 from __future__ import annotations
@@ -85,14 +86,15 @@ def test_notification_appears_ready_then_turns_successful_live(
 
     expect(row).to_have_count(1)
     expect(row).to_have_attribute("data-status", "READY")
-    expect(row.locator(".status")).to_have_text("Ready")
-    expect(row.locator(".attempts")).to_have_text("0 attempts")
+    expect(row.locator(".status")).to_have_text("Queued")
+    expect(row.locator(".state-line")).to_contain_text("No worker is running")
+    expect(row.locator(".attempts")).to_have_count(0)
     assert ntfy.requests == []
 
     dbtasks_worker.start()
 
     expect(row).to_have_attribute("data-status", "SUCCESSFUL", timeout=STATUS_TIMEOUT)
-    expect(row.locator(".status")).to_have_text("Successful")
+    expect(row.locator(".status")).to_have_text("Delivered")
     expect(row.locator(".attempts")).to_have_text("1 attempt")
     assert_not_reloaded(page)
     (request,) = ntfy.requests
@@ -121,11 +123,12 @@ def test_failing_delivery_shows_retries_and_ends_failed(
 
     row = send(page, "Disk almost full on db-1")
 
-    expect(row.locator(".last-error")).to_contain_text("Attempt 1 failed", timeout=STATUS_TIMEOUT)
-    expect(row.locator(".last-error")).to_contain_text("500")
-    expect(row).to_have_attribute("data-status", "READY")
-    expect(row.locator(".status")).to_have_text("Ready")
-    expect(row.locator(".attempts")).to_have_text("1 attempt")
+    expect(row.locator(".state-line")).to_contain_text(
+        "Attempt 1 of 3 failed", timeout=STATUS_TIMEOUT
+    )
+    expect(row.locator(".state-line")).to_contain_text("HTTP 500")
+    expect(row.locator(".status")).to_have_text("Retrying")
+    expect(row.locator(".attempts")).to_have_text("1 attempt of 3")
     assert dbtasks_worker.wait() == 0
 
     dbtasks_worker.start()
@@ -134,8 +137,7 @@ def test_failing_delivery_shows_retries_and_ends_failed(
     expect(row).to_have_attribute("data-status", "FAILED", timeout=STATUS_TIMEOUT)
     expect(row.locator(".status")).to_have_text("Failed")
     expect(row.locator(".attempts")).to_have_text("3 attempts")
-    expect(row.locator(".error")).to_contain_text("500")
-    expect(row.locator(".last-error")).to_have_count(0)
+    expect(row.locator(".error")).to_contain_text("HTTP 500")
     assert_not_reloaded(page)
     assert len(ntfy.requests) == 3
     assert {r.published["message"] for r in ntfy.requests} == {"Disk almost full on db-1"}
@@ -183,10 +185,10 @@ def test_without_javascript_form_posts_and_reload_shows_status(
     # A plain POST, then a redirect back to the page.
     expect(page).to_have_url("/")
     expect(row).to_have_count(1)
-    expect(row.locator(".status")).to_have_text(re.compile("Ready|Running|Successful"))
+    expect(row.locator(".status")).to_have_text(re.compile("Queued|Running|Delivered"))
     # No polling without JavaScript: reloading shows the current status.
     reload_until_status(page, row, "SUCCESSFUL")
-    expect(row.locator(".status")).to_have_text("Successful")
+    expect(row.locator(".status")).to_have_text("Delivered")
     assert ntfy.requests[-1].published["message"] == "Backup completed without JavaScript"
 
     # Errors come back inline on the re-rendered page too.

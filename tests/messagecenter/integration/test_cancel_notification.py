@@ -27,7 +27,7 @@ def test_cancel_with_htmx_returns_the_cancelled_row(signed_in, ntfy, transaction
     row = parse(response.content.decode()).find(f"#notification-{notification.pk}")
     assert row.attrs["data-status"] == "CANCELLED"
     assert row.find(".status").text == "Cancelled"
-    assert "hx-get" not in row.attrs  # final: no more polling
+    assert "data-live" not in row.attrs  # final: no more polling
     assert row.find("button.retry").text == "Send anyway"
     run_worker()
     assert ntfy.requests == []

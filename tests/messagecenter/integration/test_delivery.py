@@ -68,6 +68,11 @@ def test_success_delivers_exactly_what_was_typed(signed_in, ntfy, settings):
     assert result.return_value["topic"] == "test-topic"
 
 
+def error_detail(row):
+    """The exact error, in the row's "Error details" disclosure."""
+    return row.find("details.error-detail").find("code").text
+
+
 def test_the_row_shows_ntfys_message_id(signed_in, ntfy):
     ntfy.reply_always(Reply(body={"id": "sPs71M8A2T", "time": 1700000000, "topic": "test-topic"}))
     notification = send(signed_in)
@@ -80,10 +85,10 @@ def test_the_row_shows_ntfys_message_id(signed_in, ntfy):
     }
     row = row_of(signed_in, notification)
     assert row.attrs["data-status"] == "SUCCESSFUL"
-    assert row.find(".status").text == "Successful"
+    assert row.find(".status").text == "Delivered"
     assert row.find(".attempts").text == "1 attempt"
     assert row.find(".ntfy-id").text == "sPs71M8A2T"
-    assert "hx-get" not in row.attrs
+    assert "data-live" not in row.attrs
 
 
 @pytest.mark.parametrize(
@@ -130,7 +135,8 @@ def test_server_errors_fail_the_task_after_the_last_attempt(signed_in, ntfy):
     row = row_of(signed_in, notification)
     assert row.attrs["data-status"] == "FAILED"
     assert row.find(".attempts").text == "3 attempts"
-    assert row.find(".error").text == (
+    assert row.find(".error").text == "The ntfy server had a problem of its own (HTTP 500)."
+    assert error_detail(row) == (
         "NtfyUnavailable: ntfy answered 500 Internal Server Error: internal server error."
     )
     assert row.find("button.retry").text == "Retry"
@@ -190,9 +196,10 @@ def test_retries_wait_for_the_backoff(signed_in, ntfy, settings, time_machine):
     failed_at = row.attempts.get(number=1).stopped_at
     assert row.available_after - failed_at == dt.timedelta(seconds=4)
     page_row = row_of(signed_in, notification)
-    assert page_row.attrs["data-status"] == "READY"
-    assert (
-        "Attempt 1 failed (NtfyUnavailable: ntfy answered 503" in page_row.find(".last-error").text
+    assert page_row.attrs["data-status"] == "SCHEDULED"
+    assert page_row.find(".status").text == "Retrying"
+    assert "Attempt 1 of 3 failed: The ntfy server had a problem of its own (HTTP 503)." in (
+        " ".join(page_row.find(".state-line").text.split())
     )
 
     run_worker()  # too early: nothing to do
@@ -220,7 +227,8 @@ def test_forbidden_fails_at_once_with_a_clear_error(signed_in, ntfy):
     # The cause is kept in the traceback.
     assert "messagecenter.ntfy.NtfyRejected: ntfy answered 403 Forbidden" in error.traceback
     row = row_of(signed_in, notification)
-    assert row.find(".error").text == "PermanentFailure: ntfy answered 403 Forbidden: forbidden."
+    assert "refused the message" in row.find(".error").text
+    assert error_detail(row) == "PermanentFailure: ntfy answered 403 Forbidden: forbidden."
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 413])
@@ -257,8 +265,8 @@ def test_retry_button_sends_a_new_attempt(signed_in, ntfy):
     assert response.status_code == 200
     row = parse(response.content).find("li.notification")
     assert row.attrs["data-status"] == "READY"
-    assert row.attrs["hx-trigger"] == "every 1s"
-    assert row.find(".attempts").text == "0 attempts"
+    assert "data-live" in row.attrs  # followed again by the live channel
+    assert not row.find_all(".attempts")
 
     notification.refresh_from_db()
     assert notification.task_result_id != failed_id
@@ -291,16 +299,16 @@ def test_polling_follows_the_delivery(signed_in, ntfy):
     response = signed_in.post("/", {"message": "Hi", "priority": "3"}, **HTMX)
     notification = Notification.objects.get()
     row = parse(response.content).find("li.notification")
-    poll_url = row.attrs["hx-get"]
-    assert poll_url == f"/notifications/{notification.pk}/status/?status=READY&attempts=0"
+    query = {"seen": row.attrs["data-progress"]}
+    assert query["seen"] == f"{notification.pk}.{notification.task_result_id}:READY:0"
 
-    assert signed_in.get(poll_url, **HTMX).status_code == 204
+    assert signed_in.get("/notifications/live/", query, **HTMX).status_code == 204
     run_worker()
-    response = signed_in.get(poll_url, **HTMX)
+    response = signed_in.get("/notifications/live/", query, **HTMX)
     assert response.status_code == 200
     row = parse(response.content).find("li.notification")
     assert row.attrs["data-status"] == "SUCCESSFUL"
-    assert not {"hx-get", "hx-trigger", "hx-swap"} & set(row.attrs)
+    assert "data-live" not in row.attrs
 
 
 def test_purged_result_shows_as_expired(signed_in, ntfy):
@@ -315,7 +323,8 @@ def test_purged_result_shows_as_expired(signed_in, ntfy):
     row = row_of(signed_in, notification)
     assert row.attrs["data-status"] == "EXPIRED"
     assert row.find(".status").text == "Expired"
-    response = signed_in.get(f"/notifications/{notification.pk}/status/", {"status": "SUCCESSFUL"})
+    seen = f"{notification.pk}.{notification.task_result_id}:SUCCESSFUL:1"
+    response = signed_in.get("/notifications/live/", {"seen": seen})
     assert parse(response.content).find("li.notification").attrs["data-status"] == "EXPIRED"
 
 
@@ -381,8 +390,8 @@ def test_a_fault_on_every_attempt_fails_the_task_with_the_error_on_the_row(
     row = row_of(signed_in, notification)
     assert row.attrs["data-status"] == "FAILED"
     assert row.find(".attempts").text == "3 attempts"
-    assert row.find(".error").text == error_text
-    assert row.find(".error").attrs["title"] == error_text
+    assert error_detail(row) == error_text
+    assert row.find(".error").text.startswith("The ntfy server")
     assert row.find("button.retry").text == "Retry"
 
 
@@ -423,10 +432,11 @@ def test_rate_limiting_follows_the_retry_policy_and_shows_on_the_row(
         run_worker()
         assert len(ntfy.requests) == attempt
         row = row_of(signed_in, notification)
-        assert row.attrs["data-status"] == "READY"
-        assert "hx-get" in row.attrs  # still polling: it is not over
-        assert row.find(".last-error").text == (
-            f"Attempt {attempt} failed ({error_text}); trying again."
+        assert row.attrs["data-status"] == "SCHEDULED"
+        assert "data-live" in row.attrs  # still followed: it is not over
+        assert (
+            f"Attempt {attempt} of 3 failed: The ntfy server asked to slow down (HTTP 429)."
+            in " ".join(row.find(".state-line").text.split())
         )
         # Past backoff_factor ** attempt (2 s, 4 s) and Retry-After (2 s).
         time_machine.shift(dt.timedelta(seconds=5))
@@ -436,4 +446,4 @@ def test_rate_limiting_follows_the_retry_policy_and_shows_on_the_row(
     result = result_of(notification)
     assert result.status == TaskResultStatus.FAILED
     assert result.attempts == 3
-    assert row_of(signed_in, notification).find(".error").text == error_text
+    assert error_detail(row_of(signed_in, notification)) == error_text

@@ -273,7 +273,7 @@ def test_the_form_stores_delivers_and_shows_exactly_what_was_typed(
 
         page = signed_in.get("/")
         assert page.status_code == 200
-        shown = [notification.message, notification.title, ", ".join(notification.tags)]
+        shown = [notification.message, notification.title, *notification.tags]
         assert_no_markup_injected(page.content, *shown).find(f"#notification-{notification.pk}")
 
         send_notification.call(notification.pk)
@@ -349,9 +349,9 @@ URL_SHAPES = [
     "/{text}",
     "/?page={text}",
     "/?{text}={text}",
-    "/notifications/{text}/status/",
-    "/notifications/{pk}/status/?status={text}&attempts={text}",
-    "/notifications/{pk}/status/?attempts={text}",
+    "/notifications/{text}/attempts/",
+    "/notifications/live/?seen={text}",
+    "/notifications/live/?seen={pk}.{text}&seen={text}.{pk}",
     "/notifications/{text}/retry/",
     "/accounts/login/?next={text}",
     "/accounts/{text}/",

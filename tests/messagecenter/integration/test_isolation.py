@@ -36,12 +36,15 @@ def test_list_shows_only_your_own(as_bob, bob, alices_notification):
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
-def test_polling_someone_elses_notification_is_404(as_bob, alices_notification, headers):
-    url = f"/notifications/{alices_notification.pk}/status/"
-    for query in ({}, {"status": "READY", "attempts": "0"}, {"status": "FAILED"}):
-        response = as_bob.get(url, query, **headers)
-        assert response.status_code == 404
+def test_polling_someone_elses_notification_tells_nothing(as_bob, alices_notification, headers):
+    n = alices_notification
+    for seen in (f"{n.pk}.", f"{n.pk}.{n.task_result_id}:READY:0", f"{n.pk}.x:FAILED:9"):
+        response = as_bob.get("/notifications/live/", {"seen": seen}, **headers)
+        assert response.status_code == 204
         assert b"secret" not in response.content
+    response = as_bob.get(f"/notifications/{n.pk}/attempts/", **headers)
+    assert response.status_code == 404
+    assert b"secret" not in response.content
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
@@ -58,7 +61,7 @@ def test_someone_elses_id_and_a_missing_id_look_the_same(as_bob, alices_notifica
     # 404 for both, never 403: an id that is not yours does not exist for you.
     missing = alices_notification.pk + 1000
     for pk in (alices_notification.pk, missing):
-        assert as_bob.get(f"/notifications/{pk}/status/").status_code == 404
+        assert as_bob.get(f"/notifications/{pk}/attempts/").status_code == 404
         assert as_bob.post(f"/notifications/{pk}/retry/").status_code == 404
 
 
@@ -69,6 +72,6 @@ def test_posting_cannot_choose_the_owner(as_bob, bob, alice):
 
 def test_owner_still_sees_their_own(client, alice, alices_notification):
     client.force_login(alice)
-    url = f"/notifications/{alices_notification.pk}/status/"
+    url = f"/notifications/{alices_notification.pk}/attempts/"
     assert client.get(url).status_code == 200
     assert "Alice secret plan" in client.get("/").content.decode()

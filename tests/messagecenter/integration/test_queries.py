@@ -1,11 +1,14 @@
-"""The list page and the poll make the same few queries, whatever the data.
+"""The list page and the live poll make the same few queries, whatever the data.
 
 The list page never calls ``get_result()`` per row (two queries each): the
-results of a page are read in one query. An unchanged poll reads its status
-with the notification, in one query (``messagecenter/results.py``).
+results of a page are read in one query (``dbtasks.results.get_results``).
+An unchanged poll reads the progress of every row it asks about with the
+notifications, in one query (``dbtasks.results.with_progress``).
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -13,11 +16,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dbtasks.models import DBTaskResult
-from messagecenter import results
+from dbtasks.results import get_backend
+from dbtasks.results import get_results
+from dbtasks.results import progress_of
+from messagecenter import live
 from messagecenter.models import Notification
 from messagecenter.results import deliveries_for
-from messagecenter.results import delivery_of
-from messagecenter.results import progress_of
+from messagecenter.tasks import send_notification
 from messagecenter.views import enqueue_delivery
 from tests.conftest import run_worker
 from tests.dbtasks.helpers import default_backend
@@ -26,9 +31,10 @@ from tests.ntfy_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Session, user, count, the page of notifications, their task results.
-LIST_PAGE_QUERIES = 5
-# Session, user, the notification with its delivery's status and attempts.
+# Session, user, count, the page of notifications, their task results, and
+# whether a worker is running (asked because some rows are queued).
+LIST_PAGE_QUERIES = 6
+# Session, user, the notifications with their deliveries' progress.
 UNCHANGED_POLL_QUERIES = 3
 
 
@@ -67,24 +73,42 @@ def test_list_page_makes_a_bounded_number_of_queries(
 def test_bulk_lookup_agrees_with_get_result(django_user_model, ntfy):
     alice = django_user_model.objects.create_user("alice")
     make_notifications(alice, ntfy, 20)
-    notifications = list(Notification.objects.filter(owner=alice))
+    ids = [n.task_result_id for n in Notification.objects.filter(owner=alice)]
+    backend = get_backend(send_notification.backend)
 
     with CaptureQueriesContext(connection) as queries:
-        bulk = deliveries_for(notifications)
+        summaries = get_results(ids, task=send_notification)
     assert len(queries) == 1
+    with CaptureQueriesContext(connection) as queries:
+        with_history = backend.get_results(ids, history=True)
+    assert len(queries) == 2
 
-    one_by_one = {notification.pk: delivery_of(notification) for notification in notifications}
-    assert bulk == one_by_one
-    assert {delivery.status for delivery in bulk.values()} == {
+    assert len(summaries) == len(ids) - 1  # the purged one is absent
+    for result_id, summary in summaries.items():
+        result = send_notification.get_result(result_id)
+        assert summary.status == result.status
+        assert summary.attempts == result.attempts
+        if result.status == "SUCCESSFUL":
+            assert summary.return_value == result.return_value
+        assert summary.last_error == (result.errors[-1] if result.errors else None)
+        assert summary.max_attempts == backend.config.policy(result.task.queue_name).max_attempts
+        history = with_history[result_id].history
+        assert history is not None
+        assert [attempt.error for attempt in history if attempt.error] == result.errors
+        assert [attempt.worker_id for attempt in history] == result.worker_ids
+    assert {summary.state for summary in summaries.values()} == {"READY", "SUCCESSFUL", "FAILED"}
+    assert any(summary.attempts == 2 for summary in summaries.values())
+
+    deliveries = deliveries_for(Notification.objects.filter(owner=alice))
+    assert {delivery.status for delivery in deliveries.values()} == {
         "READY",
         "SUCCESSFUL",
         "FAILED",
         "EXPIRED",
     }
-    assert any(delivery.attempts == 2 for delivery in bulk.values())
     assert all(
-        delivery.last_error.startswith("PermanentFailure: ntfy answered 403")
-        for delivery in bulk.values()
+        delivery.error_detail.startswith("PermanentFailure: ntfy answered 403")
+        for delivery in deliveries.values()
         if delivery.status == "FAILED"
     )
 
@@ -94,20 +118,24 @@ def test_an_unchanged_poll_makes_one_query_after_session_and_user(
 ):
     alice = django_user_model.objects.create_user("alice")
     bob = django_user_model.objects.create_user("bob")
-    notification = Notification.objects.create(owner=alice, message="Hi")
-    enqueue_delivery(notification)
-    url = f"/notifications/{notification.pk}/status/"
+    seen = []
+    for number in range(20):
+        notification = Notification.objects.create(owner=alice, message=f"Hi {number}")
+        enqueue_delivery(notification)
+        seen.append(f"{notification.pk}.{notification.task_result_id}:READY:0")
 
     client.force_login(alice)
     with django_assert_num_queries(UNCHANGED_POLL_QUERIES):
-        response = client.get(url, {"status": "READY", "attempts": "0"}, HTTP_HX_REQUEST="true")
+        response = client.get("/notifications/live/", {"seen": seen}, HTTP_HX_REQUEST="true")
     assert response.status_code == 204
+    assert response["Poll-After"] == "1"
 
-    # Ownership is checked by that same query: bob's poll is a 404 at the same cost.
+    # Ownership is checked by that same query: bob learns nothing, at the same cost.
     client.force_login(bob)
     with django_assert_num_queries(UNCHANGED_POLL_QUERIES):
-        response = client.get(url, {"status": "READY"}, HTTP_HX_REQUEST="true")
-    assert response.status_code == 404
+        response = client.get("/notifications/live/", {"seen": seen}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 204
+    assert "Poll-After" not in response
 
 
 def notifications_in_every_state(owner, ntfy) -> dict[str, Notification]:
@@ -169,7 +197,7 @@ def notifications_in_every_state(owner, ntfy) -> dict[str, Notification]:
     return made
 
 
-# What the page shows of each, (status, attempts); any other is EXPIRED, no attempts.
+# The state each shows; any other has no result (EXPIRED on the page).
 SHOWN = {
     "ready": ("READY", 0),
     "running": ("RUNNING", 1),
@@ -177,26 +205,27 @@ SHOWN = {
     "failed": ("FAILED", 1),
     "failed, waiting to retry": ("READY", 1),
     "cancelled": ("CANCELLED", 0),
+    "scheduled": ("SCHEDULED", 0),
 }
 
 
-@pytest.mark.parametrize("backend", ["dbtasks tables", "public API"])
-def test_poll_progress_agrees_with_delivery_of(django_user_model, ntfy, monkeypatch, backend):
+def test_poll_progress_agrees_with_the_summaries(django_user_model, ntfy):
     alice = django_user_model.objects.create_user("alice")
     bob = django_user_model.objects.create_user("bob")
     notifications = notifications_in_every_state(alice, ntfy)
-    if backend == "public API":
-        # What progress_of() does with a backend that is not dbtasks.
-        monkeypatch.setattr(results, "DatabaseBackend", type("NotThisBackend", (), {}))
+    notifications["scheduled"] = Notification.objects.create(owner=alice, message="later")
+    enqueue_delivery(notifications["scheduled"], run_after=timezone.now() + timedelta(hours=1))
 
+    deliveries = deliveries_for(notifications.values())
+    with CaptureQueriesContext(connection) as queries:
+        polled = {pk: text for pk, text, _ in live.progress(owner=alice, pks=deliveries)}
+    assert len(queries) == 1
     for name, notification in notifications.items():
-        delivery = delivery_of(notification)
-        with CaptureQueriesContext(connection) as queries:
-            progress = progress_of(notification.pk, owner=alice)
-        assert progress == (delivery.status, delivery.attempts), name
-        assert progress == SHOWN.get(name, ("EXPIRED", 0)), name
-        if backend == "dbtasks tables":
-            assert len(queries) == 1, name
-        # Someone else's notification, or none at all: None (the view's 404).
-        assert progress_of(notification.pk, owner=bob) is None, name
-    assert progress_of(max(n.pk for n in notifications.values()) + 1, owner=alice) is None
+        delivery = deliveries[notification.pk]
+        assert polled[notification.pk] == delivery.progress, name
+        state, attempts = SHOWN.get(name, ("EXPIRED", 0))
+        assert (delivery.status, delivery.attempts) == (state, attempts), name
+        if delivery.summary is not None:
+            assert delivery.progress == progress_of(delivery.summary), name
+    # Someone else's notifications, or none at all: nothing.
+    assert live.progress(owner=bob, pks=deliveries) == []

@@ -132,7 +132,14 @@ def is_sign_in_redirect(response) -> bool:
 def test_the_walk_covers_the_urlconf():
     names = {endpoint.name for endpoint in endpoints(1)}
     # Our views, Django's sign-in, the admin, and dbtasks' operations pages.
-    assert {"index", "notification-status", "notification-retry", "login", "logout"} <= names
+    assert {
+        "index",
+        "live",
+        "notification-attempts",
+        "notification-retry",
+        "login",
+        "logout",
+    } <= names
     assert {"admin:index", "admin:messagecenter_notification_changelist"} <= names
     assert names >= HIDDEN
     assert names >= set(OPEN)
@@ -191,7 +198,7 @@ def test_one_user_reaches_nothing_of_anothers(django_user_model):
                     failures.append(f"{method.upper()} {endpoint.url} shows Alice's notification")
                 # 404 as for an id that does not exist (405 for the wrong method,
                 # checked first, the same for every id).
-                if endpoint.name in {"notification-status", "notification-retry"} and (
+                if endpoint.name in {"notification-attempts", "notification-retry"} and (
                     response.status_code not in {404, 405}
                 ):
                     failures.append(f"{method.upper()} {endpoint.url}: {response.status_code}")

@@ -30,7 +30,9 @@ def make_notification(owner, **fields):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", ["/", "/notifications/1/status/", "/notifications/1/retry/"])
+@pytest.mark.parametrize(
+    "url", ["/", "/notifications/live/", "/notifications/1/attempts/", "/notifications/1/retry/"]
+)
 def test_every_page_needs_sign_in(client, url):
     response = client.get(url)
     assert response.status_code == 302
@@ -150,7 +152,7 @@ def test_send_without_javascript_redirects_then_shows_the_row(signed_in, alice):
     assert "Notification queued" in page.find(".messages").text
     row = page.find(f"#notification-{notification.pk}")
     assert row.attrs["data-status"] == "READY"
-    assert row.find(".status").text == "Ready"
+    assert row.find(".status").text == "Queued"
 
 
 def test_send_enqueues_the_task_in_the_same_transaction(signed_in):
@@ -205,7 +207,7 @@ def test_send_with_htmx_returns_a_fresh_form_and_the_new_row_on_top(signed_in):
     row = wrapper.find("li.notification")
     assert row.attrs["id"] == f"notification-{notification.pk}"
     assert row.attrs["data-status"] == "READY"
-    assert row.attrs["hx-trigger"] == "every 1s"
+    assert row.attrs["data-progress"] == f"{notification.pk}.{notification.task_result_id}:READY:0"
     assert "Queued “CI”." in fragment.find("#form-status").text
     count = fragment.find("#notification-count")
     assert (count.attrs["hx-swap-oob"], count.text) == ("true", "1 in total")
@@ -248,39 +250,59 @@ def test_index_varies_on_hx_request(signed_in):
 # --- Polling -------------------------------------------------------------------
 
 
+def seen(notification, state="READY", attempts=0):
+    """What the page sends for a row it shows in ``state``."""
+    return f"{notification.pk}.{notification.task_result_id}:{state}:{attempts}"
+
+
 def test_poll_answers_204_while_nothing_changed(signed_in, alice):
-    notification = make_notification(alice)
-    url = f"/notifications/{notification.pk}/status/"
-    response = signed_in.get(url, {"status": "READY", "attempts": "0"}, **HTMX)
+    notifications = [make_notification(alice) for _ in range(3)]
+    response = signed_in.get(
+        "/notifications/live/", {"seen": [seen(n) for n in notifications]}, **HTMX
+    )
     assert response.status_code == 204
     assert response.content == b""
+    assert response["Poll-After"] == "1"  # queued: worth asking again soon
 
 
-@pytest.mark.parametrize("query", [{"status": "RUNNING"}, {"status": "READY", "attempts": "1"}, {}])
-def test_poll_answers_the_row_when_something_changed(signed_in, alice, query):
-    notification = make_notification(alice)
-    response = signed_in.get(f"/notifications/{notification.pk}/status/", query, **HTMX)
+@pytest.mark.parametrize("shown", [("RUNNING", 0), ("READY", 1), ("SCHEDULED", 0)])
+def test_poll_answers_only_the_rows_that_changed(signed_in, alice, shown):
+    changed, unchanged = make_notification(alice), make_notification(alice)
+    query = {"seen": [seen(changed, *shown), seen(unchanged)]}
+    response = signed_in.get("/notifications/live/", query, **HTMX)
     assert response.status_code == 200
-    row = parse(response.content).find("li.notification")
-    assert row.attrs["id"] == f"notification-{notification.pk}"
+    (row,) = parse(response.content).find_all("li.notification")
+    assert row.attrs["id"] == f"notification-{changed.pk}"
     assert row.attrs["data-status"] == "READY"
-    assert (
-        row.attrs["hx-get"] == f"/notifications/{notification.pk}/status/?status=READY&attempts=0"
-    )
+    assert row.attrs["data-progress"] == seen(changed)
 
 
 def test_poll_of_a_purged_result_shows_expired(signed_in, alice):
     notification = make_notification(alice)
     DBTaskResult.objects.all().delete()  # what the retention policy does
-    response = signed_in.get(f"/notifications/{notification.pk}/status/", {"status": "READY"})
+    response = signed_in.get("/notifications/live/", {"seen": seen(notification)})
     assert response.status_code == 200
     row = parse(response.content).find("li.notification")
     assert row.attrs["data-status"] == "EXPIRED"
     assert row.find(".status").text == "Expired"
-    assert "hx-get" not in row.attrs
-    # And the next poll (were there one) has nothing new to say.
-    again = signed_in.get(f"/notifications/{notification.pk}/status/", {"status": "EXPIRED"})
-    assert again.status_code == 204
+    assert "data-live" not in row.attrs  # finished: the page stops asking
+    assert "Poll-After" not in response
+
+
+def test_poll_waits_for_the_earliest_scheduled_row(signed_in, alice):
+    soon = timezone.now() + dt.timedelta(minutes=5)
+    first = Notification.objects.create(owner=alice, message="soon")
+    enqueue_delivery(first, run_after=soon)
+    later = Notification.objects.create(owner=alice, message="later")
+    enqueue_delivery(later, run_after=soon + dt.timedelta(minutes=5))
+    page = parse(signed_in.get("/").content)
+    waits = [float(page.find("#notifications").attrs["data-poll-after"] or "nan")]
+    query = {"seen": [seen(first, "SCHEDULED"), seen(later, "SCHEDULED")]}
+    response = signed_in.get("/notifications/live/", query, **HTMX)
+    assert response.status_code == 204
+    waits.append(float(response["Poll-After"]))
+    for wait in waits:
+        assert 280 < wait <= 300
 
 
 def test_list_shows_a_purged_result_as_expired(signed_in, alice):
@@ -290,13 +312,22 @@ def test_list_shows_a_purged_result_as_expired(signed_in, alice):
     assert row.attrs["data-status"] == "EXPIRED"
 
 
-def test_poll_of_an_unknown_notification_is_404(signed_in):
-    assert signed_in.get("/notifications/999999/status/").status_code == 404
+def test_poll_ignores_unknown_and_malformed_rows(signed_in):
+    query = {"seen": ["999999.1:READY:0", "abc", "", "12", ".", "1." + "x" * 500]}
+    response = signed_in.get("/notifications/live/", query)
+    assert response.status_code == 204
+    assert "Poll-After" not in response
 
 
-def test_poll_refuses_post(signed_in, alice):
+def test_poll_refuses_post(signed_in):
+    assert signed_in.post("/notifications/live/").status_code == 405
+
+
+def test_attempt_history_lists_each_attempt(signed_in, alice):
     notification = make_notification(alice)
-    assert signed_in.post(f"/notifications/{notification.pk}/status/").status_code == 405
+    response = signed_in.get(f"/notifications/{notification.pk}/attempts/")
+    assert response.status_code == 200
+    assert "No attempt has finished yet." in response.content.decode()
 
 
 # --- Retry (of rows that are not failed; failed ones in test_delivery.py) -------

@@ -101,7 +101,7 @@ def browser(start_worker, tmp_path, django_user_model):
     client.force_login(user)
     cookies = {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
     server, url = start_web(child_env(database_url()), tmp_path / "web.log")
-    browser = Browser(url, cookies, f"/notifications/{notification.pk}/status/?status=EXPIRED")
+    browser = Browser(url, cookies, f"/notifications/live/?seen={notification.pk}.")
     thread = threading.Thread(target=browser.run, name="browser", daemon=True)
     thread.start()
     try:

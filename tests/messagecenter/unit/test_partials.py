@@ -11,7 +11,8 @@ from django.template.loader import render_to_string
 
 from messagecenter.forms import NotificationForm
 from messagecenter.models import Notification
-from messagecenter.results import Delivery
+from tests.deliveries import delivery
+from tests.deliveries import error
 from tests.html import parse
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
@@ -37,77 +38,104 @@ def render_row(delivery, **fields):
     return parse(html).find("li.notification")
 
 
-@pytest.mark.parametrize(("status", "attempts"), [("READY", 0), ("RUNNING", 1), ("READY", 2)])
-def test_unfinished_row_polls_every_second(status, attempts):
-    row = render_row(Delivery(status=status, attempts=attempts, last_error="X: y"))
+@pytest.mark.parametrize(
+    ("state", "attempts"), [("SCHEDULED", 0), ("READY", 0), ("RUNNING", 1), ("READY", 2)]
+)
+def test_unfinished_row_is_followed_by_the_live_channel(state, attempts):
+    row = render_row(delivery(state, attempts=attempts))
     assert row.attrs["id"] == "notification-7"
-    assert row.attrs["data-status"] == status
-    assert row.attrs["hx-get"] == f"/notifications/7/status/?status={status}&attempts={attempts}"
-    assert row.attrs["hx-trigger"] == "every 1s"
-    assert row.attrs["hx-swap"] == "outerHTML"
-
-
-@pytest.mark.parametrize("status", ["SUCCESSFUL", "FAILED", "EXPIRED"])
-def test_finished_row_does_not_poll(status):
-    row = render_row(Delivery(status=status, attempts=1))
-    assert row.attrs["data-status"] == status
+    assert row.attrs["data-status"] == state
+    assert row.attrs["data-progress"] == f"7.42:{state}:{attempts}"
+    # One channel a page: a row never polls by itself.
     assert not POLLING_ATTRIBUTES & set(row.attrs)
 
 
+@pytest.mark.parametrize("state", ["SUCCESSFUL", "FAILED", "CANCELLED", "EXPIRED"])
+def test_finished_row_is_not_followed(state):
+    row = render_row(delivery(state, attempts=1))
+    assert row.attrs["data-status"] == state
+    assert "data-live" not in row.attrs
+
+
 @pytest.mark.parametrize(
-    ("status", "text"),
+    ("state", "fields", "label", "text"),
     [
-        ("READY", "Ready"),
-        ("RUNNING", "Running"),
-        ("SUCCESSFUL", "Successful"),
-        ("FAILED", "Failed"),
-        ("EXPIRED", "Expired"),
+        ("SCHEDULED", {}, "Scheduled", "Scheduled for 21 Nov 2025, 09:30 UTC."),
+        ("READY", {}, "Queued", "Queued: the next free worker sends it."),
+        ("RUNNING", {"attempts": 1}, "Running", "Sending since 21 Nov 2025, 09:30 UTC."),
+        (
+            "SCHEDULED",
+            {"attempts": 2, "last_error": error("ntfy answered 502 Bad Gateway.")},
+            "Retrying",
+            (
+                "Attempt 2 of 5 failed: The ntfy server had a problem of its own (HTTP 502). "
+                "Next try at 21 Nov 2025, 09:30 UTC."
+            ),
+        ),
+        ("SUCCESSFUL", {"attempts": 1}, "Delivered", "Delivered 21 Nov 2025, 09:30 UTC."),
+        (
+            "FAILED",
+            {"attempts": 1, "last_error": error("ntfy answered 403 Forbidden.")},
+            "Failed",
+            "The ntfy server refused the message: this topic may not be written to (HTTP 403).",
+        ),
+        (
+            "CANCELLED",
+            {"last_error": error("x", "dbtasks.exceptions.TaskCancelled")},
+            "Cancelled",
+            "Cancelled 21 Nov 2025, 09:30 UTC; it was not sent.",
+        ),
+        ("EXPIRED", {}, "Expired", "Its delivery record was deleted by the retention policy."),
     ],
 )
-def test_status_is_told_in_words(status, text):
-    row = render_row(Delivery(status=status))
-    assert row.find(".status").text == text
+def test_each_state_is_told_in_words(state, fields, label, text):
+    row = render_row(delivery(state, **fields))
+    assert row.find(".status").text == label
+    assert " ".join(row.find(".state-line").text.split()) == text
 
 
-@pytest.mark.parametrize(
-    ("attempts", "text"), [(0, "0 attempts"), (1, "1 attempt"), (3, "3 attempts")]
-)
+def test_a_queued_row_says_when_no_worker_is_running():
+    row = render_row(delivery("READY", worker_running=False))
+    assert "data-stalled" in row.attrs
+    assert "No worker is running" in row.find(".state-line").text
+    assert not row.find_all("a")  # the link to /ops/ is for staff only
+
+
+@pytest.mark.parametrize(("attempts", "text"), [(1, "1 attempt of 5"), (3, "3 attempts of 5")])
 def test_attempts(attempts, text):
-    assert render_row(Delivery(status="RUNNING", attempts=attempts)).find(".attempts").text == text
+    assert render_row(delivery("RUNNING", attempts=attempts)).find(".attempts").text == text
 
 
 def test_successful_row_shows_ntfys_message_id():
-    row = render_row(Delivery(status="SUCCESSFUL", attempts=1, ntfy_id="xE73Iyuabi"))
+    row = render_row(delivery("SUCCESSFUL", attempts=1, return_value={"id": "xE73Iyuabi"}))
     assert row.find(".ntfy-id").text == "xE73Iyuabi"
     assert not row.find_all(".error")
     assert not row.find_all("button.retry")
 
 
-def test_failed_row_shows_the_error_and_a_retry_button():
-    error = "PermanentFailure: ntfy answered 403 Forbidden: forbidden."
-    row = render_row(Delivery(status="FAILED", attempts=1, last_error=error))
-    assert row.find(".error").text == error
-    form = row.find("form")
+def test_failed_row_shows_the_error_in_words_the_details_and_a_retry_button():
+    raised = error("ntfy answered 403 Forbidden: forbidden.")
+    row = render_row(delivery("FAILED", attempts=1, last_error=raised))
+    assert "refused the message" in row.find(".error").text
+    # The exact text, in a <details>: reachable by keyboard and touch, not a tooltip.
+    details = row.find("details.error-detail")
+    assert details.find("code").text == "PermanentFailure: ntfy answered 403 Forbidden: forbidden."
+    form = row.find("form.retry-form")
     assert form.attrs["method"] == "post"
     assert form.attrs["action"] == "/notifications/7/retry/"
     assert form.attrs["hx-post"] == "/notifications/7/retry/"
     assert form.attrs["hx-target"] == "closest li"
-    button = form.find("button.retry")
-    assert button.text == "Retry"
+    assert form.find("button.retry").text == "Retry"
     assert not row.find_all(".ntfy-id")
+    assert row.find("details.history").attrs["hx-get"] == "/notifications/7/attempts/"
 
 
-def test_retrying_row_shows_the_last_error_but_no_button():
-    row = render_row(Delivery(status="READY", attempts=1, last_error="NtfyUnavailable: 500."))
-    assert "NtfyUnavailable: 500." in row.find(".last-error").text
+def test_retrying_row_can_be_cancelled_but_not_retried():
+    raised = error("ntfy answered 500.", "messagecenter.ntfy.NtfyUnavailable")
+    row = render_row(delivery("SCHEDULED", attempts=1, last_error=raised))
     assert not row.find_all(".error")
     assert not row.find_all("button.retry")
-
-
-def test_expired_row_says_why():
-    row = render_row(Delivery(status="EXPIRED"))
-    assert "retention policy" in row.find(".note").text
-    assert not row.find_all("button.retry")
+    assert row.find("button.cancel").text == "Cancel"
 
 
 def test_row_escapes_what_users_typed():
@@ -115,7 +143,7 @@ def test_row_escapes_what_users_typed():
         ROW,
         {
             "notification": notification(message="<script>alert(1)</script>", title="<b>x</b>"),
-            "delivery": Delivery(status="READY"),
+            "delivery": delivery("READY"),
         },
     )
     assert "<script>" not in html
@@ -124,23 +152,23 @@ def test_row_escapes_what_users_typed():
 
 
 def test_row_keeps_unicode_and_lets_the_browser_pick_its_direction():
-    row = render_row(Delivery(status="READY"), title="שלום", message="مرحبا 👋🏽")
+    row = render_row(delivery("READY"), title="שלום", message="مرحبا 👋🏽")
     assert row.find(".notification__title").text == "שלום"
     assert row.find(".notification__title").attrs["dir"] == "auto"
     assert row.find(".notification__message").text == "مرحبا 👋🏽"
     assert row.find(".notification__message").attrs["dir"] == "auto"
 
 
-def test_row_shows_priority_schedule_and_tags():
+def test_row_shows_priority_and_tags_as_ntfy_does():
     row = render_row(
-        Delivery(status="READY"),
+        delivery("READY"),
         priority=Notification.Priority.URGENT,
-        deliver_at=dt.datetime(2025, 11, 22, 8, 0, tzinfo=dt.UTC),
-        tags=["warning", "skull"],
+        tags=["server", "warning", "skull"],
     )
     assert "Urgent priority" in row.text
-    assert "Scheduled for 22 Nov 2025, 08:00 UTC" in row.text
-    assert "Tags: warning, skull" in row.text
+    tags = row.find(".tags")
+    # Emoji first, as ntfy shows them; the name is there for screen readers.
+    assert [tag.text for tag in tags.find_all(".tag")] == ["⚠️warning", "💀skull", "server"]
 
 
 def test_form_partial_has_the_contracted_fields():

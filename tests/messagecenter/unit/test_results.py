@@ -1,22 +1,19 @@
-"""What a row shows of a delivery: the one-line error, labels, when polling stops."""
+"""What a row shows of a delivery: its state in words, errors plain and whole."""
 
 from __future__ import annotations
 
 import traceback
 
 import pytest
-from django.tasks import TaskResult
-from django.tasks import TaskResultStatus
-from django.tasks.base import TaskError
-from django.utils import timezone
 
 from dbtasks.exceptions import PermanentFailure
+from messagecenter.errors import one_line_error
+from messagecenter.errors import plain_error
 from messagecenter.ntfy import NtfyRejected
 from messagecenter.results import EXPIRED
-from messagecenter.results import Delivery
-from messagecenter.results import delivery_from_result
-from messagecenter.results import one_line_error
-from messagecenter.tasks import send_notification
+from tests.deliveries import AT
+from tests.deliveries import delivery
+from tests.deliveries import error
 
 
 def formatted(error: BaseException) -> str:
@@ -75,66 +72,80 @@ def test_one_line_error_is_bounded():
 
 
 @pytest.mark.parametrize(
-    ("status", "label", "finished"),
+    ("state", "label", "finished"),
     [
-        ("READY", "Ready", False),
+        ("SCHEDULED", "Scheduled", False),
+        ("READY", "Queued", False),
         ("RUNNING", "Running", False),
-        ("SUCCESSFUL", "Successful", True),
+        ("SUCCESSFUL", "Delivered", True),
         ("FAILED", "Failed", True),
+        ("CANCELLED", "Cancelled", True),
         (EXPIRED, "Expired", True),
     ],
 )
-def test_delivery_label_and_whether_it_is_finished(status, label, finished):
-    delivery = Delivery(status=status)
-    assert delivery.label == label
-    assert delivery.is_finished is finished
-    assert delivery.can_retry is (status == "FAILED")
+def test_delivery_label_and_whether_it_is_finished(state, label, finished):
+    shown = delivery(state)
+    assert shown.label == label
+    assert shown.is_finished is finished
+    assert shown.can_retry is (state in ("FAILED", "CANCELLED"))
+    assert shown.can_cancel is (state in ("SCHEDULED", "READY"))
 
 
 def test_delivery_is_retrying_after_a_failed_attempt():
-    assert Delivery(status="READY", attempts=1, last_error="X: y").is_retrying
-    assert not Delivery(status="READY").is_retrying
-    assert not Delivery(status="FAILED", last_error="X: y").is_retrying
+    failed = error("ntfy answered 500 Internal Server Error.", "messagecenter.ntfy.NtfyUnavailable")
+    assert delivery("SCHEDULED", attempts=1, last_error=failed).is_retrying
+    assert delivery("SCHEDULED", attempts=1, last_error=failed).label == "Retrying"
+    assert delivery("READY", attempts=1, last_error=failed).is_retrying
+    assert not delivery("READY").is_retrying
+    assert not delivery("RUNNING", attempts=2, last_error=failed).is_retrying
+    assert not delivery("FAILED", attempts=1, last_error=failed).is_retrying
 
 
-def make_result(status, *, errors=(), worker_ids=(), return_value=None):
-    now = timezone.now()
-    result = TaskResult(
-        task=send_notification,
-        id="1",
-        status=status,
-        enqueued_at=now,
-        started_at=now,
-        finished_at=now,
-        last_attempted_at=now,
-        args=[1],
-        kwargs={},
-        backend="default",
-        errors=list(errors),
-        worker_ids=list(worker_ids),
-    )
-    object.__setattr__(result, "_return_value", return_value)
-    return result
+def test_a_queued_delivery_with_no_worker_is_stalled():
+    assert delivery("READY", worker_running=False).is_stalled
+    assert not delivery("READY").is_stalled
+    assert not delivery("SCHEDULED", worker_running=False).is_stalled
 
 
-def test_delivery_from_a_successful_result():
-    result = make_result(
-        TaskResultStatus.SUCCESSFUL,
-        worker_ids=["w1", "w1"],
-        errors=[TaskError(exception_class_path="builtins.OSError", traceback="OSError: down\n")],
-        return_value={"id": "abc123", "time": 1, "topic": "t"},
-    )
-    assert delivery_from_result(result) == Delivery(
-        status="SUCCESSFUL", attempts=2, last_error="OSError: down", ntfy_id="abc123"
-    )
+def test_delivered_shows_ntfys_id_and_when():
+    shown = delivery("SUCCESSFUL", attempts=2, return_value={"id": "abc123", "time": 1})
+    assert shown.ntfy_id == "abc123"
+    assert shown.delivered_at == AT
+    assert delivery("FAILED", return_value={"id": "abc123"}).ntfy_id == ""
 
 
-def test_delivery_from_a_failed_result():
-    error = TaskError(
-        exception_class_path="dbtasks.exceptions.PermanentFailure",
-        traceback="dbtasks.exceptions.PermanentFailure: ntfy answered 403 Forbidden.\n",
-    )
-    result = make_result(TaskResultStatus.FAILED, worker_ids=["w1"], errors=[error])
-    assert delivery_from_result(result) == Delivery(
-        status="FAILED", attempts=1, last_error="PermanentFailure: ntfy answered 403 Forbidden."
-    )
+@pytest.mark.parametrize(
+    ("raised", "words"),
+    [
+        (
+            error("ntfy answered 403 Forbidden: forbidden."),
+            "The ntfy server refused the message: this topic may not be written to (HTTP 403).",
+        ),
+        (
+            error("ntfy answered 500 Internal Server Error.", "messagecenter.ntfy.NtfyUnavailable"),
+            "The ntfy server had a problem of its own (HTTP 500).",
+        ),
+        (
+            error("Cannot reach ntfy at http://x/: refused.", "messagecenter.ntfy.NtfyUnavailable"),
+            "The ntfy server could not be reached.",
+        ),
+        (
+            error("Notification 3 no longer exists."),
+            "The notification was deleted before it could be sent.",
+        ),
+        (
+            error("lost", "dbtasks.exceptions.WorkerLost"),
+            "The worker sending it stopped unexpectedly; it will be tried again.",
+        ),
+        (error("odd", "builtins.KeyError"), "Sending failed with an unexpected error (KeyError)."),
+    ],
+)
+def test_errors_in_plain_words(raised, words):
+    assert plain_error(raised) == words
+    assert delivery("FAILED", attempts=1, last_error=raised).error_summary == words
+
+
+def test_error_detail_is_the_whole_message():
+    long = error("ntfy answered 400 Bad Request: " + "x" * 1000)
+    detail = delivery("FAILED", attempts=1, last_error=long).error_detail
+    assert detail == "PermanentFailure: ntfy answered 400 Bad Request: " + "x" * 1000
