@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
-import httpx
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -234,6 +232,8 @@ def wait_for_http(url: str, service: Service, timeout: float = 30.0) -> None:
 
     ``timeout`` is stretched by TEST_TIMEOUT_FACTOR.
     """
+    import httpx  # not installed where only dbtasks is tested (make test-django52)
+
     timeout = patience(timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
