@@ -1,4 +1,4 @@
-"""Step 1 of the tour: the task backend that ``@task(...).enqueue()`` calls.
+"""Step 3 of the tour: the task backend that ``@task(...).enqueue()`` calls.
 
 ``enqueue()`` writes one ``DBTaskResult`` row in the caller's transaction, so
 a task enqueued inside ``transaction.atomic()`` exists only if that

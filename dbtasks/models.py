@@ -1,4 +1,4 @@
-"""Step 2 of the tour: the tables behind the backend.
+"""Step 3 of the tour: the tables behind the backend.
 
 - ``DBTaskResult``: one row per enqueued task. It carries what Django's
   ``TaskResult`` needs, plus ``available_after`` (when it may run next) and

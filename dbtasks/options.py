@@ -1,4 +1,4 @@
-"""Step 0 of the tour: the backend's OPTIONS, parsed and validated once.
+"""Step 6 of the tour: the backend's OPTIONS, parsed and validated once.
 
 ``parse_options()`` turns ``TASKS[alias]["OPTIONS"]`` into small frozen
 dataclasses. Everything else (the backend, the worker, the purge command, the

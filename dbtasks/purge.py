@@ -1,4 +1,4 @@
-"""Step 8 of the tour: delete old results, as the purge policy says.
+"""Step 9 of the tour: delete old results, as the purge policy says.
 
 One function does it for the three callers: the worker every
 ``purge.interval``, the recurring task ``dbtasks.tasks.purge_expired_results``

@@ -1,4 +1,4 @@
-"""What the page shows of a delivery: its state, attempts, errors in plain words, times.
+"""Step 7 of the tour: what the page shows of a delivery (its state, attempts, errors, times).
 
 Everything is read through dbtasks' public read API (``dbtasks.results``):
 ``deliveries_for()`` reads a page of notifications' results in one query

@@ -1,4 +1,4 @@
-"""The task: deliver one notification to ntfy, in a worker process.
+"""Step 1 of the tour: the task that delivers one notification to ntfy, in a worker.
 
 ``@task`` turns the function into a ``django.tasks.Task``; the views call
 ``send_notification.using(...).enqueue(notification.pk)`` and the page

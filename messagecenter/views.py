@@ -1,4 +1,4 @@
-"""The pages: send a notification, watch its delivery, retry a failed one.
+"""Steps 2 and 7 of the tour: send a notification, watch its delivery, retry a failed one.
 
 Each view answers htmx requests with a template partial
 (``messagecenter/index.html#notification-row``) and plain browser requests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -72,3 +73,111 @@ def test_the_help_block_is_the_commands_help():
 @pytest.mark.parametrize("command", ["make run", "make test"])
 def test_the_two_commands_are_there(command):
     assert f"\n{command}\n" in README
+
+
+# --- The tour ("Follow one notification through the code") --------------------
+
+STEP_CLAIM = re.compile(r"\bSteps? ((?:\d+)(?:(?:, | and )\d+)*) of the tour\b")
+CODE_FOLDERS = ("dbtasks", "messagecenter", "devtools", "bench")
+
+
+def section(text: str, title: str) -> str:
+    """The body of the ``## title`` section, up to the next ``## ``."""
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def tour_steps(text: str) -> dict[int, str]:
+    """Each numbered step of the README's tour, by its number."""
+    tour = section(text, "Follow one notification through the code")
+    parts = re.split(r"^(\d+)\. ", tour, flags=re.MULTILINE)
+    return {int(number): body for number, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def claimed_steps(path: Path) -> set[int]:
+    """The steps a module's docstring says it is ("Step 4 of the tour", "Steps 2 and 7 ...")."""
+    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+    return {
+        int(number)
+        for claim in STEP_CLAIM.findall(docstring)
+        for number in re.findall(r"\d+", claim)
+    }
+
+
+def modules_claiming_steps() -> dict[str, set[int]]:
+    modules = (path for folder in CODE_FOLDERS for path in (ROOT / folder).rglob("*.py"))
+    claims = {str(path.relative_to(ROOT)): claimed_steps(path) for path in modules}
+    return {module: steps for module, steps in claims.items() if steps}
+
+
+STEPS = tour_steps(README)
+CLAIMS = modules_claiming_steps()
+
+
+def test_the_tour_numbers_its_steps_in_order():
+    assert len(STEPS) >= 10
+    assert list(STEPS) == list(range(1, len(STEPS) + 1))
+
+
+@pytest.mark.parametrize("number", sorted(STEPS))
+def test_the_module_a_step_is_about_says_so(number):
+    modules = [target for target in relative_links(STEPS[number]) if target.endswith(".py")]
+    assert modules, f"Step {number} of the README's tour links no module"
+    assert number in CLAIMS.get(modules[0], set()), (
+        f"{modules[0]} is step {number} of the README's tour: its docstring should say "
+        f'"Step {number} of the tour"'
+    )
+
+
+@pytest.mark.parametrize("module", sorted(CLAIMS))
+def test_a_module_names_the_readme_step_that_links_it(module):
+    for number in sorted(CLAIMS[module]):
+        assert number in STEPS, f"{module} claims step {number}; the tour has {len(STEPS)}"
+        assert module in relative_links(STEPS[number]), (
+            f"{module} says it is step {number} of the tour, but the README's step "
+            f"{number} does not link it"
+        )
+
+
+def test_the_step_claims_are_found():
+    # Not vacuous: most steps' modules say which step they are.
+    assert len(CLAIMS) >= len(STEPS)
+
+
+def test_a_wrong_step_number_is_caught(tmp_path):
+    module = tmp_path / "mod.py"
+    module.write_text('"""Steps 2 and 12 of the tour: something."""\n')
+    assert claimed_steps(module) == {2, 12}
+    assert not set(claimed_steps(module)) <= set(STEPS)
+
+
+# --- Where things live -------------------------------------------------------
+
+
+def layout_rows() -> list[tuple[str, list[str]]]:
+    """(folder, the files its row names) for each row of the "Where things live" table."""
+    rows = []
+    for line in section(README, "Where things live").splitlines():
+        links = relative_links(line)
+        if line.startswith("| [") and links:
+            rows.append((links[0], re.findall(r"`([\w/]+\.py)`", line)))
+    return rows
+
+
+def test_where_things_live_names_every_dbtasks_package():
+    folders = {folder for folder, _ in layout_rows()}
+    packages = {
+        f"{path.parent.relative_to(ROOT)}/"
+        for path in (ROOT / "dbtasks").glob("*/__init__.py")
+        if path.parent.name != "migrations"
+    }
+    assert packages <= folders
+    assert "dbtasks/" in folders
+
+
+@pytest.mark.parametrize(("folder", "files"), layout_rows())
+def test_where_things_live_names_real_files(folder, files):
+    assert files
+    missing = [name for name in files if not (ROOT / folder / name).exists()]
+    assert missing == [], f"README's map says {folder} holds {missing}"

@@ -1,4 +1,4 @@
-"""The ops dashboard and the metrics endpoint (include ``dbtasks.urls`` to serve them).
+"""Step 10 of the tour: the ops dashboard and the metrics (include ``dbtasks.urls``).
 
 Both are invisible to whoever may not use them: a 404, as for a URL that
 does not exist, never a login redirect or a 403 that would reveal them.

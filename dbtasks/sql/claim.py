@@ -1,4 +1,4 @@
-"""Step 3 of the tour: a worker claims READY rows, atomically.
+"""Step 4 of the tour: a worker claims READY rows, atomically.
 
 One statement does it: an UPDATE that marks the best READY rows RUNNING for
 this worker and returns them. On Postgres the inner SELECT takes row locks

@@ -1,4 +1,4 @@
-"""Close a running attempt: the row's new state and its ``DBTaskAttempt``, all or nothing.
+"""Step 5 of the tour: close an attempt, the row's new state and its ``DBTaskAttempt`` together.
 
 The update is guarded by (status RUNNING, worker, attempt number): an attempt
 that someone else has closed already (lost-worker recovery, a shutdown, a

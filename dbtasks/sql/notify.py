@@ -1,4 +1,4 @@
-"""Both ends of Postgres LISTEN/NOTIFY: enqueues wake idle workers at once.
+"""Step 3 of the tour: both ends of Postgres LISTEN/NOTIFY, so enqueues wake idle workers.
 
 The sending end: ``NOTIFY`` is transactional, so Postgres delivers it when the
 enqueueing transaction commits, and never if it rolls back; a woken worker

@@ -1,7 +1,8 @@
-"""Step 8 of the tour: delete old results, as the purge policy says.
+"""Step 9 of the tour: the DELETE statements that purge old results.
 
-Used by ``manage.py dbtasks_purge`` and, every ``purge.interval``, by each
-worker. Deletes go in batches so a large purge never holds a long lock.
+``dbtasks.purge.purge_expired()`` calls them for the worker, the recurring
+task and ``manage.py dbtasks_purge``. Deletes go in batches so a large purge
+never holds a long lock.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Step 4 of the tour: run one claimed row and record how it ended.
+"""Step 5 of the tour: run one claimed row and record how it ended.
 
 ``execute()`` calls the task, then ``record_attempt()`` decides the outcome:
 the row's new state (SUCCESSFUL, FAILED, or READY again after a backoff) and
 a ``DBTaskAttempt`` with the error, written together by
-``attempts.close_attempt()``. The write is guarded by (status, worker,
+``dbtasks.sql.close.close_attempt()``. The write is guarded by (status, worker,
 attempt number), so an attempt that another worker has already closed (say,
 as ``WorkerLost``) is never overwritten.
 """

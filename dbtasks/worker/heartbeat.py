@@ -1,4 +1,4 @@
-"""A worker's row in ``DBWorker``: written at start, refreshed while it lives, removed at exit.
+"""Step 8 of the tour: a worker's ``DBWorker`` row, written at start, refreshed, removed at exit.
 
 Lost-worker recovery (``recovery.py``) trusts a worker whose heartbeat is
 younger than ``heartbeat_timeout``. The heartbeat runs in its own thread, so

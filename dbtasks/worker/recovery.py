@@ -1,4 +1,4 @@
-"""Step 6 of the tour: close the attempts of workers that died.
+"""Step 8 of the tour: close the attempts of workers that died.
 
 A worker killed with SIGKILL (or whose machine vanished) cannot say so. Every
 worker heartbeats into ``DBWorker``; any worker may close the RUNNING
