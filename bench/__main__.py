@@ -1,9 +1,9 @@
-"""``python -m bench``: every arm, every figure, one run (issue #6).
+"""``python -m bench``: every arm, every figure, one run.
 
 Runs the figures one after the other; within a figure, each round measures
 every arm once, starting with a different arm each round. Prints a table of
 medians (min-max over the rounds) with each arm's ratio to dbtasks on the
-same store, checks the issue's targets, and writes the raw numbers to
+same store, checks the performance targets, and writes the raw numbers to
 ``bench/results/<timestamp>.json``. See docs/performance.md.
 
     python -m bench                      # everything (make bench)
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         print("\n(--quick: smaller sizes than the labels say, one round; see params in the JSON.)")
     print("\n" + table(results, figures))
-    print("### Targets (issue #6)\n")
+    print("### Performance targets\n")
     print(targets_table([t for t in results["targets"] if t["met"] is not None]))
     during = results["load"]["during"]
     print(

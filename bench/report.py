@@ -117,7 +117,7 @@ def table(results: dict[str, Any], modules: Sequence[ModuleType]) -> str:
     return "\n".join(lines)
 
 
-# --- Targets (issue #6) -----------------------------------------------------------
+# --- Performance targets ---------------------------------------------------------
 
 
 def med(results: dict[str, Any], figure: str, metric: str, arm: str) -> float | None:
@@ -139,7 +139,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Evaluate every target of issue #6 from the medians of this run."""
+    """Evaluate every performance target from the medians of this run."""
     out = []
     for store in ("sqlite", "postgres"):
         for workers in (1, 2):

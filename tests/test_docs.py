@@ -181,3 +181,42 @@ def test_where_things_live_names_real_files(folder, files):
     assert files
     missing = [name for name in files if not (ROOT / folder / name).exists()]
     assert missing == [], f"README's map says {folder} holds {missing}"
+
+
+# --- No internal work items ---------------------------------------------------
+
+WORK_ITEM = re.compile(r"\b(?:issues?|tickets?|work items?|PR)\s*#?\d+", re.IGNORECASE)
+TEXT_SUFFIXES = {".py", ".md", ".html", ".js", ".css", ".toml", ".yml", ".txt", ".in", ""}
+
+
+def project_text_files() -> list[Path]:
+    roots = [ROOT / name for name in ("dbtasks", "messagecenter", "devtools", "bench", "docs")]
+    roots += [ROOT / name for name in ("tests", "templates", ".ci", "requirements")]
+    files = [path for root in roots for path in root.rglob("*") if path.is_file()]
+    files += [ROOT / name for name in ("README.md", "Makefile", "pyproject.toml", "Dockerfile")]
+    return [
+        path
+        for path in files
+        if path.suffix in TEXT_SUFFIXES
+        and not path.name.endswith(".min.js")
+        and not {"__pycache__", "results"} & set(path.relative_to(ROOT).parts)
+        and path != Path(__file__)  # its samples below
+    ]
+
+
+def test_no_reference_to_an_issue_number():
+    # Code and docs say the thing itself, never "see issue 6".
+    files = project_text_files()
+    assert len(files) > 100
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group()}"
+        for path in files
+        for match in WORK_ITEM.finditer(path.read_text(errors="replace"))
+    ]
+    assert found == []
+
+
+def test_an_issue_number_would_be_found():
+    assert WORK_ITEM.search("Targets (issue #6)")
+    assert WORK_ITEM.search("see Issue 12")
+    assert not WORK_ITEM.search("Your order #1042 has shipped")

@@ -60,7 +60,7 @@ def test_claim_start_and_finish_of_a_first_attempt(transactional_db):
     assert len(statements) == STATEMENTS_PER_TASK[connection.vendor], statements
     if connection.vendor == "postgresql":
         assert statements == ["UPDATE", "WITH"]
-        assert len(statements) <= 3  # issue #2's budget
+        assert len(statements) <= 3  # the budget: three statements per task at most
 
 
 def test_a_retry_reads_the_history_once_more(transactional_db):
