@@ -143,3 +143,7 @@ class DBWorkerAdmin(ReadOnlyAdminMixin, WorkerAdmin):
     list_filter = ["backend_name", "hostname"]
     search_fields = ["worker_id", "hostname"]
     readonly_fields = [field.name for field in DBWorker._meta.fields]
+
+
+# Workflows have their own admin, beside their models (dbtasks/workflows/).
+from dbtasks.workflows import admin as workflows_admin  # noqa: E402, F401

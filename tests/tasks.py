@@ -141,3 +141,14 @@ def tally(outcomes: list[dict[str, Any]], key: str) -> dict[str, list[str]]:
     for outcome in outcomes:
         by_status.setdefault(outcome["status"], []).append(outcome["id"])
     return by_status
+
+
+@task
+def record_step(previous: str, key: str, expected: str) -> str:
+    """A chain step: check it received the previous step's value, count the run in TaskRun."""
+    from tests.testapp.models import TaskRun
+
+    if previous != expected:
+        raise ValueError(f"step {key} received {previous!r}, not {expected!r}")
+    TaskRun.objects.create(key=key, pid=os.getpid())
+    return key

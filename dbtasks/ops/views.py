@@ -42,6 +42,8 @@ from dbtasks.ops.throughput import throughput
 from dbtasks.ops.window import WINDOW
 from dbtasks.ops.workers import live_workers
 from dbtasks.ops.workers import running_tasks
+from dbtasks.ops.workflows import latest_workflows
+from dbtasks.ops.workflows import unfinished_workflows
 
 # Seconds between the dashboard's refreshes.
 POLL_SECONDS = 5
@@ -100,7 +102,7 @@ def chosen_backend(request: HttpRequest) -> tuple[DatabaseBackend, list[str]]:
 
 
 def panels_context(backend: DatabaseBackend) -> dict[str, Any]:
-    """Everything the panels show: five queries, however many rows the tables hold."""
+    """Everything the panels show: seven queries, however many rows the tables hold."""
     now = timezone.now()
     queues = queue_summaries(backend, now=now)
     workers = live_workers(backend, now=now)
@@ -129,6 +131,8 @@ def panels_context(backend: DatabaseBackend) -> dict[str, Any]:
         # RUNNING rows whose worker stopped heartbeating: recovery will close them.
         "orphans": [task for task in running if task.worker_id not in live_ids],
         "failures": latest_failures(backend),
+        "unfinished_workflows": unfinished_workflows(backend),
+        "workflows": latest_workflows(backend),
         "heartbeat_timeout_text": format_duration(backend.config.heartbeat_timeout),
     }
 

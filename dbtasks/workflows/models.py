@@ -71,6 +71,14 @@ class DBWorkflowMember(models.Model):
                 fields=["workflow", "position"], name="dbtasks_workflow_position_unique"
             )
         ]
+        indexes = [
+            # The dashboard's count of unfinished workflows, however many have finished.
+            models.Index(
+                fields=["workflow"],
+                condition=models.Q(settled=False),
+                name="dbtasks_member_unsettled_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"member {self.position} of workflow {self.workflow_id} (task {self.result_id})"

@@ -352,8 +352,9 @@ def test_other_dbtasks_backends_are_selectable(staff_client, settings, db):
 
 # --- Cost -------------------------------------------------------------------
 
-# Session and user (2) + queues, workers, running tasks, throughput, failures (5).
-DASHBOARD_QUERIES = 7
+# Session and user (2) + queues, workers, running tasks, throughput, failures (5)
+# + unfinished workflows and the latest ones (2).
+DASHBOARD_QUERIES = 9
 
 
 @pytest.mark.parametrize("url", [OPS, PANELS])

@@ -34,6 +34,7 @@ import random
 import signal
 import time
 from collections import Counter
+from itertools import pairwise
 
 import pytest
 from django.db import connection
@@ -41,9 +42,11 @@ from django.db import transaction
 from django.db.models import Count
 from django.db.models import Sum
 
+from dbtasks import workflows
 from dbtasks.compat import TaskResultStatus
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.workflows.models import DBWorkflowMember
 from tests import tasks
 from tests.testapp.models import TaskRun
 
@@ -89,13 +92,13 @@ def pick_a_busy_worker(alive, schedule, patience=2.0):
         time.sleep(0.02)
 
 
-def test_killed_workers_lose_no_task(start_worker):
-    keys = [f"chaos-{n}" for n in range(TASKS)]
-    with transaction.atomic():
-        for n, key in enumerate(keys):
-            tasks.record_run.enqueue(key, (5 + n % 16) / 1000)
+def drain_under_kills(start_worker, seed: int) -> tuple[dict[int, int], float]:
+    """Run WORKERS workers until every task is SUCCESSFUL, SIGKILLing one every 1-2 s.
 
-    schedule = random.Random(20261121)
+    Each killed worker is replaced by a fresh one, KILLS times. Return the
+    killed pids (with how many tasks each was running) and the seconds it took.
+    """
+    schedule = random.Random(seed)
     started_at = time.monotonic()
     alive = []
     killed: dict[int, int] = {}  # pid -> tasks it was running when killed
@@ -127,7 +130,16 @@ def test_killed_workers_lose_no_task(start_worker):
         killed[victim.pid] = running
         alive.remove(victim)
         start_one()
-    elapsed = time.monotonic() - started_at
+    return killed, time.monotonic() - started_at
+
+
+def test_killed_workers_lose_no_task(start_worker):
+    keys = [f"chaos-{n}" for n in range(TASKS)]
+    with transaction.atomic():
+        for n, key in enumerate(keys):
+            tasks.record_run.enqueue(key, (5 + n % 16) / 1000)
+
+    killed, elapsed = drain_under_kills(start_worker, seed=20261121)
 
     # Every task succeeded; nothing is left running or waiting.
     assert DBTaskResult.objects.count() == TASKS
@@ -166,4 +178,90 @@ def test_killed_workers_lose_no_task(start_worker):
         f"({lost_from_killed} of killed workers, {len(lost) - lost_from_killed} of live "
         f"workers presumed lost); {len(duplicated)} tasks ran more than once, "
         f"{duplicates} duplicate runs; {TaskRun.objects.count()} runs in all"
+    )
+
+
+CHORDS = 150
+CHORD_MEMBERS = 8
+CHAINS = 50
+CHAIN_STEPS = 4
+
+
+def test_killed_workers_complete_every_workflow_once(start_worker):
+    """SIGKILLs while chords complete: every callback is released once, after all its members.
+
+    A member's finish and the release of its callback commit together; a
+    worker killed between them loses both, and lost-worker recovery closes
+    the attempt (retried) later. So: every callback runs (none waits for
+    ever), receives each member's outcome once, starts after its last
+    member finished, and runs again only where a kill interrupted its own
+    run (at-least-once, like any task). Chains run their steps in order,
+    each receiving the previous one's value.
+    """
+    chords, chains = [], []
+    with transaction.atomic():
+        for n in range(CHORDS):
+            members = [
+                workflows.call(tasks.record_run, f"chord-{n}-{m}", (5 + m % 16) / 1000)
+                for m in range(CHORD_MEMBERS)
+            ]
+            callback = workflows.call(tasks.tally, f"chord-{n}")
+            chords.append(workflows.group(members, then=callback).enqueue())
+        for n in range(CHAINS):
+            keys = [f"chain-{n}-{s}" for s in range(CHAIN_STEPS)]
+            steps = [workflows.call(tasks.record_run, keys[0], 0.005)]
+            steps += [
+                workflows.call(tasks.record_step, key, expected=previous)
+                for previous, key in pairwise(keys)
+            ]
+            chains.append(workflows.chain(*steps).enqueue())
+
+    killed, elapsed = drain_under_kills(start_worker, seed=20261130)
+
+    total = CHORDS * (CHORD_MEMBERS + 1) + CHAINS * CHAIN_STEPS
+    assert DBTaskResult.objects.count() == total
+    assert not DBTaskResult.objects.exclude(status=TaskResultStatus.SUCCESSFUL).exists()
+    runs = dict(TaskRun.objects.values_list("key").annotate(runs=Count("id")))
+    lost_runs = Counter(
+        DBTaskAttempt.objects.filter(exception_class_path=WORKER_LOST).values_list(
+            "result_id", flat=True
+        )
+    )
+    successes = Counter(
+        DBTaskAttempt.objects.filter(outcome=DBTaskAttempt.Outcome.SUCCESSFUL).values_list(
+            "result_id", flat=True
+        )
+    )
+    assert set(successes.values()) == {1}  # every task, callbacks included, succeeded once
+
+    for n, chord in enumerate(chords):
+        chord = chord.refresh()
+        members, callback = chord.results[:-1], chord.last
+        # Released once: its outcomes were prepended to its arguments once.
+        assert len(callback.args) == 2
+        outcomes, key = callback.args
+        assert key == f"chord-{n}"
+        assert [o["id"] for o in outcomes] == [m.id for m in members]
+        assert {o["status"] for o in outcomes} == {"SUCCESSFUL"}
+        assert callback.started_at >= max(member.finished_at for member in members)
+        # It ran once, plus once more for each run of it a kill interrupted.
+        assert 1 <= runs[key] <= 1 + lost_runs[int(callback.id)]
+        for m, member in enumerate(members):
+            assert 1 <= runs[f"chord-{n}-{m}"] <= 1 + lost_runs[int(member.id)]
+    for n, chain in enumerate(chains):
+        results = chain.refresh().results
+        assert [r.return_value for r in results] == [f"chain-{n}-{s}" for s in range(CHAIN_STEPS)]
+        for before, after in pairwise(results):
+            assert after.started_at >= before.finished_at
+
+    assert not DBWorkflowMember.objects.filter(settled=False).exists()
+    assert not DBWorkflowMember.objects.filter(waiting_for__gt=0).exists()
+    assert len(killed) >= 3, f"only {len(killed)} kills: the workflows finished too fast to test"
+    callbacks_lost = sum(lost_runs[int(chord.last.id)] for chord in chords)
+    print(  # noqa: T201 - the figures docs/reliability.md quotes
+        f"\nworkflow chaos on {connection.vendor}: {CHORDS} chords of {CHORD_MEMBERS} and "
+        f"{CHAINS} chains of {CHAIN_STEPS} ({total} tasks), {len(killed)} SIGKILLs "
+        f"({sum(killed.values())} tasks running at the kills) in {elapsed:.1f}s; "
+        f"{sum(lost_runs.values())} attempts closed as WorkerLost ({callbacks_lost} of callbacks); "
+        f"every callback released once"
     )

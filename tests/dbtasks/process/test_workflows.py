@@ -1,0 +1,105 @@
+"""Workflows run by real worker processes: every callback once, every chain in order."""
+
+from __future__ import annotations
+
+import time
+from itertools import pairwise
+
+import pytest
+from django.db import transaction
+from django.db.models import Count
+from django.db.models import Max
+
+from dbtasks import workflows
+from dbtasks.compat import TaskResultStatus
+from dbtasks.models import DBTaskResult
+from dbtasks.workflows.models import DBWorkflowMember
+from tests import tasks
+from tests.testapp.models import TaskRun
+
+pytestmark = [pytest.mark.process, pytest.mark.slow]
+
+WORKERS = 3
+CHORDS = 30
+MEMBERS = 5
+CHAINS = 10
+STEPS = 4
+DEADLINE = 120
+
+
+def enqueue_workflows():
+    """CHORDS groups with a callback, CHAINS chains and one chain that fails at its first step."""
+    chords, chains = [], []
+    with transaction.atomic():
+        for n in range(CHORDS):
+            members = [
+                workflows.call(tasks.record_run, f"chord-{n}-{m}", 0.01) for m in range(MEMBERS)
+            ]
+            chords.append(
+                workflows.group(members, then=workflows.call(tasks.tally, f"chord-{n}")).enqueue()
+            )
+        for n in range(CHAINS):
+            keys = [f"chain-{n}-{s}" for s in range(STEPS)]
+            steps = [workflows.call(tasks.record_run, keys[0])]
+            steps += [
+                workflows.call(tasks.record_step, key, expected=previous)
+                for previous, key in pairwise(keys)
+            ]
+            chains.append(workflows.chain(*steps).enqueue())
+        failing = workflows.chain(tasks.fails_permanently, tasks.noop, tasks.noop).enqueue()
+    return chords, chains, failing
+
+
+def test_real_workers_run_each_callback_once_after_its_members(start_worker):
+    chords, chains, failing = enqueue_workflows()
+    started = time.monotonic()
+    workers = [start_worker("--threads", "2", log_level="WARNING") for _ in range(WORKERS)]
+
+    unfinished = DBTaskResult.objects.unfinished()
+    while unfinished.exists():
+        assert time.monotonic() - started < DEADLINE, (
+            f"{unfinished.count()} tasks never finished: "
+            f"{list(unfinished.values_list('id', 'status')[:10])}"
+        )
+        time.sleep(0.1)
+    assert all(worker.running for worker in workers)
+
+    runs = dict(TaskRun.objects.values_list("key").annotate(runs=Count("id")))
+    for n, chord in enumerate(chords):
+        chord = chord.refresh()
+        callback = chord.last
+        assert [r.status for r in chord.results] == [TaskResultStatus.SUCCESSFUL] * (MEMBERS + 1)
+        assert runs[f"chord-{n}"] == 1  # the callback ran once
+        assert callback.args == [
+            [
+                {
+                    "id": member.id,
+                    "task": "tests.tasks.record_run",
+                    "status": "SUCCESSFUL",
+                    "return_value": f"chord-{n}-{m}",
+                    "error": None,
+                    "exception_class_path": None,
+                }
+                for m, member in enumerate(chord.results[:MEMBERS])
+            ],
+            f"chord-{n}",
+        ]
+        last_member_finished = max(member.finished_at for member in chord.results[:MEMBERS])
+        assert callback.started_at >= last_member_finished
+    for n, chain in enumerate(chains):
+        results = chain.refresh().results
+        assert [r.return_value for r in results] == [f"chain-{n}-{s}" for s in range(STEPS)]
+        for before, after in pairwise(results):
+            assert after.started_at >= before.finished_at
+    assert all(count == 1 for count in runs.values())
+
+    first, *rest = failing.refresh().results
+    assert first.status == TaskResultStatus.FAILED
+    for step in rest:
+        assert step.status == TaskResultStatus.FAILED
+        assert step.attempts == 0
+        assert "tests.tasks.fails_permanently" in step.errors[0].traceback
+
+    # Every member's finish was counted once, and nothing waits any more.
+    assert not DBWorkflowMember.objects.filter(settled=False).exists()
+    assert DBWorkflowMember.objects.aggregate(Max("waiting_for"))["waiting_for__max"] == 0
