@@ -201,12 +201,12 @@ def test_killed_workers_complete_every_workflow_once(start_worker):
     chords, chains = [], []
     with transaction.atomic():
         for n in range(CHORDS):
-            members = [
+            calls = [
                 workflows.call(tasks.record_run, f"chord-{n}-{m}", (5 + m % 16) / 1000)
                 for m in range(CHORD_MEMBERS)
             ]
-            callback = workflows.call(tasks.tally, f"chord-{n}")
-            chords.append(workflows.group(members, then=callback).enqueue())
+            report = workflows.call(tasks.tally, f"chord-{n}")
+            chords.append(workflows.group(calls, then=report).enqueue())
         for n in range(CHAINS):
             keys = [f"chain-{n}-{s}" for s in range(CHAIN_STEPS)]
             steps = [workflows.call(tasks.record_run, keys[0], 0.005)]
@@ -236,22 +236,27 @@ def test_killed_workers_complete_every_workflow_once(start_worker):
 
     for n, chord in enumerate(chords):
         chord = chord.refresh()
-        members, callback = chord.results[:-1], chord.last
+        finished, callback = chord.results[:-1], chord.last
         # Released once: its outcomes were prepended to its arguments once.
         assert len(callback.args) == 2
         outcomes, key = callback.args
         assert key == f"chord-{n}"
-        assert [o["id"] for o in outcomes] == [m.id for m in members]
+        assert [o["id"] for o in outcomes] == [member.id for member in finished]
         assert {o["status"] for o in outcomes} == {"SUCCESSFUL"}
-        assert callback.started_at >= max(member.finished_at for member in members)
+        finish_times = [member.finished_at for member in finished if member.finished_at]
+        assert callback.started_at is not None
+        assert len(finish_times) == CHORD_MEMBERS
+        assert callback.started_at >= max(finish_times)
         # It ran once, plus once more for each run of it a kill interrupted.
         assert 1 <= runs[key] <= 1 + lost_runs[int(callback.id)]
-        for m, member in enumerate(members):
+        for m, member in enumerate(finished):
             assert 1 <= runs[f"chord-{n}-{m}"] <= 1 + lost_runs[int(member.id)]
     for n, chain in enumerate(chains):
         results = chain.refresh().results
         assert [r.return_value for r in results] == [f"chain-{n}-{s}" for s in range(CHAIN_STEPS)]
         for before, after in pairwise(results):
+            assert after.started_at is not None
+            assert before.finished_at is not None
             assert after.started_at >= before.finished_at
 
     assert not DBWorkflowMember.objects.filter(settled=False).exists()
