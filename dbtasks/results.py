@@ -26,7 +26,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import TypedDict
+from typing import cast
 
 from django.db.models import BigIntegerField
 from django.db.models import Case
@@ -53,6 +56,9 @@ from dbtasks.compat import task_backends
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 class State(enum.StrEnum):
@@ -117,11 +123,17 @@ class ResultSummary:
 
 def get_backend(backend: DatabaseBackend | str = "default") -> DatabaseBackend:
     """Return the dbtasks backend with this alias (or the one given)."""
-    if isinstance(backend, str):
-        backend = task_backends[backend]  # type: ignore[assignment]
-    if not isinstance(backend, DatabaseBackend):
-        raise TypeError(f"{backend!r} is not a dbtasks DatabaseBackend.")
-    return backend
+    found = task_backends[backend] if isinstance(backend, str) else backend
+    if not isinstance(found, DatabaseBackend):
+        raise TypeError(f"{found!r} is not a dbtasks DatabaseBackend.")
+    return found
+
+
+class LatestFailure(TypedDict):
+    """What ``get_results()`` annotates each row with: its latest failed attempt."""
+
+    error_class: str | None
+    error_traceback: str | None
 
 
 def _latest_failure() -> QuerySet[DBTaskAttempt]:
@@ -194,11 +206,14 @@ def state_of(row: DBTaskResult, now: datetime) -> State:
 def _summary(
     row: DBTaskResult, backend: DatabaseBackend, now: datetime, history: list[Attempt] | None
 ) -> ResultSummary:
+    # get_results() annotated the row with its latest failure; django-stubs
+    # loses annotate()'s type when a custom QuerySet's rows are iterated.
+    failure = cast("WithAnnotations[DBTaskResult, LatestFailure]", row)
     last_error = None
-    if row.error_class:  # type: ignore[attr-defined]
+    if failure.error_class:
         last_error = TaskError(
-            exception_class_path=row.error_class,  # type: ignore[attr-defined]
-            traceback=row.error_traceback or "",  # type: ignore[attr-defined]
+            exception_class_path=failure.error_class,
+            traceback=failure.error_traceback or "",
         )
     cancellation = row.cancellation_errors()
     if cancellation:

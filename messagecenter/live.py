@@ -57,7 +57,8 @@ def _progress_query() -> QuerySet[Notification, tuple[int, str | None, datetime 
         backend=send_notification.backend,
         task=send_notification,
     )
-    # (The annotations are invisible to type checkers: the cast says what they are.)
+    # django-stubs cannot see the annotations with_progress() adds (hence the
+    # ignore: it takes "progress" for an unknown field); the cast says what they are.
     return cast(
         "QuerySet[Notification, tuple[int, str | None, datetime | None]]",
         annotated.values_list("pk", "progress", "progress_due"),  # type: ignore[misc]

@@ -139,9 +139,9 @@ class NtfyStandIn:
         self._next_replies: collections.deque[Reply] = collections.deque()
         self._default_reply = Reply()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), _Handler)
+        self._server = _Server((host, port), _Handler)
         self._server.daemon_threads = True
-        self._server.stand_in = self  # type: ignore[attr-defined]
+        self._server.stand_in = self
         self._thread: threading.Thread | None = None
 
     # --- Where it listens -----------------------------------------------------
@@ -284,13 +284,18 @@ def ntfy_error(status: int) -> dict[str, Any]:
     return {"code": status * 100 + 1, "http": status, "error": phrase}
 
 
+class _Server(ThreadingHTTPServer):
+    stand_in: NtfyStandIn  # what its handlers answer for
+
+
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server
     server_version = "ntfy-stand-in"
     protocol_version = "HTTP/1.1"
 
     @property
     def stand_in(self) -> NtfyStandIn:
-        return self.server.stand_in  # type: ignore[attr-defined]
+        return self.server.stand_in
 
     def do_GET(self) -> None:
         if self.path == f"{CONTROL_PREFIX}requests":

@@ -28,19 +28,21 @@ from dbtasks.workflows.reading import WorkflowResult
 
 def backend_of(members: list[Planned]) -> DatabaseBackend:
     """The members' backend; all must be dbtasks backends on one database."""
-    backends = {member.call.task.get_backend() for member in members}
-    for backend in backends:
+    backends: set[DatabaseBackend] = set()
+    for member in members:
+        backend = member.call.task.get_backend()
         if not isinstance(backend, DatabaseBackend):
             raise InvalidTask(
                 f"Workflow members must use a dbtasks DatabaseBackend; "
                 f"{backend.alias!r} is a {type(backend).__name__}."
             )
-    databases = {backend.db_alias for backend in backends}  # type: ignore[attr-defined]
+        backends.add(backend)
+    databases = {backend.db_alias for backend in backends}
     if len(databases) > 1:
         raise InvalidTask(
             f"Workflow members must share one database; their backends use {sorted(databases)}."
         )
-    return next(iter(sorted(backends, key=lambda backend: backend.alias)))  # type: ignore[return-value]
+    return next(iter(sorted(backends, key=lambda backend: backend.alias)))
 
 
 def enqueue(members: list[Planned], *, name: str) -> WorkflowResult:

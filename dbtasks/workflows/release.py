@@ -27,6 +27,7 @@ from typing import Any
 from django.db.models import F
 from django.utils import timezone
 
+from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import task_backends
 from dbtasks.models import BLOCKED
 from dbtasks.models import FAILED
@@ -79,7 +80,8 @@ def release(db: str, result_id: int) -> None:
     )
     if released:
         backend = task_backends[row.backend_name]
-        backend.notify_workers(row.queue_name)  # type: ignore[attr-defined]
+        if isinstance(backend, DatabaseBackend):  # as enqueue checked; else workers poll
+            backend.notify_workers(row.queue_name)
 
 
 def failed_step(previous: DBTaskResult | None, member: DBWorkflowMember) -> str:

@@ -135,7 +135,7 @@ def test_chains_inside_a_group_and_a_step_after_the_callback(transactional_db):
 
 def test_building_refuses_what_is_not_a_task():
     with pytest.raises(TypeError, match="must be a task"):
-        workflows.chain(tasks.add, 3)  # type: ignore[arg-type]
+        workflows.chain(tasks.add, 3)  # type: ignore[arg-type]  # the mistake under test
     with pytest.raises(ValueError, match="at least one"):
         workflows.group([], then=tasks.noop)
     with pytest.raises(ValueError, match="at least one"):
