@@ -80,7 +80,9 @@ def start_worker(transactional_db, tmp_path):
     url = database_url()
     sessions_before = other_sessions() if connection.vendor == "postgresql" else set()
 
-    def start(*args: str, options: dict[str, object] | None = None, log_level: str = "INFO") -> WorkerProcess:
+    def start(
+        *args: str, options: dict[str, object] | None = None, log_level: str = "INFO"
+    ) -> WorkerProcess:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": settings_module(),
