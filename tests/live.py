@@ -53,6 +53,11 @@ def timeout_factor() -> float:
     return factor
 
 
+# The longest a process may take to start and reach the point a test waits
+# for, on a loaded two-core machine (a passing run takes a few seconds).
+STARTUP_TIMEOUT = 120.0
+
+
 def patience(seconds: float) -> float:
     """``seconds`` stretched by TEST_TIMEOUT_FACTOR."""
     return seconds * timeout_factor()
@@ -156,7 +161,7 @@ class Service:
         assert self.process is not None
         self.process.send_signal(sig)
 
-    def wait(self, timeout: float = 30.0) -> int:
+    def wait(self, timeout: float = 60.0) -> int:
         """Wait for the process to exit by itself; return its exit code."""
         assert self.process is not None
         try:
@@ -227,7 +232,7 @@ def start_worker(env: dict[str, str], log: Path, *args: str) -> Service:
     return Service(f"worker {' '.join(args)}".strip(), argv, env, log).start()
 
 
-def wait_for_http(url: str, service: Service, timeout: float = 30.0) -> None:
+def wait_for_http(url: str, service: Service, timeout: float = STARTUP_TIMEOUT) -> None:
     """Wait until ``url`` answers below 500; raise ServiceFailed with the log if not.
 
     ``timeout`` is stretched by TEST_TIMEOUT_FACTOR.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from typing import Any
 
@@ -85,6 +86,20 @@ def record_run(key: str, seconds: float = 0) -> str:
     TaskRun.objects.create(key=key, pid=os.getpid())
     if seconds:
         time.sleep(seconds)
+    return key
+
+
+# Set by a test to let blocks_until_released() return (workers in this process only).
+RELEASE = threading.Event()
+
+
+@task
+def blocks_until_released(key: str) -> str:
+    """Count this run in TaskRun, then wait until the test sets RELEASE (five minutes at most)."""
+    from tests.testapp.models import TaskRun
+
+    TaskRun.objects.create(key=key, pid=os.getpid())
+    RELEASE.wait(300)
     return key
 
 

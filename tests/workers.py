@@ -21,6 +21,7 @@ import pytest
 from django.db import connection
 
 from dbtasks.models import DBWorker
+from tests.live import STARTUP_TIMEOUT
 from tests.live import Service
 from tests.live import manage
 from tests.live import wait_until
@@ -59,7 +60,7 @@ class WorkerProcess(Service):
         self.args = args
         self.start()
 
-    def wait_registered(self, timeout: float = 30) -> DBWorker:
+    def wait_registered(self, timeout: float = STARTUP_TIMEOUT) -> DBWorker:
         """Wait until the worker has registered (its signal handlers are in place by then)."""
 
         def registered() -> DBWorker | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
@@ -18,6 +17,8 @@ from dbtasks.models import DBTaskResult
 from dbtasks.worker import EXIT_OK
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
+from tests.live import patience
+from tests.live import wait_until
 
 
 def default_backend() -> DatabaseBackend:
@@ -78,17 +79,35 @@ class Running:
         finally:
             connection.close()  # the main loop's connection, opened in this thread
 
-    def join(self, timeout: float = 15) -> int | None:
-        self.thread.join(timeout)
+    def join(self, timeout: float = 30) -> int | None:
+        self.thread.join(patience(timeout))
         assert not self.thread.is_alive(), "the worker did not stop"
         return self.code
 
 
-def wait_for_status(result, status, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while row_of(result).status != status:
-        assert time.monotonic() < deadline, f"task {result.id} never became {status}"
-        time.sleep(0.02)
+def wait_for_status(result, status, timeout: float = 30) -> None:
+    wait_until(
+        lambda: row_of(result).status == status,
+        timeout=timeout,
+        what=f"task {result.id} to become {status}",
+        interval=0.02,
+    )
+
+
+def has_started(result) -> bool:
+    """Whether the task's code has begun: tests.tasks.record_run records a TaskRun first thing.
+
+    A RUNNING status alone is not enough: a row claimed a moment before a stop
+    may not have reached its thread yet, and a stopping worker hands such a
+    row back unstarted (test_hand_back.py).
+    """
+    from tests.testapp.models import TaskRun
+
+    return TaskRun.objects.filter(key=result.args[0]).exists()
+
+
+def wait_until_started(result, timeout: float = 30) -> None:
+    wait_until(lambda: has_started(result), timeout=timeout, what=f"task {result.id} to start")
 
 
 def race[T](call: Callable[[], T], *, threads: int = 4) -> list[T]:
@@ -107,5 +126,5 @@ def race[T](call: Callable[[], T], *, threads: int = 4) -> list[T]:
     for thread in started:
         thread.start()
     for thread in started:
-        thread.join(timeout=30)
+        thread.join(timeout=patience(30))
     return returned

@@ -7,7 +7,6 @@ signal handler leads to; tests/dbtasks/process/test_shutdown.py sends real signa
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -19,18 +18,22 @@ from tests import tasks
 from tests.dbtasks.helpers import Running
 from tests.dbtasks.helpers import override_options
 from tests.dbtasks.helpers import row_of
-from tests.dbtasks.helpers import wait_for_status
+from tests.dbtasks.helpers import wait_until_started
+from tests.live import patience
+from tests.live import wait_until
 
 
 @pytest.fixture
 def start(transactional_db):
     started = []
+    tasks.RELEASE.clear()
 
     def start(**options):
         started.append(Running(**options))
         return started[-1]
 
     yield start
+    tasks.RELEASE.set()
     for running in started:
         running.worker.abandon.set()
         running.worker.request_stop()
@@ -38,13 +41,13 @@ def start(transactional_db):
     # Abandoned task threads finish their sleep before the database is flushed.
     for thread in threading.enumerate():
         if thread.name.startswith("dbtasks-task-"):
-            thread.join(timeout=10)
+            thread.join(timeout=patience(30))
 
 
 def test_a_stop_lets_the_running_task_finish_and_claims_nothing_more(start):
-    running_task = tasks.sleep_for.enqueue(1)
+    running_task = tasks.record_run.enqueue("finishes", seconds=1)
     waiting = start()
-    wait_for_status(running_task, TaskResultStatus.RUNNING)
+    wait_until_started(running_task)
     queued = tasks.noop.enqueue()
 
     waiting.worker.request_stop()
@@ -56,9 +59,9 @@ def test_a_stop_lets_the_running_task_finish_and_claims_nothing_more(start):
 
 
 def test_a_second_stop_gives_the_attempt_back_for_a_retry(start):
-    result = tasks.sleep_for.enqueue(2)
+    result = tasks.record_run.enqueue("given back", seconds=2)
     running = start()
-    wait_for_status(result, TaskResultStatus.RUNNING)
+    wait_until_started(result)
 
     running.worker.request_stop()
     running.worker.request_stop()
@@ -76,15 +79,14 @@ def test_a_second_stop_gives_the_attempt_back_for_a_retry(start):
 
 
 def test_when_the_grace_period_is_over_the_attempt_is_given_back(start):
-    result = tasks.sleep_for.enqueue(3)
+    result = tasks.blocks_until_released.enqueue("blocked")
     running = start(grace=0.3)
-    wait_for_status(result, TaskResultStatus.RUNNING)
+    wait_until_started(result)
 
-    stopped_at = time.monotonic()
     running.worker.request_stop()
 
+    # The task is blocked until the test ends: the worker did not wait for it.
     assert running.join() == EXIT_FORCED
-    assert time.monotonic() - stopped_at < 2.5  # did not wait for the 3 s task
     result.refresh()
     assert result.status == TaskResultStatus.READY
     assert result.errors[0].exception_class_path == "dbtasks.exceptions.WorkerShutdown"
@@ -92,9 +94,9 @@ def test_when_the_grace_period_is_over_the_attempt_is_given_back(start):
 
 def test_a_given_back_task_with_no_attempt_left_fails(start, settings):
     override_options(settings, max_attempts=1)
-    result = tasks.sleep_for.enqueue(2)
+    result = tasks.record_run.enqueue("no attempt left", seconds=2)
     running = start(grace=0)
-    wait_for_status(result, TaskResultStatus.RUNNING)
+    wait_until_started(result)
 
     running.worker.request_stop()
 
@@ -103,14 +105,11 @@ def test_a_given_back_task_with_no_attempt_left_fails(start, settings):
 
 
 def test_after_max_tasks_a_stop_starts_the_grace_period(start):
-    result = tasks.sleep_for.enqueue(3)
+    result = tasks.record_run.enqueue("max tasks", seconds=3)
     running = start(max_tasks=1, grace=0.2)
-    wait_for_status(result, TaskResultStatus.RUNNING)
+    wait_until_started(result)
     # The worker has stopped claiming (--max-tasks) and waits for the task...
-    deadline = time.monotonic() + 5
-    while not running.worker.stopping.is_set():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(running.worker.stopping.is_set, timeout=30, what="the worker to stop claiming")
     assert running.thread.is_alive()
 
     # ...until a stop request starts the grace period.

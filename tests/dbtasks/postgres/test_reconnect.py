@@ -47,7 +47,7 @@ def listening_again(killed):
     )
 
 
-def run_and_wait(key, timeout=15):
+def run_and_wait(key, timeout=30):
     result = tasks.record_run.enqueue(key)
     wait_until(
         lambda: row_of(result).status == TaskResultStatus.SUCCESSFUL,
@@ -69,13 +69,13 @@ def test_an_idle_worker_reconnects_and_goes_on(start_worker):
         assert terminate_worker_sessions() >= 3
         wait_until(
             lambda: listening_again(killed),  # noqa: B023 - called before the loop goes on
-            timeout=15,
+            timeout=30,
             what="the listener to reconnect",
         )
 
         # Picked up through NOTIFY (polling is every 30 s), on the first attempt:
         # the task thread found its connection dead before the task ran.
-        row = run_and_wait(f"after-{round_}", timeout=10)
+        row = run_and_wait(f"after-{round_}")
         assert row.attempt_count == 1
         assert worker.running
 
@@ -94,10 +94,10 @@ def test_a_busy_worker_reconnects_between_tasks(start_worker):
     for done in (5, 15, 25):
         # Pull the plug while it works its way through the queue.
         # The lambda is called before the loop goes on.
-        wait_until(lambda: succeeded() >= done, timeout=30, what=f"{done} tasks")  # noqa: B023
+        wait_until(lambda: succeeded() >= done, timeout=60, what=f"{done} tasks")  # noqa: B023
         assert terminate_worker_sessions() >= 3
 
-    wait_until(lambda: succeeded() == len(results), timeout=45, what="every task to succeed")
+    wait_until(lambda: succeeded() == len(results), timeout=90, what="every task to succeed")
     assert worker.running
     # Every task ran to success: one whose own query met a killed connection
     # was retried (max_attempts 3), none was lost.

@@ -12,6 +12,7 @@ from django.utils import timezone
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.claim import claim
 from tests import tasks
+from tests.live import patience
 
 
 def claim_for(worker_id, limit):
@@ -36,21 +37,21 @@ def test_a_row_locked_by_a_claim_in_progress_is_skipped_not_waited_for(transacti
             with transaction.atomic():
                 held.extend(claim_for("slow", 1))
                 locked.set()
-                release.wait(10)
+                release.wait(patience(30))
         finally:
             connection.close()
 
     thread = threading.Thread(target=claim_and_hold_the_lock)
     thread.start()
     try:
-        assert locked.wait(10)
+        assert locked.wait(patience(30))
         with connection.cursor() as cursor:
             # Waiting for the lock would raise instead of hanging the test.
             cursor.execute("SET lock_timeout = '2s'")
         rows = claim_for("fast", 2)
     finally:
         release.set()
-        thread.join(10)
+        thread.join(patience(30))
         with connection.cursor() as cursor:
             cursor.execute("RESET lock_timeout")
 
@@ -79,7 +80,7 @@ def test_workers_claiming_at_once_never_get_the_same_row(transactional_db):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(patience(60))
 
     assert len(claimed) == 300
     assert set(claimed.values()) == {1}

@@ -11,6 +11,7 @@ from dbtasks.compat import TaskResultStatus
 from dbtasks.models import DBTaskAttempt
 from tests import tasks
 from tests.dbtasks.helpers import row_of
+from tests.live import STARTUP_TIMEOUT
 from tests.live import wait_until
 from tests.testapp.models import TaskRun
 
@@ -24,7 +25,7 @@ def kill_while_running(start_worker, result, **options):
     # The task records its run, then sleeps: kill it in the middle.
     wait_until(
         lambda: TaskRun.objects.filter(key="crash").exists(),
-        timeout=30,
+        timeout=STARTUP_TIMEOUT,
         what="the task to start",
     )
     assert row_of(result).status == TaskResultStatus.RUNNING
@@ -40,7 +41,7 @@ def test_a_killed_workers_task_is_retried_by_another_worker(start_worker):
     rescuer = start_worker("--id", "rescuer")
     wait_until(
         lambda: row_of(result).status == TaskResultStatus.SUCCESSFUL,
-        timeout=30,
+        timeout=STARTUP_TIMEOUT,
         what="the retry to succeed",
     )
 
@@ -72,7 +73,7 @@ def test_with_no_attempt_left_the_task_fails(start_worker):
     start_worker("--id", "rescuer", options={"max_attempts": 1})
     wait_until(
         lambda: row_of(result).status == TaskResultStatus.FAILED,
-        timeout=30,
+        timeout=STARTUP_TIMEOUT,
         what="the task to fail",
     )
 

@@ -46,7 +46,7 @@ def test_three_workers_enqueue_each_tick_once(start_worker):
     # and each one run once.
     wait_until(
         lambda: not results.exclude(status="SUCCESSFUL").exists(),
-        timeout=5,
+        timeout=30,
         what="every tick's task to finish",
     )
     assert Counter(TaskRun.objects.values_list("key", flat=True)) == {"tick": len(ticks)}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 
 from dbtasks.compat import TaskResultStatus
 from tests import tasks
+from tests.dbtasks.helpers import has_started
 from tests.dbtasks.helpers import row_of
+from tests.live import STARTUP_TIMEOUT as STARTUP
 from tests.live import wait_until
 from tests.testapp.models import TaskRun
 
@@ -19,26 +20,21 @@ SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGIN
 
 
 def running(result):
-    """The task's code has begun: it records a TaskRun first thing.
-
-    A RUNNING status alone is not enough: a row claimed a moment before the
-    signal may not have reached its thread yet, and a stopping worker hands
-    such a row back unstarted (tests/dbtasks/integration/test_hand_back.py).
-    """
+    """The task's code has begun (see has_started)."""
     assert row_of(result).status in {TaskResultStatus.READY, TaskResultStatus.RUNNING}
-    return TaskRun.objects.filter(key=result.args[0]).exists()
+    return has_started(result)
 
 
 @pytest.mark.parametrize("signum", SIGNALS)
 def test_a_signal_lets_the_running_task_finish_then_exits_0(start_worker, signum):
     result = tasks.record_run.enqueue("graceful", seconds=2)
     worker = start_worker("--id", "graceful")
-    wait_until(lambda: running(result), timeout=30, what="the task to start")
+    wait_until(lambda: running(result), timeout=STARTUP, what="the task to start")
     queued = tasks.record_run.enqueue("queued")
 
     worker.send(signum)
 
-    assert worker.wait(timeout=30) == 0
+    assert worker.wait(timeout=STARTUP) == 0
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL
     assert result.attempts == 1
@@ -53,21 +49,21 @@ def test_a_signal_lets_the_running_task_finish_then_exits_0(start_worker, signum
 def test_a_second_signal_gives_the_attempt_back_for_a_retry(start_worker, signum):
     result = tasks.slow_first_attempt.enqueue("twice", 30)
     worker = start_worker("--id", "impatient")
-    wait_until(lambda: running(result), timeout=30, what="the task to start")
+    wait_until(lambda: running(result), timeout=STARTUP, what="the task to start")
     name = signal.Signals(signum).name
 
     worker.send(signum)
-    # Two signals that arrive before Python runs the handler count as one. The
-    # worker acts on a signal within 0.1 s, so the second, a second later, is
-    # seen as the second; it is repeated only if the worker is still waiting
-    # for the 30 s task (the first two were merged).
-    deadline = time.monotonic() + 20
-    while worker.running and time.monotonic() < deadline:
-        time.sleep(1)
-        if worker.running:
-            worker.send(signum)
+    # Two signals that arrive before Python runs the handler count as one: the
+    # second is sent once the worker has said it acted on the first.
+    wait_until(
+        lambda: f"{name}: finishing 1 running task(s)" in worker.output(),
+        timeout=STARTUP,
+        what=f"the worker to act on the first {name}",
+        details=worker.describe,
+    )
+    worker.send(signum)
 
-    assert worker.wait() == 1
+    assert worker.wait(timeout=STARTUP) == 1
     assert f"{name} again: stopping now, running attempts will be retried" in worker.output()
     result.refresh()
     assert result.status == TaskResultStatus.READY
@@ -77,7 +73,7 @@ def test_a_second_signal_gives_the_attempt_back_for_a_retry(start_worker, signum
 
     # The retry runs later, on the next worker.
     retry = start_worker("--oneshot")
-    assert retry.wait(timeout=30) == 0
+    assert retry.wait(timeout=STARTUP) == 0
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL
     assert result.attempts == 2
@@ -87,11 +83,11 @@ def test_a_second_signal_gives_the_attempt_back_for_a_retry(start_worker, signum
 def test_when_the_grace_period_runs_out_the_attempt_is_given_back(start_worker):
     result = tasks.slow_first_attempt.enqueue("slow", 30)
     worker = start_worker("--grace", "0.5")
-    wait_until(lambda: running(result), timeout=30, what="the task to start")
+    wait_until(lambda: running(result), timeout=STARTUP, what="the task to start")
 
     worker.send(signal.SIGTERM)
 
-    assert worker.wait(timeout=15) == 1
+    assert worker.wait(timeout=STARTUP) == 1
     assert "grace period of 0.5s is over" in worker.output()
     result.refresh()
     assert result.status == TaskResultStatus.READY
@@ -104,5 +100,5 @@ def test_an_idle_worker_stops_at_once(start_worker):
 
     worker.send(signal.SIGTERM)
 
-    assert worker.wait(timeout=10) == 0
+    assert worker.wait(timeout=STARTUP) == 0
     assert worker.output().rstrip().endswith("stopped after 0 tasks.")

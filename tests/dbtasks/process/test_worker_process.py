@@ -11,6 +11,7 @@ import pytest
 from dbtasks.compat import TaskResultStatus
 from dbtasks.models import DBWorker
 from tests import tasks
+from tests.live import STARTUP_TIMEOUT
 from tests.live import wait_until
 from tests.workers import run_manage
 
@@ -37,7 +38,9 @@ def test_a_task_enqueued_here_runs_there(start_worker):
     worker = start_worker()
 
     wait_until(
-        lambda: tasks.echo.get_result(result.id).is_finished, timeout=30, what="the task to run"
+        lambda: tasks.echo.get_result(result.id).is_finished,
+        timeout=STARTUP_TIMEOUT,
+        what="the task to run",
     )
 
     result.refresh()

@@ -12,6 +12,7 @@ import pytest
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
 from tests.dbtasks.helpers import default_backend
+from tests.live import patience
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_the_handler_takes_no_lock(worker):
 
     thread = threading.Thread(target=handle_while_holding_the_wake_lock, daemon=True)
     thread.start()
-    thread.join(timeout=2)
+    thread.join(timeout=patience(10))
 
     assert not thread.is_alive(), "the signal handler blocked on the wake event's lock"
     assert worker._check_signals() is True

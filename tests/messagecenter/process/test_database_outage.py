@@ -52,6 +52,7 @@ from messagecenter.models import Notification
 from tests import tasks
 from tests.dbtasks.postgres.test_reconnect import terminate_worker_sessions
 from tests.live import child_env
+from tests.live import patience
 from tests.live import start_web
 from tests.live import wait_until
 from tests.testapp.models import TaskRun
@@ -108,7 +109,7 @@ def browser(start_worker, tmp_path, django_user_model):
         yield browser
     finally:
         browser.stop.set()
-        thread.join(timeout=40)
+        thread.join(timeout=patience(40))
         server.stop()
         print(server.describe())  # noqa: T201 - shown when the test fails
         connection.close()  # it may have been cut too: the teardown needs a fresh one
@@ -312,7 +313,7 @@ def test_a_server_restart_costs_no_task_and_the_site_recovers(start_worker, brow
             time.sleep(DOWNTIME)
     up_at = time.time()  # pg_ctlcluster start returns once the server accepts connections
     prober.stop.set()
-    prober.thread.join(timeout=10)
+    prober.thread.join(timeout=patience(10))
     assert prober.failures, "the server never went away: nothing was tested"
 
     wait_until(lambda: succeeded() == len(keys), timeout=120, what="every task to succeed")

@@ -19,13 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.live import STARTUP_TIMEOUT
 from tests.live import Service
 from tests.live import TimedOut
 from tests.live import free_port
 from tests.live import wait_until
 
 READY_LINE = "Press Ctrl-C to stop"
-STARTUP_TIMEOUT = 90.0
 
 pytestmark = pytest.mark.process
 
