@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Literal
 
 from dbtasks.backend import DatabaseBackend
+from dbtasks.sql.purge import purge_empty_workflows
 from dbtasks.sql.purge import purge_finished
 from dbtasks.sql.purge import purge_unfinished
 
@@ -49,4 +50,8 @@ def purge_expired(
                 batch_size=policy.batch_size,
                 limit=limit,
             )
+    if any(deleted.values()):
+        purge_empty_workflows(
+            db=backend.db_alias, backend_name=backend.alias, batch_size=policy.batch_size
+        )
     return deleted

@@ -10,9 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Exists
+from django.db.models import OuterRef
 
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBTaskResultQuerySet
+from dbtasks.workflows.models import DBWorkflow
+from dbtasks.workflows.models import DBWorkflowMember
 
 
 def delete_in_batches(
@@ -57,3 +61,20 @@ def purge_unfinished(
         DBTaskResult.objects.using(db).filter(backend_name=backend_name).unfinished_before(before)
     )
     return delete_in_batches(rows, batch_size=batch_size, limit=limit)
+
+
+def purge_empty_workflows(*, db: str, backend_name: str, batch_size: int = 1000) -> int:
+    """Delete workflows whose every member has been purged; return how many.
+
+    A member's row goes with its task's (``on_delete=CASCADE``); the
+    workflow row itself goes once none is left.
+    """
+    empty = DBWorkflow.objects.using(db).filter(
+        ~Exists(DBWorkflowMember.objects.filter(workflow=OuterRef("pk"))),
+        backend_name=backend_name,
+    )
+    deleted = 0
+    while ids := list(empty.values_list("pk", flat=True)[:batch_size]):
+        DBWorkflow.objects.using(db).filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted

@@ -50,7 +50,10 @@ def members(workflow_id: str) -> list[Member]:
 
 
 def cancel(workflow_id: str) -> int:
-    """Cancel the workflow's members that have not started; return how many."""
+    """Cancel the workflow's members that have not started; return how many.
+
+    Running members are asked to stop through their backend's ``cancel()``.
+    """
     from dbtasks.workflows.cancelling import cancel
 
     return cancel(workflow_id)

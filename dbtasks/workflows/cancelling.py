@@ -1,10 +1,12 @@
-"""Cancel a workflow: its unstarted members end cancelled; running ones are left to finish.
+"""Cancel a workflow: its unstarted members end cancelled; running ones are asked to stop.
 
 Members that have not started (READY or BLOCKED) end FAILED with a
 ``TaskCancelled`` error saying the workflow was cancelled, in one
 transaction, so nothing waiting on them is ever released. A member already
-RUNNING finishes its attempt; what waits on it was cancelled with the rest,
-so its finish releases nothing.
+RUNNING gets its backend's ``cancel()``, after that transaction: where the
+backend can stop a running task it asks it to; otherwise the attempt runs
+to its end. Either way what waits on it was cancelled with the rest, so its
+finish releases nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from dbtasks.backend import DatabaseBackend
 from dbtasks.backend import parse_result_id
+from dbtasks.compat import task_backends
 from dbtasks.exceptions import WorkflowDoesNotExist
 from dbtasks.models import FAILED
 from dbtasks.models import RUNNING
@@ -59,14 +63,16 @@ def cancel(workflow_id: str) -> int:
         )
         # Everything that waited on them is cancelled too: nothing to release.
         DBWorkflowMember.objects.using(db).filter(pk__in=waiting).update(settled=True)
-        running = list(tasks.filter(pk__in=ids, status=RUNNING).values_list("pk", flat=True))
+        running = list(tasks.filter(pk__in=ids, status=RUNNING).values_list("pk", "backend_name"))
+    for result_id, backend_name in running:
+        backend = task_backends[backend_name]
+        if isinstance(backend, DatabaseBackend):
+            backend.cancel(str(result_id))
     if running:
         logger.info(
-            "Workflow %s cancelled: %d task(s) not started cancelled; %d running task(s) "
-            "will finish (ids %s)",
+            "Workflow %s cancelled: %d task(s) not started cancelled, %d running asked to stop",
             workflow.pk,
             cancelled,
             len(running),
-            running,
         )
     return cancelled

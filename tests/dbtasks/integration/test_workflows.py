@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from dbtasks import workflows
 from dbtasks.backend import DatabaseBackend
@@ -14,7 +17,9 @@ from dbtasks.exceptions import InvalidTaskArguments
 from dbtasks.exceptions import WorkflowDoesNotExist
 from dbtasks.models import BLOCKED
 from dbtasks.models import READY
+from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
+from dbtasks.purge import purge_expired
 from dbtasks.workflows.models import DBWorkflow
 from tests import tasks
 from tests.conftest import run_worker
@@ -220,3 +225,36 @@ def test_unknown_workflows_raise_does_not_exist(db):
             workflows.members(bad)
         with pytest.raises(WorkflowDoesNotExist):
             workflows.cancel(bad)
+
+
+def test_cancelling_asks_running_members_to_stop_and_nothing_after_them_runs(transactional_db):
+    run = workflows.chain(tasks.noop, tasks.record_run).enqueue()
+    first, second = run.results
+    DBTaskResult.objects.filter(pk=first.id).update(status=RUNNING, worker_id="w:1:x")
+
+    assert workflows.cancel(run.id) == 1
+
+    row = DBTaskResult.objects.get(pk=first.id)
+    assert row.status == RUNNING  # its worker ends its attempt
+    if hasattr(row, "cancel_requested_at"):  # backends that can stop a running task
+        assert row.cancel_requested_at is not None
+    assert tasks.record_run.get_result(second.id).status == FAILED
+
+
+def test_purging_a_workflows_last_task_purges_the_workflow(db):
+    kept = workflows.chain(tasks.noop, tasks.noop).enqueue()
+    gone = workflows.chain(tasks.noop, tasks.noop).enqueue()
+    backend = task_backends["default"]
+    assert isinstance(backend, DatabaseBackend)
+    old = timezone.now() - timedelta(days=30)
+    DBTaskResult.objects.filter(pk__in=[r.id for r in gone.results]).update(
+        status=SUCCESSFUL, finished_at=old
+    )
+    DBTaskResult.objects.filter(pk=kept.results[0].id).update(status=SUCCESSFUL, finished_at=old)
+
+    assert purge_expired(backend, now=timezone.now()) == {"finished": 3, "unfinished": 0}
+
+    assert list(DBWorkflow.objects.values_list("pk", flat=True)) == [int(kept.id)]
+    assert [member.id for member in workflows.members(kept.id)] == [kept.results[1].id]
+    with pytest.raises(WorkflowDoesNotExist):
+        workflows.get(gone.id)
