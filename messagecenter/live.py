@@ -57,10 +57,11 @@ def _progress_query() -> QuerySet[Notification, tuple[int, str | None, datetime 
         backend=send_notification.backend,
         task=send_notification,
     )
-    # django-stubs cannot see the annotations with_progress() adds (hence the
-    # ignore: it takes "progress" for an unknown field); the cast says what they are.
+    # django-stubs cannot see the annotations with_progress() adds: the cast
+    # says what they are.
     return cast(
         "QuerySet[Notification, tuple[int, str | None, datetime | None]]",
+        # The stubs take "progress" for an unknown field.
         annotated.values_list("pk", "progress", "progress_due"),  # type: ignore[misc]
     )
 

@@ -220,3 +220,47 @@ def test_an_issue_number_would_be_found():
     assert WORK_ITEM.search("Targets (issue #6)")
     assert WORK_ITEM.search("see Issue 12")
     assert not WORK_ITEM.search("Your order #1042 has shipped")
+
+
+# --- Type ignores say why -----------------------------------------------------
+
+TYPE_IGNORE = re.compile(r"#\s*type:\s*ignore\b(?P<codes>\[[^\]]*\])?(?P<after>.*)$")
+
+
+def unexplained_type_ignores(lines: list[str]) -> list[int]:
+    """Line numbers of ``type: ignore`` comments with no error code or no reason.
+
+    The reason is a comment after it on the line, or a comment line just above.
+    """
+    found = []
+    for number, line in enumerate(lines, start=1):
+        match = TYPE_IGNORE.search(line)
+        if match is None:
+            continue
+        reason_after = match["after"].strip().startswith("#")
+        reason_above = number > 1 and lines[number - 2].strip().startswith("#")
+        if not match["codes"] or not (reason_after or reason_above):
+            found.append(number)
+    return found
+
+
+def test_every_type_ignore_has_a_code_and_a_reason():
+    python_files = [path for path in project_text_files() if path.suffix == ".py"]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in python_files
+        for number in unexplained_type_ignores(path.read_text().splitlines())
+    ]
+    assert found == []
+
+
+def test_an_unexplained_type_ignore_is_found():
+    ignore = "# type: ignore"
+    lines = [
+        f"x = 1  {ignore}[misc]  # the stubs are wrong",
+        "# the stubs are wrong",
+        f"y = 2  {ignore}[misc]",
+        f"z = 3  {ignore}[misc]",
+        f"w = 4  {ignore}  # no code",
+    ]
+    assert unexplained_type_ignores(lines) == [4, 5]

@@ -7,11 +7,11 @@ import pytest
 from django.urls import reverse
 
 from dbtasks import workflows
-from dbtasks.compat import task_backends
 from dbtasks.ops.workflows import latest_workflows
 from dbtasks.ops.workflows import unfinished_workflows
 from tests import tasks
 from tests.conftest import run_worker
+from tests.dbtasks.helpers import default_backend
 
 pytestmark = [
     pytest.mark.urls("tests.ops_urls"),
@@ -23,10 +23,10 @@ def test_the_panel_counts_unfinished_workflows_and_members_by_state(admin_client
     done = workflows.chain(tasks.noop, tasks.always_fails).enqueue()
     run_worker()
     waiting = workflows.group([tasks.noop, tasks.noop], then=tasks.noop).enqueue()
-    backend = task_backends["default"]
+    backend = default_backend()
 
-    assert unfinished_workflows(backend) == 1  # type: ignore[arg-type]
-    latest, earlier = latest_workflows(backend)  # type: ignore[arg-type]
+    assert unfinished_workflows(backend) == 1
+    latest, earlier = latest_workflows(backend)
     assert (latest.id, latest.waiting, latest.running, latest.failed) == (int(waiting.id), 3, 0, 0)
     assert (earlier.id, earlier.successful, earlier.failed) == (int(done.id), 1, 1)
 
