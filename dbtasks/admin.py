@@ -78,7 +78,7 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
     date_hierarchy = None
     readonly_fields = [field.name for field in DBTaskResult._meta.fields]
     inlines = [DBTaskAttemptInline]
-    actions = ["requeue_failed", "cancel_ready", "discard_failed"]
+    actions = ["requeue_failed", "cancel_ready", "request_cancel", "discard_failed"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DBTaskResult]:
         queryset = super().get_queryset(request)
@@ -116,6 +116,23 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
             self.message_user(
                 request,
                 f"Skipped {selected - count} task(s) that were not ready (running or finished).",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Ask selected running tasks to stop (cancel while running)")
+    def request_cancel(self, request: HttpRequest, queryset: QuerySet[DBTaskResult]) -> None:
+        selected = queryset.count()
+        count = queryset.request_cancel(timezone.now())  # type: ignore[attr-defined]
+        self.message_user(
+            request,
+            f"Asked {count} running task(s) to stop; each ends FAILED (TaskCancelled) "
+            "once its worker passes the request on, unless it finishes first.",
+            messages.SUCCESS,
+        )
+        if selected - count:
+            self.message_user(
+                request,
+                f"Skipped {selected - count} task(s) not running or asked already.",
                 messages.WARNING,
             )
 

@@ -181,23 +181,31 @@ class DatabaseBackend(BaseTaskBackend):
         return get_results(result_ids, backend=self, task=task, history=history)
 
     def cancel(self, result_id: str) -> bool:
-        """Cancel a READY task so it never runs; return whether it was cancelled.
+        """Cancel a task that has not finished; return False if it had finished.
 
-        A task already claimed by a worker (RUNNING) or finished is left
-        alone and False is returned. The result then reads FAILED, with a
-        ``dbtasks.exceptions.TaskCancelled`` error.
+        A waiting task is FAILED at once and never runs. A RUNNING task is
+        asked to stop: the worker running it notices within a heartbeat, an
+        ``async def`` task is cancelled, and a sync task stops where it calls
+        ``dbtasks.cancellation.raise_if_cancelled()``. Either way it ends
+        FAILED with ``dbtasks.exceptions.TaskCancelled`` and is not retried.
+        A sync task that never checks runs to its end; its row keeps
+        ``cancel_requested_at`` as the record that a cancel was asked.
         """
+        from dbtasks.models import RUNNING
         from dbtasks.models import DBTaskResult
 
         pk = parse_result_id(result_id)
         if pk is None:
             raise TaskResultDoesNotExist(result_id)
         rows = DBTaskResult.objects.filter(pk=pk, backend_name=self.alias)
-        if rows.cancel_ready(timezone.now()):
+        now = timezone.now()
+        # Two guarded UPDATEs, no read first: a row claimed between them is
+        # RUNNING by the second, and one that finished meanwhile matches neither.
+        if rows.cancel_ready(now) or rows.request_cancel(now):
             return True
         if not rows.exists():
             raise TaskResultDoesNotExist(result_id)
-        return False
+        return rows.filter(status=RUNNING, cancel_requested_at__isnull=False).exists()
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         return [*super().check(**kwargs), *dbtasks_checks.check_backend(self)]

@@ -42,7 +42,16 @@ class OutcomeNotStored(PermanentFailure):
 
 
 class TaskCancelled(Exception):
-    """The task was cancelled before it ran (``DatabaseBackend.cancel``, or the admin)."""
+    """The task was cancelled (``DatabaseBackend.cancel``, or the admin); never retried.
+
+    Before it ran, it never runs. While it ran, the worker asked it to stop:
+    raised by ``dbtasks.cancellation.raise_if_cancelled()``, or recorded when an
+    ``async def`` task's coroutine was cancelled.
+    """
+
+
+class TaskTimeout(Exception):
+    """The attempt ran past its ``timeout``; the retry policy applies."""
 
 
 class WorkerLost(Exception):

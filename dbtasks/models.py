@@ -73,7 +73,12 @@ class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
     def requeue_failed(self, now: datetime) -> int:
         """Make FAILED rows READY to run now; each gets one more attempt. Return how many."""
         return self.filter(status=FAILED).update(
-            status=READY, available_after=now, finished_at=None, cancelled_at=None, worker_id=""
+            status=READY,
+            available_after=now,
+            finished_at=None,
+            cancelled_at=None,
+            cancel_requested_at=None,
+            worker_id="",
         )
 
     def cancel_ready(self, now: datetime) -> int:
@@ -91,6 +96,15 @@ class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
             return members + self.filter(status__in=WAITING).update(
                 status=FAILED, finished_at=now, cancelled_at=now, worker_id=""
             )
+
+    def request_cancel(self, now: datetime) -> int:
+        """Ask the workers running these RUNNING rows to stop them. Return how many.
+
+        The first request counts: asking again keeps its time.
+        """
+        return self.filter(status=RUNNING, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now
+        )
 
     def unfinished_before(self, cutoff: datetime) -> DBTaskResultQuerySet:
         """Rows never finished and enqueued before ``cutoff`` (uses dbtasks_unfinished_idx)."""
@@ -123,6 +137,10 @@ class DBTaskResult(models.Model):
     cancel_reason = models.TextField(blank=True, default="", db_default="")
     # A member of a workflow (dbtasks.workflows): its finish releases others.
     in_workflow = models.BooleanField(default=False, db_default=False)
+    # Set when cancel() was asked while the task ran; the worker running it
+    # passes the request on (dbtasks.cancellation). Kept after the attempt, as
+    # the record that a cancel was asked, whatever the task did with it.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     # When the task may run next: run_after, or after a failure the backoff.
     available_after = models.DateTimeField()

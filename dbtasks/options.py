@@ -10,7 +10,6 @@ backend turns it into a system-check error (``dbtasks.E002``).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,9 +19,17 @@ from typing import Any
 
 from croniter import croniter
 
+from dbtasks.option_values import OptionError
+from dbtasks.option_values import factor as _factor
+from dbtasks.option_values import mapping as _mapping
+from dbtasks.option_values import optional_duration as _optional_duration
+from dbtasks.option_values import optional_size as _optional_size
+from dbtasks.option_values import parse_duration
+from dbtasks.option_values import positive_int as _positive_int
+from dbtasks.option_values import reject_unknown as _reject_unknown
 
-class OptionError(ValueError):
-    """A value in the backend's OPTIONS is wrong."""
+__all__ = ["BackendOptions", "OptionError", "PurgePolicy", "QueuePolicy", "Schedule"]
+__all__ += ["parse_duration", "parse_options", "parse_queues"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +42,15 @@ class QueuePolicy:
     (capped at ``backoff_max`` when set) before it may run again. With the
     factor 3: 3 s after the first failure, then 9 s, 27 s, 81 s, 243 s...
     A factor of 1 retries every second; 0 retries at once.
+
+    ``timeout``: an attempt still running after it is stopped and fails
+    with ``TaskTimeout`` (None: no limit).
     """
 
     max_attempts: int = 10
     backoff_factor: float = 3
     backoff_max: timedelta | None = None
+    timeout: timedelta | None = None
 
     def backoff(self, failed_attempt: int) -> timedelta:
         """Return how long to wait after failed attempt number ``failed_attempt``."""
@@ -99,120 +110,30 @@ class BackendOptions:
     # The most a task's arguments and return value may take as JSON (bytes).
     max_arguments_size: int | None = DEFAULT_MAX_PAYLOAD_SIZE
     max_return_size: int | None = DEFAULT_MAX_PAYLOAD_SIZE
+    # OPTIONS['tasks']: per task path, the keys that override its queue's policy.
+    task_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Those overrides applied to each configured queue, worked out once.
+    task_policies: Mapping[tuple[str, str], QueuePolicy] = field(default_factory=dict)
 
-    def policy(self, queue_name: str) -> QueuePolicy:
-        """Return the retry policy for ``queue_name``."""
+    def policy(self, queue_name: str, task_path: str | None = None) -> QueuePolicy:
+        """Return the policy for ``task_path`` on ``queue_name`` (the queue's, if no override)."""
+        if task_path is not None and task_path in self.task_overrides:
+            policy = self.task_policies.get((queue_name, task_path))
+            if policy is None:  # a queue QUEUES does not list (QUEUES empty: any name)
+                policy = _queue_policy(
+                    self.task_overrides[task_path], key=task_path, base=self.policy(queue_name)
+                )
+            return policy
         return self.policies.get(queue_name, self.default_policy)
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
-_UNITS = {
-    "ms": 0.001,
-    "millisecond": 0.001,
-    "milliseconds": 0.001,
-    "s": 1,
-    "sec": 1,
-    "second": 1,
-    "seconds": 1,
-    "m": 60,
-    "min": 60,
-    "minute": 60,
-    "minutes": 60,
-    "h": 3600,
-    "hour": 3600,
-    "hours": 3600,
-    "d": 86400,
-    "day": 86400,
-    "days": 86400,
-    "w": 604800,
-    "week": 604800,
-    "weeks": 604800,
-}
-
-
-def parse_duration(value: object, *, key: str) -> timedelta:
-    """Parse ``"10 days"``, ``"30 seconds"``, ``"500 ms"`` (or a timedelta).
-
-    A number without a unit is refused: ``"30"`` could mean seconds or days,
-    and guessing wrong silently keeps data ten thousand times too long.
-    """
-    if isinstance(value, timedelta):
-        if value < timedelta(0):
-            raise OptionError(f"{key} must not be negative, got {value!r}.")
-        return value
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise OptionError(f"{key} must be a duration such as '10 days', got {value!r}.")
-    if isinstance(value, int | float) or re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
-        raise OptionError(
-            f"{key} needs a unit, got {value!r}: write for example '{value} seconds' "
-            f"or '{value} days'."
-        )
-    match = _DURATION_RE.match(value)
-    if not match or match.group(2).lower() not in _UNITS:
-        raise OptionError(
-            f"{key} must be a duration such as '10 days' or '30 seconds', got {value!r}."
-        )
-    amount, unit = match.groups()
-    try:
-        return timedelta(seconds=float(amount) * _UNITS[unit.lower()])
-    except OverflowError:
-        # timedelta tops out at 999,999,999 days; without this a typo in a
-        # setting would crash backend construction instead of failing the check.
-        raise OptionError(f"{key} is too long, got {value!r}.") from None
-
-
-def _optional_duration(value: object, *, key: str) -> timedelta | None:
-    return None if value is None else parse_duration(value, key=key)
-
-
-def _positive_int(value: object, *, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise OptionError(f"{key} must be a positive integer, got {value!r}.")
-    return value
-
-
-def _optional_size(value: object, *, key: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise OptionError(
-            f"{key} must be a number of bytes (a positive integer) or None, got {value!r}."
-        )
-    return value
-
-
-def _factor(value: object, *, key: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise OptionError(f"{key} must be a number of at least 0, got {value!r}.")
-    return value
-
-
-def _mapping(value: object, *, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise OptionError(f"{key} must be a dict, got {value!r}.")
-    return value
-
-
-def _reject_unknown(options: Mapping[str, Any], allowed: Iterable[str], *, key: str) -> None:
-    unknown = sorted(set(options) - set(allowed), key=str)
-    if unknown:
-        raise OptionError(
-            f"{key}[{unknown[0]!r}] is not a known option; "
-            f"known options are: {', '.join(sorted(allowed))}."
-        )
-
-
-_QUEUE_KEYS = ("max_attempts", "backoff_factor", "backoff_max")
+_QUEUE_KEYS = ("max_attempts", "backoff_factor", "backoff_max", "timeout")
 _PURGE_KEYS = ("finished", "unfinished", "interval", "batch_size")
 _SCHEDULE_KEYS = ("task", "cron", "args", "kwargs", "queue_name", "priority")
 _TOP_KEYS = (
     *_QUEUE_KEYS,
     "queues",
+    "tasks",
     "purge",
     "heartbeat_interval",
     "heartbeat_timeout",
@@ -235,7 +156,40 @@ def _queue_policy(options: Mapping[str, Any], *, key: str, base: QueuePolicy) ->
         backoff_max=_optional_duration(
             options.get("backoff_max", base.backoff_max), key=f"{key}['backoff_max']"
         ),
+        timeout=_timeout(options.get("timeout", base.timeout), key=f"{key}['timeout']"),
     )
+
+
+def _timeout(value: object, *, key: str) -> timedelta | None:
+    timeout = _optional_duration(value, key=key)
+    if timeout is not None and timeout <= timedelta(0):
+        raise OptionError(f"{key} must be more than 0 (or None: no limit), got {value!r}.")
+    return timeout
+
+
+def _task_overrides(
+    options: Mapping[str, Any],
+    *,
+    key: str,
+    policies: Mapping[str, QueuePolicy],
+    default: QueuePolicy,
+) -> tuple[dict[str, Mapping[str, Any]], dict[tuple[str, str], QueuePolicy]]:
+    """OPTIONS['tasks']: each task's overrides, and its policy on every configured queue."""
+    overrides: dict[str, Mapping[str, Any]] = {}
+    task_policies: dict[tuple[str, str], QueuePolicy] = {}
+    for task_path, task_options in options.items():
+        task_key = f"{key}[{task_path!r}]"
+        if not isinstance(task_path, str) or "." not in task_path:
+            raise OptionError(f"{key} keys must be dotted paths to tasks, got {task_path!r}.")
+        task_options = _mapping(task_options, key=task_key)
+        _reject_unknown(task_options, _QUEUE_KEYS, key=task_key)
+        _queue_policy(task_options, key=task_key, base=default)  # validates every value
+        overrides[task_path] = dict(task_options)
+        for queue_name, policy in policies.items():
+            task_policies[(queue_name, task_path)] = _queue_policy(
+                task_options, key=task_key, base=policy
+            )
+    return overrides, task_policies
 
 
 def _purge_policy(options: Mapping[str, Any], *, key: str) -> PurgePolicy:
@@ -327,6 +281,13 @@ def parse_options(alias: str, queues: Iterable[str], options: object) -> Backend
         _reject_unknown(queue_options, _QUEUE_KEYS, key=queue_key)
         policies[queue_name] = _queue_policy(queue_options, key=queue_key, base=default_policy)
 
+    task_overrides, task_policies = _task_overrides(
+        _mapping(options.get("tasks", {}), key=f"{key}['tasks']"),
+        key=f"{key}['tasks']",
+        policies={name: policies.get(name, default_policy) for name in queue_names},
+        default=default_policy,
+    )
+
     purge = _purge_policy(
         _mapping(options.get("purge", {}), key=f"{key}['purge']"), key=f"{key}['purge']"
     )
@@ -374,4 +335,6 @@ def parse_options(alias: str, queues: Iterable[str], options: object) -> Backend
             options.get("max_return_size", DEFAULT_MAX_PAYLOAD_SIZE),
             key=f"{key}['max_return_size']",
         ),
+        task_overrides=task_overrides,
+        task_policies=task_policies,
     )

@@ -88,8 +88,8 @@ class Delivery:
 
     @property
     def can_cancel(self) -> bool:
-        """Not claimed by a worker yet (scheduled, queued, or between retries)."""
-        return self.status in (State.SCHEDULED, State.READY, State.BLOCKED)
+        """Not finished: a waiting task never runs, a running one is asked to stop."""
+        return self.status in (State.SCHEDULED, State.READY, State.BLOCKED, State.RUNNING)
 
     @property
     def is_stalled(self) -> bool:

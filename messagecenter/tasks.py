@@ -11,6 +11,7 @@ from typing import Any
 
 from django.tasks import task
 
+from dbtasks.cancellation import raise_if_cancelled
 from dbtasks.exceptions import PermanentFailure
 from dbtasks.exceptions import RetryLater
 from messagecenter import ntfy
@@ -42,6 +43,8 @@ def send_notification(notification_id: int) -> dict[str, Any]:
     except Notification.DoesNotExist as error:
         raise PermanentFailure(f"Notification {notification_id} no longer exists.") from error
 
+    # Cancelled while this attempt started (or between retries): do not send.
+    raise_if_cancelled()
     message = ntfy.Message(
         message=notification.message,
         title=notification.title,

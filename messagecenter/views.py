@@ -30,6 +30,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
 from dbtasks.backend import DatabaseBackend
+from dbtasks.results import State
 from messagecenter import live as live_rows
 from messagecenter.forms import NotificationForm
 from messagecenter.models import Notification
@@ -207,20 +208,24 @@ def notification_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def notification_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Cancel a notification that has not been sent yet (a scheduled one, say).
 
-    dbtasks cancels only a task that no worker has claimed: one already
-    being delivered goes on, and the row shows how it ends.
+    A waiting task never runs. A running one is asked to stop: it does
+    unless its message is already on its way to ntfy, and the row shows how
+    it ends.
     """
     notification = get_object_or_404(Notification, pk=pk, owner=request.user)
     backend = send_notification.get_backend()
     cancelled = False
-    if isinstance(backend, DatabaseBackend) and delivery_of(notification).can_cancel:
+    delivery = delivery_of(notification)
+    if isinstance(backend, DatabaseBackend) and delivery.can_cancel:
         try:
             cancelled = backend.cancel(notification.task_result_id)
         except TaskResultDoesNotExist:
             cancelled = False  # purged meanwhile: it shows as expired
     if request.htmx:
         return render_row(request, notification, delivery_of(notification))
-    if cancelled:
+    if cancelled and delivery.status == State.RUNNING:
+        messages.info(request, "Cancel requested: it stops unless it is already being sent.")
+    elif cancelled:
         messages.success(request, "Cancelled: it will not be sent.")
     else:
         messages.info(request, "That notification was already on its way, so it was not cancelled.")

@@ -13,7 +13,7 @@ KEY = "TASKS['default']['OPTIONS']"
 QUEUES = ("default", "low_priority")
 TOP_KEYS = (
     "backoff_factor, backoff_max, heartbeat_interval, heartbeat_timeout, listen_notify, "
-    "max_arguments_size, max_attempts, max_return_size, purge, queues, schedules"
+    "max_arguments_size, max_attempts, max_return_size, purge, queues, schedules, tasks, timeout"
 )
 
 # pytest.param(options, message, id=...): parametrize ("options", "message") with it.
@@ -72,5 +72,22 @@ OPTION_ERRORS = [
         {"max_attempt": 3},
         f"{KEY}['max_attempt'] is not a known option; known options are: {TOP_KEYS}.",
         id="unknown-key",
+    ),
+    pytest.param(
+        {"queues": {"low_priority": {"timeout": "0 seconds"}}},
+        f"{KEY}['queues']['low_priority']['timeout'] must be more than 0 (or None: no limit), "
+        "got '0 seconds'.",
+        id="zero-timeout",
+    ),
+    pytest.param(
+        {"tasks": {"send": {"timeout": "5 seconds"}}},
+        f"{KEY}['tasks'] keys must be dotted paths to tasks, got 'send'.",
+        id="task-override-not-a-path",
+    ),
+    pytest.param(
+        {"tasks": {"app.tasks.send": {"timeout": "5"}}},
+        f"{KEY}['tasks']['app.tasks.send']['timeout'] needs a unit, got '5': write for "
+        "example '5 seconds' or '5 days'.",
+        id="task-timeout-without-unit",
     ),
 ]

@@ -7,16 +7,26 @@
   recording its outcome; ``connections.py``: keeping a thread's connection.
 - ``maintenance.py``: the chores between claims (``recovery.py``,
   ``schedules.py``, hand-backs, purge); ``heartbeat.py``: proof of life.
-- ``signals.py``: SIGTERM and SIGINT.
+- ``signals.py``: SIGTERM and SIGINT; ``interrupts.py``: asking running
+  attempts to stop (cancel requests, timeouts, stuck threads).
 """
 
 from __future__ import annotations
 
 from dbtasks.worker.loop import EXIT_FORCED
+from dbtasks.worker.loop import EXIT_HUNG
 from dbtasks.worker.loop import EXIT_OK
 from dbtasks.worker.loop import Worker
 from dbtasks.worker.options import WorkerOptions
 from dbtasks.worker.options import make_worker_id
 from dbtasks.worker.options import select_queues
 
-__all__ = ["EXIT_FORCED", "EXIT_OK", "Worker", "WorkerOptions", "make_worker_id", "select_queues"]
+__all__ = [
+    "EXIT_FORCED",
+    "EXIT_HUNG",
+    "EXIT_OK",
+    "Worker",
+    "WorkerOptions",
+    "make_worker_id",
+    "select_queues",
+]

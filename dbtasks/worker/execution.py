@@ -10,19 +10,25 @@ as ``WorkerLost``) is never overwritten.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import traceback
 from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
+from inspect import iscoroutinefunction
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
 from django.db import router
 from django.utils import timezone
 
+from dbtasks.cancellation import AttemptControl
+from dbtasks.cancellation import cancellable
+from dbtasks.cancellation import run_controlled
 from dbtasks.compat import InvalidTask
 from dbtasks.compat import TaskContext
 from dbtasks.compat import TaskResult
@@ -32,6 +38,7 @@ from dbtasks.exceptions import OutcomeNotStored
 from dbtasks.exceptions import PermanentFailure
 from dbtasks.exceptions import RetryLater
 from dbtasks.exceptions import TaskArgumentsCorrupt
+from dbtasks.exceptions import TaskCancelled
 from dbtasks.exceptions import TaskFunctionMissing
 from dbtasks.models import FAILED
 from dbtasks.models import READY
@@ -77,14 +84,18 @@ def record_attempt(
     """Close the row's running attempt; return it, or None if it was not ours.
 
     Success ends the task. A failure schedules a retry after the backoff,
-    unless no attempt is left, the error is a ``PermanentFailure``, or the
-    caller says retrying cannot help (``retry=False``).
+    unless no attempt is left, the error is a ``PermanentFailure`` or
+    ``TaskCancelled``, a cancel was requested, or the caller says retrying
+    cannot help (``retry=False``).
     """
     changes: dict[str, Any] = {"worker_id": ""}
     if error is None:
         changes |= {"status": SUCCESSFUL, "finished_at": now, "return_value": return_value}
     elif (
-        retry and policy.should_retry(row.attempt_count) and not isinstance(error, PermanentFailure)
+        retry
+        and policy.should_retry(row.attempt_count)
+        and not isinstance(error, PermanentFailure | TaskCancelled)
+        and row.cancel_requested_at is None
     ):
         changes |= {"status": READY, "available_after": now + retry_delay(policy, row, error)}
     else:
@@ -178,16 +189,29 @@ def _record_while_transient(
             delay = min(delay * 2, 10)
 
 
-def call_task(result: TaskResult[..., Any], *, max_size: int | None = None) -> Any:
+def call_task(
+    result: TaskResult[..., Any],
+    control: AttemptControl | None = None,
+    *,
+    max_size: int | None = None,
+) -> Any:
     """Call the task function and return its JSON-ready return value.
 
     A return value over ``max_size`` bytes as JSON fails the attempt for good.
+    With a ``control``, the task can be asked to stop (``dbtasks.cancellation``):
+    it is the current attempt while the task runs, and an ``async def``
+    task's coroutine is cancelled when it is asked.
     """
     task = result.task
-    if task.takes_context:
-        value = task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
+    args = [TaskContext(task_result=result), *result.args] if task.takes_context else result.args
+    if control is None:
+        value = task.call(*args, **result.kwargs)
+    elif iscoroutinefunction(task.func):
+        # What Task.call() does for a coroutine function, with a handle to cancel it.
+        func = async_to_sync(cancellable(task.func, control))
+        value = run_controlled(control, lambda: func(*args, **result.kwargs))
     else:
-        value = task.call(*result.args, **result.kwargs)
+        value = run_controlled(control, lambda: task.call(*args, **result.kwargs))
     try:
         return to_json_value(value, what="The task's return value", max_size=max_size)
     except PayloadTooLarge as error:
@@ -204,11 +228,13 @@ def execute(
     abandon: threading.Event | None = None,
     ran: Callable[[], None] = lambda: None,
     max_return_size: int | None = None,
+    control: AttemptControl | None = None,
 ) -> None:
     """Run one claimed row to the end of its attempt, whatever the task does.
 
     ``ran()`` is called once the task's own code is done, before its outcome
-    is written: the worker claims the next task meanwhile.
+    is written: the worker claims the next task meanwhile. ``control``: how
+    the worker asks this attempt to stop (a cancel, its timeout).
     """
     abandon = abandon or threading.Event()
     record: dict[str, Any] = {"worker_id": worker_id, "policy": policy, "abandon": abandon}
@@ -229,10 +255,15 @@ def execute(
 
     task_started.send(sender, task_result=result)
     try:
-        return_value = call_task(result, max_size=max_return_size)
+        return_value = call_task(result, control, max_size=max_return_size)
     except BaseException as error:  # noqa: BLE001 - any failure is the task's outcome, never the worker's
         ran()
-        attempt = record_until_done(row, error=error, now=clock(), **record)
+        reason = control.reason if control is not None else None
+        if reason is not None and isinstance(error, asyncio.CancelledError):
+            error = reason  # the coroutine was cancelled because the worker asked
+        # Once a cancel was asked, whatever the task raised ends it: no retry.
+        retry = not isinstance(reason, TaskCancelled)
+        attempt = record_until_done(row, error=error, now=clock(), retry=retry, **record)
         if attempt is None:
             log_not_ours(row)
         elif row.status == READY:

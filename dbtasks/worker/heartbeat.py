@@ -38,6 +38,7 @@ class Heartbeat:
         threads: int,
         interval: timedelta,
         clock: Callable[[], datetime],
+        after_beat: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.worker_id = worker_id
@@ -46,6 +47,9 @@ class Heartbeat:
         self.threads = threads
         self.interval = interval
         self.clock = clock
+        # Run after each beat, in the heartbeat thread: the worker reads its
+        # running tasks' cancel requests there.
+        self.after_beat = after_beat
 
     def register(self) -> None:
         now = self.clock()
@@ -83,6 +87,7 @@ class Heartbeat:
                 while not stop.wait(self.interval.total_seconds()):
                     try:
                         self.beat()
+                        self.after_beat()
                     except DatabaseError:
                         logger.warning("Worker %s heartbeat failed", self.worker_id, exc_info=True)
                         discard_if_broken(self.db)

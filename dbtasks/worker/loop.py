@@ -36,6 +36,7 @@ from django.db import connections
 from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
+from dbtasks.cancellation import StopReason
 from dbtasks.exceptions import WorkerShutdown
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.claim import claim
@@ -44,6 +45,7 @@ from dbtasks.worker.connections import discard_if_broken
 from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.heartbeat import Heartbeat
 from dbtasks.worker.inflight import InFlight
+from dbtasks.worker.interrupts import Interrupts
 from dbtasks.worker.maintenance import SCHEDULE_CHECK_INTERVAL
 from dbtasks.worker.maintenance import Maintenance
 from dbtasks.worker.options import WorkerOptions
@@ -57,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FORCED = 1
+# Too many threads stuck in tasks past their timeout: start a fresh process.
+EXIT_HUNG = 3
 # The longest the main thread waits before it looks at received signals.
 SIGNAL_CHECK_INTERVAL = 0.1  # seconds
 
@@ -92,6 +96,7 @@ class Worker:
             threads=options.threads,
             interval=self.config.heartbeat_interval,
             clock=clock,
+            after_beat=lambda: self.interrupts.notice_cancel_requests(self.db, self.id),
         )
         self._signals = SignalInbox()
         self.in_flight = InFlight(options.threads)
@@ -101,6 +106,11 @@ class Worker:
         # Databases with row locks take concurrent writers: overlap claims with closes.
         self.overlap = connections[self.db].features.has_select_for_update_skip_locked
         self.runner = Runner(self)
+        self.interrupts = Interrupts()
+        self.pool: TaskThreads | None = None
+        # Set when too many threads hung in tasks past their timeout.
+        self.hung_exit = False
+        self.max_hung_threads = options.max_hung_threads or options.threads
         self._maintenance = Maintenance(self)
 
     @property
@@ -130,11 +140,13 @@ class Worker:
                 self.options.threads,
                 self.backend.alias,
             )
-            pool = TaskThreads(self.options.threads, self.runner.run_one)
+            pool = self.pool = TaskThreads(self.options.threads, self.runner.run_one)
             try:
                 self._loop(pool)
                 self.stopping.set()  # also after --oneshot: threads claim no more
                 code = self._drain()
+                if self.hung_exit:
+                    code = EXIT_HUNG
             finally:
                 # Abandoned threads may run for a long time yet: do not wait.
                 pool.shutdown(wait=not self.abandon.is_set())
@@ -156,6 +168,15 @@ class Worker:
             self._stop_requested_at = time.monotonic()
             self.stopping.set()
         self.wake.set()
+
+    def interrupt_attempt(self, row_id: int, attempt: int, reason: StopReason) -> bool:
+        """Ask attempt ``attempt`` of row ``row_id``, if this worker runs it, to stop.
+
+        Any worker code may call it (from any thread); see ``dbtasks.cancellation``
+        for what the task sees. Return False if that attempt is not running here
+        or was asked already.
+        """
+        return self.interrupts.interrupt(row_id, attempt, reason)
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         return self._signals.install()
@@ -303,7 +324,7 @@ class Worker:
                 attempt = record_attempt(
                     row,
                     worker_id=self.id,
-                    policy=self.config.policy(row.queue_name),
+                    policy=self.config.policy(row.queue_name, row.task_path),
                     now=self.clock(),
                     error=error,
                 )

@@ -8,6 +8,8 @@ has its own pace, so most calls do nothing.
   that it never received.
 - Twice a second: enqueue due ticks of recurring schedules (``schedules.py``).
 - Every ``purge.interval``: delete old results (``dbtasks/purge.py``).
+- Every call: ask attempts past their ``timeout`` to stop, and close those
+  that did not (``enforce_timeouts``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from django.db import DatabaseError
+
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.purge import purge_expired
+from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
 from dbtasks.worker.schedules import enqueue_due
 
@@ -45,6 +50,7 @@ class Maintenance:
         worker = self.worker
         config = worker.config
         now = time.monotonic()
+        self.enforce_timeouts(now)
         if now >= self._next_recovery:
             self._next_recovery = now + config.heartbeat_interval.total_seconds()
             recover_lost_tasks(
@@ -78,6 +84,64 @@ class Maintenance:
             )
         for row in strays:
             worker.runner.hand_back(row, "its claim's reply never reached the worker")
+
+    def enforce_timeouts(self, now: float) -> None:
+        """Ask attempts past their timeout to stop; close the ones still running after SETTLE.
+
+        Python cannot stop a thread, so an attempt that did not stop is
+        closed here (``TaskTimeout``, the retry policy applies) and its
+        thread is retired: a new one takes its place. When as many threads
+        as ``--max-hung-threads`` are stuck, the worker stops claiming,
+        drains and exits non-zero (``EXIT_HUNG``) so the process manager
+        starts a fresh process.
+        """
+        worker = self.worker
+        to_stop, to_close = worker.interrupts.due(now)
+        for running in to_stop:
+            logger.warning(
+                "Task id=%s path=%s: past its timeout of %s; asking it to stop",
+                running.row.pk,
+                running.row.task_path,
+                running.timeout,
+            )
+        for running in to_close:
+            row = running.row
+            try:
+                attempt = record_attempt(
+                    row,
+                    worker_id=worker.id,
+                    policy=worker.config.policy(row.queue_name, row.task_path),
+                    now=worker.clock(),
+                    error=running.control.reason,
+                )
+            except DatabaseError:
+                logger.warning("Task id=%s: could not close it yet", row.pk, exc_info=True)
+                continue
+            worker.interrupts.end(row)
+            worker.in_flight.finish(row, ran=attempt is not None)
+            assert worker.pool is not None
+            worker.pool.retire(running.control.thread)
+            hung = worker.pool.hung()
+            logger.error(
+                "Task id=%s path=%s did not stop; attempt %d closed (%s), task now %s; "
+                "its thread is replaced (%d stuck)",
+                row.pk,
+                row.task_path,
+                row.attempt_count,
+                type(running.control.reason).__name__,
+                row.status,
+                hung,
+            )
+            if hung >= worker.max_hung_threads and not worker.hung_exit:
+                logger.error(
+                    "Worker %s: %d threads stuck in tasks (--max-hung-threads %d); "
+                    "stopping so a fresh process takes over",
+                    worker.id,
+                    hung,
+                    worker.max_hung_threads,
+                )
+                worker.hung_exit = True
+                worker.request_stop()
 
     def purge(self) -> None:
         """Delete results older than the purge policy allows."""

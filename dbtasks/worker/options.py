@@ -31,6 +31,7 @@ class WorkerOptions:
     delay_max: float = 0.25
     max_tasks: int | None = None
     grace: float = 25.0
+    max_hung_threads: int | None = None  # None: as many as ``threads``
 
 
 def select_queues(

@@ -6,6 +6,10 @@ outlive the worker: on Postgres an in-process worker (tests, a worker
 embedded in another program) leaves the database "being accessed by other
 users". Each thread here keeps its connection for its whole life, as the
 worker's main thread does, and closes it when it ends.
+
+A thread stuck in a task past its timeout can be *retired*: a new thread
+takes its place, so the worker keeps its capacity, and the old one ends as
+soon as its task returns, if ever (``hung()`` counts those still stuck).
 """
 
 from __future__ import annotations
@@ -32,12 +36,40 @@ class TaskThreads:
         # thread that is idle or about to be (recording its last outcome), so
         # the queue never holds a backlog.
         self._inbox: queue.SimpleQueue[DBTaskResult | None] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._serve, name=f"dbtasks-task-{number}", daemon=True)
-            for number in range(1, count + 1)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._lock = threading.Lock()
+        self._started = 0
+        self._threads: list[threading.Thread] = []
+        self._retired: list[threading.Thread] = []
+        for _ in range(count):
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        self._started += 1
+        thread = threading.Thread(
+            target=self._serve, name=f"dbtasks-task-{self._started}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def retire(self, thread: threading.Thread) -> None:
+        """Stop counting ``thread`` (stuck in a task) and start one in its place."""
+        with self._lock:
+            if thread not in self._threads:
+                return
+            self._threads.remove(thread)
+            self._retired.append(thread)
+            self._start_thread()
+
+    def is_retired(self, thread: threading.Thread | None = None) -> bool:
+        """Whether ``thread`` (default: the calling one) was retired."""
+        with self._lock:
+            return (thread or threading.current_thread()) in self._retired
+
+    def hung(self) -> int:
+        """Retired threads still stuck in their task."""
+        with self._lock:
+            self._retired = [thread for thread in self._retired if thread.is_alive()]
+            return len(self._retired)
 
     def submit(self, row: DBTaskResult) -> None:
         """Run ``row`` in the next idle thread."""
@@ -45,10 +77,12 @@ class TaskThreads:
 
     def shutdown(self, *, wait: bool) -> None:
         """Stop every thread once it is idle; with ``wait``, until they have stopped."""
-        for _ in self._threads:
+        with self._lock:
+            threads = list(self._threads)  # not the retired: they may never return
+        for _ in threads:
             self._inbox.put(None)
         if wait:
-            for thread in self._threads:
+            for thread in threads:
                 thread.join()
 
     def _serve(self) -> None:
@@ -61,5 +95,7 @@ class TaskThreads:
                 if row is None:
                     return
                 self._run(row, waited)
+                if self.is_retired():
+                    return
         finally:
             connections.close_all()

@@ -42,9 +42,8 @@ def recover_lost_tasks(
             f"{row.attempt_count} (no heartbeat for {config.heartbeat_timeout})."
         )
         lost_worker = row.worker_id
-        if record_attempt(
-            row, worker_id=lost_worker, policy=config.policy(row.queue_name), now=now, error=error
-        ):
+        policy = config.policy(row.queue_name, row.task_path)
+        if record_attempt(row, worker_id=lost_worker, policy=policy, now=now, error=error):
             closed += 1
             logger.warning(
                 "Task id=%s path=%s: worker %s lost; attempt %d closed, task now %s",

@@ -58,20 +58,24 @@ class Runner:
             self.hand_back(row, "the worker is stopping")
             return self._finished(row, ran=False)
         completed = False
+        policy = worker.config.policy(row.queue_name, row.task_path)
+        control = worker.interrupts.begin(row, policy.timeout)
         try:
             recheck_before_task(worker.db, health_check=ping)
             execute(
                 row,
                 worker_id=worker.id,
-                policy=worker.config.policy(row.queue_name),
+                policy=policy,
                 sender=type(worker.backend),
                 clock=worker.clock,
                 abandon=worker.abandon,
                 ran=lambda: self._ran(row),
                 max_return_size=worker.config.max_return_size,
+                control=control,
             )
             completed = True
         finally:
+            worker.interrupts.end(row)
             if not completed:
                 # execute() records every task failure itself; reaching here
                 # is a bug in dbtasks (the thread's excepthook prints it).
@@ -93,7 +97,8 @@ class Runner:
         worker = self.worker
         with worker.in_flight.lock:
             worker.in_flight.finish(row, ran=ran)
-            chain = not worker.overlap and self._may_claim()
+            # A thread the worker gave up on (past its task's timeout) ends here.
+            chain = not worker.overlap and self._may_claim() and not worker.pool.is_retired()
             if chain:
                 worker.in_flight.chaining += (
                     1  # keep this thread's place: the main thread leaves it

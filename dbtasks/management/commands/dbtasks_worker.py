@@ -18,7 +18,7 @@ from dbtasks.management.arguments import positive_int
 from dbtasks.management.arguments import queue_list
 from dbtasks.management.arguments import seconds
 from dbtasks.management.lookup import database_backend
-from dbtasks.worker import EXIT_FORCED
+from dbtasks.worker import EXIT_OK
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
 
@@ -48,6 +48,13 @@ class Command(BaseCommand):
             default=1,
             help="Tasks run at once in this process, each in its own thread "
             "(default: %(default)r).",
+        )
+        parser.add_argument(
+            "--max-hung-threads",
+            type=positive_int,
+            help="Exit (3) to be restarted fresh once this many threads are stuck in tasks "
+            "that ran past their timeout and did not stop; each is replaced meanwhile "
+            "(default: --threads).",
         )
         parser.add_argument(
             "--oneshot",
@@ -98,6 +105,7 @@ class Command(BaseCommand):
         delay_max: float,
         max_tasks: int | None,
         grace: float,
+        max_hung_threads: int | None,
         verbosity: int,
         **options: Any,
     ) -> None:
@@ -118,6 +126,7 @@ class Command(BaseCommand):
                     delay_max=delay_max,
                     max_tasks=max_tasks,
                     grace=grace,
+                    max_hung_threads=max_hung_threads,
                 ),
             )
         except ValueError as error:
@@ -130,8 +139,8 @@ class Command(BaseCommand):
             logging.getLogger("dbtasks").setLevel(logging.DEBUG)
 
         code = worker.run()
-        if code == EXIT_FORCED:
-            # Abandoned task threads may still be running; do not wait for them.
+        if code != EXIT_OK:
+            # Abandoned or stuck task threads may still be running; do not wait for them.
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()

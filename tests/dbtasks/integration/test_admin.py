@@ -143,3 +143,21 @@ def test_discard_action_deletes_failed_tasks_only(admin_client, finished_tasks):
     assert messages == ["Discarded 1 failed task(s).", "Kept 1 task(s) that had not failed."]
     assert list(DBTaskResult.objects.values_list("pk", flat=True)) == [int(ok.id)]
     assert not DBTaskAttempt.objects.filter(result_id=failed.id).exists()
+
+
+def test_request_cancel_action_marks_running_tasks_only(admin_client, finished_tasks):
+    ok, _ = finished_tasks
+    running = tasks.noop.enqueue()
+    DBTaskResult.objects.filter(pk=running.id).update(status="RUNNING", worker_id="w")
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "request_cancel", "_selected_action": [ok.id, running.id]},
+        follow=True,
+    )
+
+    messages = [str(message) for message in response.context["messages"]]
+    assert messages[0].startswith("Asked 1 running task(s) to stop")
+    assert messages[1] == "Skipped 1 task(s) not running or asked already."
+    assert DBTaskResult.objects.get(pk=running.id).cancel_requested_at is not None
+    assert DBTaskResult.objects.get(pk=ok.id).cancel_requested_at is None

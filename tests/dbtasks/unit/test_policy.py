@@ -145,7 +145,7 @@ def test_purge_keys_may_be_switched_off_with_none():
         pytest.param(
             {"queues": {"low_priority": {"retries": 3}}},
             f"{KEY}['queues']['low_priority']['retries'] is not a known option; "
-            "known options are: backoff_factor, backoff_max, max_attempts.",
+            "known options are: backoff_factor, backoff_max, max_attempts, timeout.",
             id="unknown-override-key",
         ),
         pytest.param(
@@ -299,3 +299,22 @@ def test_queues_must_be_a_list_of_names(queues, message):
 def test_queues_as_django_takes_them(queues):
     # An empty list is Django's "any queue name".
     assert parse_queues("default", queues) == set(queues)
+
+
+def test_a_task_override_layers_on_its_queues_policy():
+    options = parse_options(
+        "default",
+        QUEUES,
+        {
+            "timeout": "1 minute",
+            "queues": {"low_priority": {"max_attempts": 5}},
+            "tasks": {"app.tasks.slow": {"timeout": "10 minutes"}},
+        },
+    )
+
+    slow_low = options.policy("low_priority", "app.tasks.slow")
+    assert (slow_low.max_attempts, slow_low.timeout) == (5, timedelta(minutes=10))
+    assert options.policy("default", "app.tasks.slow").timeout == timedelta(minutes=10)
+    assert options.policy("default", "app.tasks.other").timeout == timedelta(minutes=1)
+    # A queue QUEUES does not list (QUEUES empty: any name) gets the same layering.
+    assert options.policy("elsewhere", "app.tasks.slow").timeout == timedelta(minutes=10)

@@ -65,3 +65,37 @@ def test_a_sent_notification_is_not_cancelled(signed_in, ntfy, transactional_db)
     row = parse(response.content.decode()).find(f"#notification-{notification.pk}")
     assert row.attrs["data-status"] == "SUCCESSFUL"
     assert len(ntfy.requests) == 1
+
+
+def test_cancelling_a_running_notification_asks_it_to_stop(signed_in, ntfy, db):
+    from dbtasks.models import DBTaskResult
+
+    signed_in.post("/", {"message": "now", "priority": "3"})
+    notification = Notification.objects.get()
+    # A worker has claimed it: it is RUNNING.
+    DBTaskResult.objects.filter(pk=notification.task_result_id).update(
+        status="RUNNING", worker_id="elsewhere", attempt_count=1
+    )
+
+    response = signed_in.post(reverse("notification-cancel", args=[notification.pk]), follow=True)
+
+    assert "Cancel requested" in response.content.decode()
+    row = DBTaskResult.objects.get(pk=notification.task_result_id)
+    assert row.status == "RUNNING"
+    assert row.cancel_requested_at is not None
+
+
+def test_a_cancelled_attempt_does_not_send(ntfy, db, django_user_model):
+    from dbtasks.cancellation import AttemptControl
+    from dbtasks.cancellation import run_controlled
+    from dbtasks.exceptions import TaskCancelled
+    from messagecenter.tasks import send_notification
+
+    owner = django_user_model.objects.create_user("bo", password="pw-bo-12345")
+    notification = Notification.objects.create(owner=owner, message="stop me", priority=3)
+    control = AttemptControl(row_id=1, attempt=1)
+    control.stop(TaskCancelled("cancelled while running"))
+
+    with pytest.raises(TaskCancelled):
+        run_controlled(control, lambda: send_notification.call(notification.pk))
+    assert ntfy.requests == []

@@ -1,0 +1,89 @@
+"""Cancelling a RUNNING task: it is asked to stop, and ends FAILED with TaskCancelled."""
+
+from __future__ import annotations
+
+import pytest
+
+from dbtasks.compat import task_backends
+from dbtasks.worker.interrupts import Interrupts
+from tests.dbtasks import control_tasks
+from tests.dbtasks.helpers import Running
+from tests.dbtasks.helpers import row_of
+from tests.dbtasks.helpers import wait_for_status
+from tests.testapp.models import TaskRun
+from tests.workers import wait_until
+
+
+def started(key: str) -> bool:
+    return TaskRun.objects.filter(key=key).exists()
+
+
+@pytest.fixture
+def worker(transactional_db):
+    running = Running(threads=2)
+    yield running.worker
+    running.worker.request_stop()
+    running.worker.request_stop()
+    running.join(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        pytest.param(control_tasks.checks_until_cancelled, id="sync-task-that-checks"),
+        pytest.param(control_tasks.awaits_forever, id="async-task"),
+    ],
+)
+def test_a_running_task_asked_to_cancel_stops_failed_and_is_not_retried(worker, task):
+    result = task.enqueue("cancel-me")
+    wait_until(lambda: started("cancel-me"), timeout=30, what="the task to start")
+
+    assert task_backends["default"].cancel(result.id) is True
+
+    wait_for_status(result, "FAILED", timeout=30)
+    result.refresh()
+    assert result.attempts == 1  # max_attempts is 3: no retry
+    assert [error.exception_class_path for error in result.errors] == [
+        "dbtasks.exceptions.TaskCancelled"
+    ]
+    assert "while running" in result.errors[0].traceback
+    assert row_of(result).cancel_requested_at is not None
+    assert TaskRun.objects.filter(key="cancel-me").count() == 1
+
+
+def test_a_task_that_does_not_stop_finishes_and_keeps_the_request(worker):
+    result = control_tasks.finishes_despite_cancel.enqueue("stubborn")
+    wait_until(lambda: started("stubborn"), timeout=30, what="the task to start")
+
+    assert task_backends["default"].cancel(result.id) is True
+
+    wait_for_status(result, "SUCCESSFUL", timeout=30)
+    result.refresh()
+    assert result.return_value is True  # the task saw the request
+    assert row_of(result).cancel_requested_at is not None
+
+
+def test_cancel_requests_reach_only_the_attempt_they_name():
+    class Row:
+        def __init__(self, pk: int, attempt_count: int) -> None:
+            self.pk, self.attempt_count = pk, attempt_count
+
+    interrupts = Interrupts()
+    control = interrupts.begin(Row(7, 2), timeout=None)
+    from dbtasks.exceptions import TaskCancelled
+
+    assert interrupts.interrupt(7, 1, TaskCancelled("an earlier attempt")) is False
+    assert control.reason is None
+    assert interrupts.interrupt(7, 2, TaskCancelled("this one")) is True
+    assert str(control.reason) == "this one"
+    assert interrupts.interrupt(7, 2, TaskCancelled("again")) is False
+    assert str(control.reason) == "this one"
+
+
+def test_cancel_of_a_finished_task_is_refused(worker):
+    result = control_tasks.checks_until_cancelled.enqueue("done")
+    wait_until(lambda: started("done"), timeout=30, what="the task to start")
+    task_backends["default"].cancel(result.id)
+    wait_for_status(result, "FAILED", timeout=30)
+
+    assert task_backends["default"].cancel(result.id) is False
