@@ -98,9 +98,8 @@ class Interrupts:
             pk__in=row_ids, status=RUNNING, worker_id=worker_id, cancel_requested_at__isnull=False
         )
         for pk, attempt, at in requested.values_list("pk", "attempt_count", "cancel_requested_at"):
-            reason = TaskCancelled(
-                f"Cancelled at {at.isoformat(timespec='seconds')} while running."
-            )
+            when = at.isoformat(timespec="seconds") if at else "?"
+            reason = TaskCancelled(f"Cancelled at {when} while running.")
             if self.interrupt(pk, attempt, reason):
                 logger.info(
                     "Task id=%s attempt %d: cancel requested, asking it to stop", pk, attempt

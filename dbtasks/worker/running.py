@@ -98,7 +98,11 @@ class Runner:
         with worker.in_flight.lock:
             worker.in_flight.finish(row, ran=ran)
             # A thread the worker gave up on (past its task's timeout) ends here.
-            chain = not worker.overlap and self._may_claim() and not worker.pool.is_retired()
+            chain = (
+                not worker.overlap
+                and self._may_claim()
+                and not (worker.pool is not None and worker.pool.is_retired())
+            )
             if chain:
                 worker.in_flight.chaining += (
                     1  # keep this thread's place: the main thread leaves it
