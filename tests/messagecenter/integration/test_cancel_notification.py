@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from dbtasks.cancellation import AttemptControl
+from dbtasks.cancellation import run_controlled
+from dbtasks.exceptions import TaskCancelled
+from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
+from messagecenter.tasks import send_notification
 from tests.conftest import run_worker
 from tests.html import parse
 
@@ -68,8 +74,6 @@ def test_a_sent_notification_is_not_cancelled(signed_in, ntfy, transactional_db)
 
 
 def test_cancelling_a_running_notification_asks_it_to_stop(signed_in, ntfy, db):
-    from dbtasks.models import DBTaskResult
-
     signed_in.post("/", {"message": "now", "priority": "3"})
     notification = Notification.objects.get()
     # A worker has claimed it: it is RUNNING.
@@ -86,11 +90,6 @@ def test_cancelling_a_running_notification_asks_it_to_stop(signed_in, ntfy, db):
 
 
 def test_a_cancelled_attempt_does_not_send(ntfy, db, django_user_model):
-    from dbtasks.cancellation import AttemptControl
-    from dbtasks.cancellation import run_controlled
-    from dbtasks.exceptions import TaskCancelled
-    from messagecenter.tasks import send_notification
-
     owner = django_user_model.objects.create_user("bo", password="pw-bo-12345")
     notification = Notification.objects.create(owner=owner, message="stop me", priority=3)
     control = AttemptControl(row_id=1, attempt=1)
