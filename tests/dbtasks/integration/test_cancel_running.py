@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from dbtasks.compat import task_backends
+from dbtasks.exceptions import TaskCancelled
+from dbtasks.models import DBTaskResult
 from dbtasks.worker.interrupts import Interrupts
 from tests.dbtasks import control_tasks
 from tests.dbtasks.helpers import Running
+from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import row_of
 from tests.dbtasks.helpers import wait_for_status
+from tests.live import wait_until
 from tests.testapp.models import TaskRun
-from tests.workers import wait_until
 
 
 def started(key: str) -> bool:
@@ -38,7 +40,7 @@ def test_a_running_task_asked_to_cancel_stops_failed_and_is_not_retried(worker, 
     result = task.enqueue("cancel-me")
     wait_until(lambda: started("cancel-me"), timeout=30, what="the task to start")
 
-    assert task_backends["default"].cancel(result.id) is True
+    assert default_backend().cancel(result.id) is True
 
     wait_for_status(result, "FAILED", timeout=30)
     result.refresh()
@@ -55,7 +57,7 @@ def test_a_task_that_does_not_stop_finishes_and_keeps_the_request(worker):
     result = control_tasks.finishes_despite_cancel.enqueue("stubborn")
     wait_until(lambda: started("stubborn"), timeout=30, what="the task to start")
 
-    assert task_backends["default"].cancel(result.id) is True
+    assert default_backend().cancel(result.id) is True
 
     wait_for_status(result, "SUCCESSFUL", timeout=30)
     result.refresh()
@@ -64,13 +66,8 @@ def test_a_task_that_does_not_stop_finishes_and_keeps_the_request(worker):
 
 
 def test_cancel_requests_reach_only_the_attempt_they_name():
-    class Row:
-        def __init__(self, pk: int, attempt_count: int) -> None:
-            self.pk, self.attempt_count = pk, attempt_count
-
     interrupts = Interrupts()
-    control = interrupts.begin(Row(7, 2), timeout=None)
-    from dbtasks.exceptions import TaskCancelled
+    control = interrupts.begin(DBTaskResult(pk=7, attempt_count=2), timeout=None)
 
     assert interrupts.interrupt(7, 1, TaskCancelled("an earlier attempt")) is False
     assert control.reason is None
@@ -83,7 +80,7 @@ def test_cancel_requests_reach_only_the_attempt_they_name():
 def test_cancel_of_a_finished_task_is_refused(worker):
     result = control_tasks.checks_until_cancelled.enqueue("done")
     wait_until(lambda: started("done"), timeout=30, what="the task to start")
-    task_backends["default"].cancel(result.id)
+    default_backend().cancel(result.id)
     wait_for_status(result, "FAILED", timeout=30)
 
-    assert task_backends["default"].cancel(result.id) is False
+    assert default_backend().cancel(result.id) is False

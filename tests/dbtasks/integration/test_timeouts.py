@@ -25,4 +25,5 @@ def test_a_task_past_its_timeout_fails_with_task_timeout_and_is_retried(transact
     ] * 2
     assert "ran past its timeout of 0:00:00.300000" in result.errors[0].traceback
     # It stopped itself each time: the worker never had to give up a thread.
+    assert running.worker.pool is not None
     assert running.worker.pool.hung() == 0

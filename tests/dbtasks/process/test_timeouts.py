@@ -12,8 +12,8 @@ from dbtasks.compat import TaskResultStatus
 from tests import tasks
 from tests.dbtasks import control_tasks
 from tests.dbtasks.helpers import row_of
+from tests.live import wait_until
 from tests.testapp.models import TaskRun
-from tests.workers import wait_until
 
 pytestmark = pytest.mark.process
 
