@@ -120,9 +120,9 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
             )
 
     @admin.action(description="Ask selected running tasks to stop (cancel while running)")
-    def request_cancel(self, request: HttpRequest, queryset: QuerySet[DBTaskResult]) -> None:
+    def request_cancel(self, request: HttpRequest, queryset: DBTaskResultQuerySet) -> None:
         selected = queryset.count()
-        count = queryset.request_cancel(timezone.now())  # type: ignore[attr-defined]
+        count = queryset.request_cancel(timezone.now())
         self.message_user(
             request,
             f"Asked {count} running task(s) to stop; each ends FAILED (TaskCancelled) "

@@ -179,6 +179,7 @@ def _task_overrides(
     task_policies: dict[tuple[str, str], QueuePolicy] = {}
     for task_path, task_options in options.items():
         task_key = f"{key}[{task_path!r}]"
+        # OPTIONS is user input: a key typed str may be anything at run time.
         if not isinstance(task_path, str) or "." not in task_path:  # type: ignore[redundant-expr]
             raise OptionError(f"{key} keys must be dotted paths to tasks, got {task_path!r}.")
         task_options = _mapping(task_options, key=task_key)
