@@ -19,10 +19,12 @@ from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import InvalidTask
 from dbtasks.compat import TaskResult
 from dbtasks.models import BLOCKED
+from dbtasks.models import READY
 from dbtasks.models import DBTaskResult
 from dbtasks.workflows.building import Planned
 from dbtasks.workflows.models import DBWorkflow
 from dbtasks.workflows.models import DBWorkflowMember
+from dbtasks.workflows.reading import Member
 from dbtasks.workflows.reading import WorkflowResult
 
 
@@ -64,7 +66,7 @@ def enqueue(members: list[Planned], *, name: str) -> WorkflowResult:
         for member in members:
             for position in member.waits_on:
                 dependants.setdefault(position, []).append(ids[member.position])
-        DBWorkflowMember.objects.using(db).bulk_create(
+        rows = DBWorkflowMember.objects.using(db).bulk_create(
             DBWorkflowMember(
                 result_id=ids[member.position],
                 workflow=workflow,
@@ -76,4 +78,22 @@ def enqueue(members: list[Planned], *, name: str) -> WorkflowResult:
             )
             for member in members
         )
-    return WorkflowResult.load(str(workflow.pk))
+    # As written: no need to read it back.
+    return WorkflowResult(
+        id=str(workflow.pk),
+        name=workflow.name,
+        backend=workflow.backend_name,
+        created_at=workflow.created_at,
+        cancelled_at=None,
+        members=[
+            Member(
+                position=row.position,
+                result=result,
+                status=BLOCKED if row.waits_on else READY,
+                receives=row.receives,
+                waits_on=[str(pk) for pk in row.waits_on],
+                waiting_for=row.waiting_for,
+            )
+            for row, result in zip(rows, results, strict=True)
+        ],
+    )

@@ -89,6 +89,12 @@ def test_a_group_callback_receives_every_outcome_once(transactional_db):
         ],
         then=workflows.call(tasks.tally, "report"),
     ).enqueue()
+
+    def shape(members):
+        return [(m.id, m.status, m.receives, m.waits_on, m.waiting_for) for m in members]
+
+    # What enqueue() returns is what reading it back gives.
+    assert shape(run.members) == shape(workflows.members(run.id))
     callback = workflows.members(run.id)[-1]
     assert callback.status == BLOCKED
     assert callback.receives == "outcomes"
