@@ -24,11 +24,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import task_backends
+from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.models import BLOCKED
 from dbtasks.models import FAILED
 from dbtasks.models import READY
@@ -71,14 +73,18 @@ def release(db: str, result_id: int) -> None:
     else:
         passed = [outcome(row) for row in finished]
     row = tasks.get(pk=result_id)
-    arguments = {
-        "args": [passed, *row.arguments.get("args", [])],
-        "kwargs": row.arguments.get("kwargs", {}),
-    }
+    try:
+        args, kwargs = row.stored_arguments()
+    except TaskArgumentsCorrupt as error:
+        # Raising here would undo the finish being recorded; the member fails instead.
+        cancel_dependant(db, result_id, because=str(error), now=now)
+        return
     released = tasks.filter(pk=result_id, status=BLOCKED).update(
-        status=READY, arguments=arguments, available_after=max(now, row.run_after or now)
+        status=READY,
+        arguments={"args": [passed, *args], "kwargs": kwargs},
+        available_after=max(now, row.run_after or now),
     )
-    if released:
+    if released and row.backend_name in settings.TASKS:
         backend = task_backends[row.backend_name]
         if isinstance(backend, DatabaseBackend):  # as enqueue checked; else workers poll
             backend.notify_workers(row.queue_name)

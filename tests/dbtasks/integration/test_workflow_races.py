@@ -135,3 +135,18 @@ def test_a_requeued_member_finishing_again_releases_nothing_twice(transactional_
     assert close(row, return_value=None)
     statuses = [r.status for r in run.refresh().results]
     assert statuses == [TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED]
+
+
+def test_a_callback_with_corrupt_arguments_fails_without_undoing_the_finish(transactional_db):
+    run = chord()
+    DBTaskResult.objects.filter(pk=run.last.id).update(arguments="not what enqueue wrote")
+    rows = claim_each(MEMBERS)
+
+    assert all(close(row, return_value="ok") for row in rows)
+
+    members = DBTaskResult.objects.filter(pk__in=[row.pk for row in rows])
+    assert set(members.values_list("status", flat=True)) == {"SUCCESSFUL"}
+    callback = callback_of(run)
+    assert callback.status == "FAILED"
+    assert callback.attempt_count == 0
+    assert "its arguments must be" in callback.cancellation_errors()[0].traceback
