@@ -76,7 +76,7 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over a large table per page
     date_hierarchy = None
-    readonly_fields = [field.name for field in DBTaskResult._meta.fields]
+    readonly_fields = [*(field.name for field in DBTaskResult._meta.fields), "workflow"]
     inlines = [DBTaskAttemptInline]
     actions = ["requeue_failed", "cancel_ready", "request_cancel", "discard_failed"]
 
@@ -87,6 +87,11 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
             # The list shows neither column: never read megabytes of JSON per row.
             queryset = queryset.defer("arguments", "return_value")
         return queryset
+
+    @admin.display(description="workflow")
+    def workflow(self, row: DBTaskResult) -> str:
+        """A link to the workflow this task is a member of (dbtasks/workflows/admin.py)."""
+        return workflow_link(row)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[DBTaskResult], search_term: str
@@ -163,4 +168,4 @@ class DBWorkerAdmin(ReadOnlyAdminMixin, WorkerAdmin):
 
 
 # Workflows have their own admin, beside their models (dbtasks/workflows/).
-from dbtasks.workflows import admin as workflows_admin  # noqa: E402, F401
+from dbtasks.workflows.admin import workflow_link  # noqa: E402

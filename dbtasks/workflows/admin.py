@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from dbtasks.models import FINISHED
 from dbtasks.models import RUNNING
 from dbtasks.models import WAITING
+from dbtasks.models import DBTaskResult
 from dbtasks.workflows.cancelling import cancel
 from dbtasks.workflows.models import DBWorkflow
 from dbtasks.workflows.models import DBWorkflowMember
@@ -77,6 +78,18 @@ class DBWorkflowMemberInline(MemberInline):
     @admin.display(description="status")
     def status(self, member: DBWorkflowMember) -> str:
         return member.result.status
+
+
+def workflow_link(row: DBTaskResult) -> str:
+    """A link to the workflow ``row`` is a member of, or "-"."""
+    if not row.in_workflow:
+        return "-"
+    members = DBWorkflowMember.objects.using(row._state.db).filter(pk=row.pk)
+    workflow_id = members.values_list("workflow_id", flat=True).first()
+    if workflow_id is None:
+        return "-"
+    url = reverse("admin:dbtasks_dbworkflow_change", args=[workflow_id])
+    return format_html('<a href="{}">workflow {}</a>', url, workflow_id)
 
 
 @admin.register(DBWorkflow)

@@ -54,3 +54,19 @@ def test_the_cancel_action_cancels_unstarted_members(admin_client, db):
 
     assert "Cancelled 3 task(s) that had not started." in response.content.decode()
     assert [result.status for result in run.refresh().results] == ["FAILED"] * 3
+
+
+def test_a_member_task_links_to_its_workflow(admin_client, db):
+    run = chord()
+    plain = tasks.noop.enqueue()
+
+    member_page = admin_client.get(
+        reverse("admin:dbtasks_dbtaskresult_change", args=[run.last.id])
+    ).content.decode()
+    plain_page = admin_client.get(
+        reverse("admin:dbtasks_dbtaskresult_change", args=[plain.id])
+    ).content.decode()
+
+    link = reverse("admin:dbtasks_dbworkflow_change", args=[run.id])
+    assert f'<a href="{link}">workflow {run.id}</a>' in member_page
+    assert '/change/">workflow ' not in plain_page

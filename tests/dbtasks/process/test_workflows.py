@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from itertools import pairwise
 
 import pytest
@@ -12,6 +13,7 @@ from django.db.models import Max
 
 from dbtasks import workflows
 from dbtasks.compat import TaskResultStatus
+from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.workflows.models import DBWorkflowMember
 from tests import tasks
@@ -50,6 +52,12 @@ def enqueue_workflows():
     return chords, chains, failing
 
 
+def key_of(row: DBTaskResult) -> str:
+    """The TaskRun key a fixture task's row counts its runs under."""
+    # record_run(key, seconds); record_step(previous, key); tally(outcomes, key)
+    return str(row.args[0] if row.task_path == "tests.tasks.record_run" else row.args[1])
+
+
 def test_real_workers_run_each_callback_once_after_its_members(start_worker):
     chords, chains, failing = enqueue_workflows()
     started = time.monotonic()
@@ -65,11 +73,18 @@ def test_real_workers_run_each_callback_once_after_its_members(start_worker):
     assert all(worker.running for worker in workers)
 
     runs = dict(TaskRun.objects.values_list("key").annotate(runs=Count("id")))
+    # A live worker presumed lost on a loaded machine may run a task twice
+    # (at-least-once): only where an attempt was closed as WorkerLost.
+    lost = Counter(
+        DBTaskAttempt.objects.filter(
+            exception_class_path="dbtasks.exceptions.WorkerLost"
+        ).values_list("result_id", flat=True)
+    )
     for n, chord in enumerate(chords):
         chord = chord.refresh()
         callback = chord.last
         assert [r.status for r in chord.results] == [TaskResultStatus.SUCCESSFUL] * (MEMBERS + 1)
-        assert runs[f"chord-{n}"] == 1  # the callback ran once
+        assert 1 <= runs[f"chord-{n}"] <= 1 + lost[int(callback.id)]  # the callback ran once
         assert callback.args == [
             [
                 {
@@ -91,7 +106,9 @@ def test_real_workers_run_each_callback_once_after_its_members(start_worker):
         assert [r.return_value for r in results] == [f"chain-{n}-{s}" for s in range(STEPS)]
         for before, after in pairwise(results):
             assert after.started_at >= before.finished_at
-    assert all(count == 1 for count in runs.values())
+    counted = DBTaskResult.objects.exclude(task_path__in=[tasks.noop.module_path])
+    by_key = {key_of(row): row.pk for row in counted if row.status == "SUCCESSFUL"}
+    assert {key: count for key, count in runs.items() if count > 1 + lost[by_key[key]]} == {}
 
     first, *rest = failing.refresh().results
     assert first.status == TaskResultStatus.FAILED
