@@ -39,6 +39,7 @@ from dbtasks.serialization import PayloadTooLarge
 from dbtasks.serialization import to_json_value
 
 if TYPE_CHECKING:
+    from dbtasks.models import DBTaskResult
     from dbtasks.results import ResultSummary
 
 
@@ -113,31 +114,8 @@ class DatabaseBackend(BaseTaskBackend):
         self, task: Task[P, R], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> TaskResult[P, R]:
         """Insert the task's row (in the caller's transaction) and return its result."""
-        from dbtasks.models import DBTaskResult
-        from dbtasks.sql import notify
-
-        self.validate_task(task)
-        self.raise_if_misconfigured()
-        arguments = serialize_arguments(args, kwargs, max_size=self.config.max_arguments_size)
-
-        now = timezone.now()
-        row = DBTaskResult(
-            task_path=task.module_path,
-            backend_name=self.alias,
-            queue_name=task.queue_name,
-            priority=task.priority,
-            run_after=task.run_after,
-            takes_context=task.takes_context,
-            arguments=arguments,
-            enqueued_at=now,
-            available_after=task.run_after or now,
-        )
-        if self.uses_listen_notify():
-            # One round trip: the INSERT and the NOTIFY that wakes idle workers.
-            notify.insert_and_notify(row, db=self.db_alias)
-        else:
-            row.save(using=self.db_alias, force_insert=True)
-
+        row = self.new_row(task, args, kwargs)
+        self.insert_row(row)
         result = row.to_task_result(history=[], task=task)
         task_enqueued.send(type(self), task_result=result)
         return result
@@ -211,6 +189,44 @@ class DatabaseBackend(BaseTaskBackend):
         return [*super().check(**kwargs), *dbtasks_checks.check_backend(self)]
 
     # --- dbtasks' own API ---------------------------------------------------
+
+    def new_row(
+        self,
+        task: Task[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        unique_key: str = "",
+    ) -> DBTaskResult:
+        """The row that enqueues ``task`` (not saved): validated, arguments stored as JSON."""
+        from dbtasks.models import DBTaskResult
+
+        self.validate_task(task)
+        self.raise_if_misconfigured()
+        arguments = serialize_arguments(args, kwargs, max_size=self.config.max_arguments_size)
+        now = timezone.now()
+        return DBTaskResult(
+            task_path=task.module_path,
+            backend_name=self.alias,
+            queue_name=task.queue_name,
+            priority=task.priority,
+            run_after=task.run_after,
+            takes_context=task.takes_context,
+            arguments=arguments,
+            enqueued_at=now,
+            available_after=task.run_after or now,
+            unique_key=unique_key,
+        )
+
+    def insert_row(self, row: DBTaskResult) -> None:
+        """INSERT a new row in the caller's transaction (and NOTIFY its queue on Postgres)."""
+        from dbtasks.sql import notify
+
+        if self.uses_listen_notify():
+            # One round trip: the INSERT and the NOTIFY that wakes idle workers.
+            notify.insert_and_notify(row, db=self.db_alias)
+        else:
+            row.save(using=self.db_alias, force_insert=True)
 
     def raise_if_misconfigured(self) -> None:
         """Raise InvalidTaskBackend if OPTIONS were wrong."""

@@ -71,8 +71,16 @@ class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
         return self.finished().filter(finished_at__lt=cutoff)
 
     def requeue_failed(self, now: datetime) -> int:
-        """Make FAILED rows READY to run now; each gets one more attempt. Return how many."""
-        return self.filter(status=FAILED).update(
+        """Make FAILED rows READY to run now; each gets one more attempt. Return how many.
+
+        A unique task whose key has an unfinished task again is left FAILED:
+        the unique key allows one at a time.
+        """
+        taken = DBTaskResult.objects.filter(status__in=UNFINISHED).exclude(unique_key="")
+        failed = self.filter(status=FAILED).exclude(
+            ~models.Q(unique_key=""), unique_key__in=taken.values("unique_key")
+        )
+        return failed.update(
             status=READY,
             available_after=now,
             finished_at=None,
@@ -137,6 +145,9 @@ class DBTaskResult(models.Model):
     cancel_reason = models.TextField(blank=True, default="", db_default="")
     # A member of a workflow (dbtasks.workflows): its finish releases others.
     in_workflow = models.BooleanField(default=False, db_default=False)
+    # dbtasks.unique.enqueue_unique(): at most one unfinished row per key
+    # (dbtasks_unique_unfinished); empty for ordinary tasks.
+    unique_key = models.CharField(max_length=255, blank=True, default="", db_default="")
     # Set when cancel() was asked while the task ran; the worker running it
     # passes the request on (dbtasks.cancellation). Kept after the attempt, as
     # the record that a cancel was asked, whatever the task did with it.
@@ -177,6 +188,15 @@ class DBTaskResult(models.Model):
                 fields=["enqueued_at"],
                 condition=models.Q(status__in=UNFINISHED),
                 name="dbtasks_unfinished_idx",
+            ),
+        ]
+        constraints = [
+            # Unique tasks: the database, not a read before the write, keeps a
+            # second unfinished row with the same key out (enqueue_unique).
+            models.UniqueConstraint(
+                fields=["backend_name", "unique_key"],
+                condition=models.Q(status__in=UNFINISHED) & ~models.Q(unique_key=""),
+                name="dbtasks_unique_unfinished",
             ),
         ]
 

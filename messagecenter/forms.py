@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+import uuid
 import zoneinfo
 from datetime import datetime
 from datetime import timedelta
@@ -54,6 +55,10 @@ class NotificationForm(NotificationModelForm):
     # (e.g. "Europe/Paris"), so "deliver at 09:00" means the sender's 09:00.
     # Without JavaScript it is empty and the server's time zone applies.
     time_zone = forms.CharField(required=False, widget=forms.HiddenInput)
+    # A new token with every blank form: the same form posted twice (a double
+    # click, a resent request) carries the same token and is sent once
+    # (dbtasks' unique tasks, see views.create_notification).
+    idempotency_key = forms.UUIDField(required=False, widget=forms.HiddenInput, initial=uuid.uuid4)
     tags = forms.CharField(
         required=False,
         max_length=MAX_TAGS * (MAX_TAG_LENGTH + 2),

@@ -31,6 +31,7 @@ from django_htmx.middleware import HtmxDetails
 
 from dbtasks.backend import DatabaseBackend
 from dbtasks.results import State
+from dbtasks.unique import enqueue_unique
 from messagecenter import live as live_rows
 from messagecenter.forms import NotificationForm
 from messagecenter.models import Notification
@@ -108,32 +109,51 @@ def notifications_page(request: HtmxHttpRequest) -> Page[Notification]:
 
 
 def create_notification(request: HtmxHttpRequest, form: NotificationForm) -> Notification:
-    """Save the notification and enqueue its delivery, all or nothing."""
+    """Save the notification and enqueue its delivery, all or nothing.
+
+    The form's token makes a second post of the same form (a double click, a
+    resent request) a duplicate while the first delivery is unfinished: it
+    returns the first notification and nothing new is saved or sent.
+    """
     # With a database task backend, enqueue() inserts the task row on this
     # same connection: inside atomic() the notification and its task commit
     # together, or neither does, and a worker can never pick up a task whose
     # notification is not there yet. With a backend that is not the
     # database (a broker), enqueue after commit instead:
     #     transaction.on_commit(partial(send_notification.enqueue, notification.pk))
+    token = form.cleaned_data.get("idempotency_key")
+    key = f"messagecenter.send:{request.user.pk}:{token}" if token else None
     with transaction.atomic():
         notification = form.save(commit=False)
         notification.owner = request.user
         notification.save()
-        enqueue_delivery(notification, run_after=notification.deliver_at)
+        result, created = enqueue_delivery(
+            notification, run_after=notification.deliver_at, unique_key=key
+        )
+        if not created:
+            notification.delete()  # never seen outside this transaction
+            return Notification.objects.get(owner=request.user, task_result_id=result.id)
     return notification
 
 
 def enqueue_delivery(
-    notification: Notification, *, run_after: datetime | None = None
-) -> TaskResult[[int], dict[str, Any]]:
-    """Enqueue ``send_notification`` and remember its result id on the notification."""
-    result = send_notification.using(
-        priority=notification.task_priority,
-        run_after=run_after,
-    ).enqueue(notification.pk)
+    notification: Notification, *, run_after: datetime | None = None, unique_key: str | None = None
+) -> tuple[TaskResult[[int], dict[str, Any]], bool]:
+    """Enqueue ``send_notification`` and remember its result id on the notification.
+
+    With ``unique_key`` (and dbtasks), an unfinished delivery holding the key
+    is returned instead, with False: nothing is enqueued.
+    """
+    task = send_notification.using(priority=notification.task_priority, run_after=run_after)
+    if unique_key is not None and isinstance(task.get_backend(), DatabaseBackend):
+        result, created = enqueue_unique(task, unique_key, notification.pk)
+        if not created:
+            return result, False
+    else:
+        result = task.enqueue(notification.pk)
     notification.task_result_id = result.id
     notification.save(update_fields=["task_result_id"])
-    return result
+    return result, True
 
 
 @require_GET
