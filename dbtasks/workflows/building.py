@@ -20,6 +20,8 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from dbtasks.compat import Task
 from dbtasks.workflows.models import NOTHING
 from dbtasks.workflows.models import OUTCOMES
@@ -63,6 +65,10 @@ class Chain:
         """Write the whole chain in one transaction (the caller's, if any); return it."""
         return enqueue(self, name)
 
+    async def aenqueue(self, *, name: str = "") -> WorkflowResult:
+        """``enqueue()`` from async code (in a thread, as Django's ORM requires)."""
+        return await sync_to_async(enqueue)(self, name)
+
 
 @dataclass(frozen=True)
 class Group:
@@ -72,6 +78,10 @@ class Group:
     def enqueue(self, *, name: str = "") -> WorkflowResult:
         """Write the whole group in one transaction (the caller's, if any); return it."""
         return enqueue(self, name)
+
+    async def aenqueue(self, *, name: str = "") -> WorkflowResult:
+        """``enqueue()`` from async code (in a thread, as Django's ORM requires)."""
+        return await sync_to_async(enqueue)(self, name)
 
 
 type Step = Call | Chain | Group | Task[Any, Any]  # a bare task: no arguments

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.db import transaction
 from django.utils import timezone
 
@@ -263,3 +266,19 @@ def test_purging_a_workflows_last_task_purges_the_workflow(db):
     assert [member.id for member in workflows.members(kept.id)] == [kept.results[1].id]
     with pytest.raises(WorkflowDoesNotExist):
         workflows.get(gone.id)
+
+
+def test_async_code_enqueues_with_aenqueue(transactional_db):
+    group = workflows.group([workflows.call(tasks.echo, 1)], then=tasks.noop)
+
+    async def enqueue():
+        try:
+            return await group.aenqueue(name="from async")
+        finally:
+            # The ORM ran in sync_to_async's thread: close that thread's connection.
+            await sync_to_async(connections.close_all)()
+
+    run = asyncio.run(enqueue())
+
+    assert workflows.get(run.id).name == "from async"
+    assert [member.status for member in workflows.members(run.id)] == [READY, BLOCKED]
