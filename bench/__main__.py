@@ -31,6 +31,7 @@ from bench import claim_latency
 from bench import drain
 from bench import enqueue
 from bench import memory
+from bench import ops_reads
 from bench import pickup
 from bench import poll_http
 from bench import statements
@@ -57,7 +58,7 @@ from bench.report import table
 from bench.report import targets
 from bench.report import targets_table
 
-FIGURES = (enqueue, drain, pickup, statements, claim_latency, poll_http, memory)
+FIGURES = (enqueue, drain, pickup, statements, claim_latency, poll_http, memory, ops_reads)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

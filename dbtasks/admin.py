@@ -3,24 +3,117 @@
 Rows are written by ``enqueue()`` and the worker only, so the admin never
 adds or edits them. It may delete them (discarding results) and re-queue
 FAILED tasks.
+
+Made for a table of millions: the filters offer the configured queues and
+backends instead of asking the table for its distinct values, the paginator
+estimates large counts (``dbtasks.estimates``), and every time is shown in
+one format with its zone (``dbtasks.times``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib import messages
+from django.db.models import Q
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
+from dbtasks.estimates import EstimatedCountPaginator
+from dbtasks.models import BLOCKED
+from dbtasks.models import CANCELLED_TASKS
 from dbtasks.models import FAILED
+from dbtasks.models import READY
+from dbtasks.models import RUNNING
+from dbtasks.models import SCHEDULED
+from dbtasks.models import SUCCESSFUL
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBTaskResultQuerySet
 from dbtasks.models import DBWorker
+from dbtasks.times import time_element
+
+
+def time_column(field: str, description: str) -> Callable[[Any, Any], SafeString]:
+    """A list or detail column showing ``field`` as a time labelled with its zone."""
+
+    @admin.display(description=description, ordering=field)
+    def show(self: Any, obj: Any) -> SafeString:
+        return time_element(getattr(obj, field))
+
+    return show
+
+
+def states(now: Any) -> dict[str, tuple[str, Q]]:
+    """The task list's states: parameter value -> (label, rows in that state).
+
+    Waiting rows split as on the ops dashboard; a cancelled task is not Failed.
+    """
+    waiting = (READY, SCHEDULED)
+    return {
+        "ready": ("Ready", Q(status__in=waiting, available_after__lte=now)),
+        "scheduled": ("Scheduled", Q(status__in=waiting, available_after__gt=now)),
+        "blocked": ("Blocked", Q(status=BLOCKED)),
+        "running": ("Running", Q(status=RUNNING)),
+        "successful": ("Successful", Q(status=SUCCESSFUL)),
+        "failed": ("Failed", Q(status=FAILED) & ~CANCELLED_TASKS),
+        "cancelled": ("Cancelled", CANCELLED_TASKS),
+    }
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, label) for value, (label, _) in states(timezone.now()).items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        chosen = states(timezone.now()).get(self.value() or "")
+        return queryset.filter(chosen[1]) if chosen else queryset
+
+
+def configured_backends() -> dict[str, list[str]]:
+    """Each dbtasks backend alias in TASKS with its queues (from settings: no query)."""
+    found = {}
+    for alias, config in getattr(settings, "TASKS", {}).items():
+        if str(config.get("BACKEND", "")).startswith("dbtasks."):
+            found[alias] = sorted(config.get("QUEUES") or ["default"])
+    return found
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """The configured queues: asking a big table for its distinct queue names is a full scan."""
+
+    title = "queue"
+    parameter_name = "queue_name"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = sorted({name for queues in configured_backends().values() for name in queues})
+        if (chosen := self.value()) and chosen not in names:
+            names.append(chosen)  # a queue no longer configured, reached by its URL
+        return [(name, name) for name in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(queue_name=self.value()) if self.value() else queryset
+
+
+class BackendFilter(admin.SimpleListFilter):
+    title = "backend"
+    parameter_name = "backend_name"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(alias, alias) for alias in configured_backends()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(backend_name=self.value()) if self.value() else queryset
+
 
 if TYPE_CHECKING:  # the admin classes are generic for type checkers only
     AttemptInline = admin.StackedInline[DBTaskAttempt, DBTaskResult]
@@ -47,12 +140,14 @@ class DBTaskAttemptInline(ReadOnlyAdminMixin, AttemptInline):
         "number",
         "outcome",
         "worker_id",
-        "started_at",
-        "stopped_at",
+        "started",
+        "stopped",
         "exception_class_path",
         "traceback",
     )
     fields = readonly_fields
+    started = time_column("started_at", "started")
+    stopped = time_column("stopped_at", "stopped")
 
 
 @admin.register(DBTaskResult)
@@ -60,23 +155,36 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
     list_display = [
         "id",
         "task_path",
-        "status",
+        "state",
         "queue_name",
         "priority",
         "attempt_count",
-        "enqueued_at",
-        "started_at",
-        "finished_at",
-        "available_after",
+        "enqueued",
+        "started",
+        "finished",
+        "available",
     ]
-    list_filter = ["status", "queue_name", "backend_name"]
+    list_filter = [StateFilter, QueueFilter, BackendFilter]
     # "=id" matches the id exactly; task paths match by substring.
     search_fields = ["=id", "task_path"]
     ordering = ["-id"]
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over a large table per page
+    paginator = EstimatedCountPaginator  # nor one to number the pages
     date_hierarchy = None
-    readonly_fields = [*(field.name for field in DBTaskResult._meta.fields), "workflow"]
+    # Every field, times replaced by their labelled columns.
+    readonly_fields = [
+        {
+            "enqueued_at": "enqueued",
+            "started_at": "started",
+            "finished_at": "finished",
+            "last_attempted_at": "last_attempted",
+            "available_after": "available",
+            "run_after": "run_after_time",
+            "cancelled_at": "cancelled",
+        }.get(field.name, field.name)
+        for field in DBTaskResult._meta.fields
+    ] + ["workflow"]
     inlines = [DBTaskAttemptInline]
     actions = ["requeue_failed", "cancel_ready", "request_cancel", "discard_failed"]
 
@@ -93,14 +201,34 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
         """A link to the workflow this task is a member of (dbtasks/workflows/admin.py)."""
         return workflow_link(row)
 
+    enqueued = time_column("enqueued_at", "enqueued")
+    started = time_column("started_at", "started")
+    finished = time_column("finished_at", "finished")
+    last_attempted = time_column("last_attempted_at", "last attempted")
+    available = time_column("available_after", "available after")
+    run_after_time = time_column("run_after", "run after")
+    cancelled = time_column("cancelled_at", "cancelled")
+
+    @admin.display(description="state", ordering="status")
+    def state(self, obj: DBTaskResult) -> str:
+        """The status, but a cancelled task reads Cancelled, not Failed."""
+        if obj.cancelled_at is not None or (
+            obj.status == FAILED and obj.cancel_requested_at is not None
+        ):
+            return "Cancelled"
+        return str(obj.get_status_display())
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[DBTaskResult], search_term: str
     ) -> tuple[QuerySet[DBTaskResult], bool]:
         # "=id" with a non-number would make the database compare text to an
         # integer; search ids only with digits.
-        if search_term.strip().isdigit():
-            return super().get_search_results(request, queryset, search_term)
-        return queryset.filter(task_path__icontains=search_term.strip()), False
+        term = search_term.strip()
+        if not term:
+            return queryset, False  # no "LIKE '%%'" on every row of the list
+        if term.isdigit():
+            return super().get_search_results(request, queryset, term)
+        return queryset.filter(task_path__icontains=term), False
 
     @admin.action(description="Re-queue selected failed tasks now")
     def requeue_failed(self, request: HttpRequest, queryset: DBTaskResultQuerySet) -> None:
@@ -161,10 +289,15 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
 
 @admin.register(DBWorker)
 class DBWorkerAdmin(ReadOnlyAdminMixin, WorkerAdmin):
-    list_display = ["worker_id", "hostname", "pid", "threads", "started_at", "heartbeat_at"]
+    list_display = ["worker_id", "hostname", "pid", "threads", "started", "heartbeat"]
     list_filter = ["backend_name", "hostname"]
     search_fields = ["worker_id", "hostname"]
-    readonly_fields = [field.name for field in DBWorker._meta.fields]
+    readonly_fields = [
+        {"started_at": "started", "heartbeat_at": "heartbeat"}.get(field.name, field.name)
+        for field in DBWorker._meta.fields
+    ]
+    started = time_column("started_at", "started")
+    heartbeat = time_column("heartbeat_at", "last heartbeat")
 
 
 # Workflows have their own admin, beside their models (dbtasks/workflows/).

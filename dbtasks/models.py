@@ -8,6 +8,8 @@
   ``attempts`` are built from these.
 - ``DBWorker``: one row per live worker process, with its heartbeat. A
   RUNNING task whose worker stopped heartbeating is closed as ``WorkerLost``.
+- ``DBMinuteSummary`` (in ``dbtasks/minutes.py``): per-minute counts for the
+  dashboard and the metrics, written by the workers.
 
 ``DBTaskResult.to_task_result()`` is the only place a ``TaskResult`` is built.
 """
@@ -43,6 +45,11 @@ BLOCKED = "BLOCKED"  # waits on other tasks (a workflow) or a limit; released by
 WAITING = (READY, SCHEDULED, BLOCKED)  # neither started nor finished
 FINISHED = (SUCCESSFUL, FAILED)
 UNFINISHED = (*WAITING, RUNNING)
+
+# Cancelled tasks, before they ran or stopped while running (FAILED, but no failure).
+CANCELLED_TASKS = models.Q(cancelled_at__isnull=False) | models.Q(
+    status=FAILED, cancel_requested_at__isnull=False
+)
 
 STATUS_CHOICES = [
     *TaskResultStatus.choices,
@@ -188,6 +195,17 @@ class DBTaskResult(models.Model):
                 fields=["enqueued_at"],
                 condition=models.Q(status__in=UNFINISHED),
                 name="dbtasks_unfinished_idx",
+            ),
+            # Cancellations (few): counted per minute, listed and filtered by the ops side.
+            models.Index(
+                fields=["cancelled_at"],
+                condition=models.Q(cancelled_at__isnull=False),
+                name="dbtasks_cancelled_idx",
+            ),
+            models.Index(
+                fields=["cancel_requested_at"],
+                condition=models.Q(cancel_requested_at__isnull=False),
+                name="dbtasks_cancel_requested_idx",
             ),
         ]
         constraints = [
@@ -403,7 +421,8 @@ class DBScheduleTick(models.Model):
         return f"{self.schedule} @ {self.tick_at.isoformat()}"
 
 
-# Workflow tables live with the code that uses them; imported here so Django
-# registers them with this app.
+# Workflow tables and the per-minute summaries live with the code that uses
+# them; imported here so Django registers them with this app.
+from dbtasks.minutes import DBMinuteSummary  # noqa: E402, F401
 from dbtasks.workflows.models import DBWorkflow  # noqa: E402, F401
 from dbtasks.workflows.models import DBWorkflowMember  # noqa: E402, F401

@@ -14,6 +14,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from dbtasks.backend import DatabaseBackend
+from dbtasks.compat import task_backends
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
@@ -61,3 +63,27 @@ def mark_running(result_id: str, *, worker_id: str, since: datetime) -> None:
         started_at=since,
         last_attempted_at=since,
     )
+
+
+def count_minutes_so_far(alias: str = "default") -> int:
+    """Summarise every minute up to the current one, as the workers will once it has ended.
+
+    The dashboard and the metrics read the last hour from these summaries;
+    a test would otherwise wait for the minute to end.
+    """
+    from dbtasks.worker.summaries import SETTLE
+    from dbtasks.worker.summaries import summarise_due_minutes
+
+    later = timezone.now() + timedelta(minutes=1) + SETTLE
+    return summarise_due_minutes(database_backend(alias), now=later, limit=1000)
+
+
+def database_backend(alias: str = "default") -> DatabaseBackend:
+    backend = task_backends[alias]
+    assert isinstance(backend, DatabaseBackend)
+    return backend
+
+
+def cancel(result_id: str) -> None:
+    """Cancel a waiting task with the backend's own API."""
+    assert database_backend().cancel(result_id)

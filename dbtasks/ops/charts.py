@@ -15,7 +15,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from dbtasks.ops.throughput import MinuteCount
+from dbtasks.ops.recent import MinuteCount
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +109,8 @@ def throughput_chart(
                 title=(
                     f"{_minute_label(minute.minute)}: {minute.successful} successful, "
                     f"{minute.failed} failed"
+                    if minute.counted
+                    else f"{_minute_label(minute.minute)}: not counted yet"
                 ),
             )
         )

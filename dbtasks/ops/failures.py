@@ -1,20 +1,31 @@
-"""The latest failed attempts, and what became of their tasks."""
+"""The latest failed attempts and what became of their tasks; the latest cancellations.
+
+A cancelled task is not a failure: it never ran (or its run was stopped on
+purpose), so it is listed apart, and a failed attempt whose task was then
+cancelled says so instead of "Gave up".
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models.functions import Coalesce
+
 from dbtasks.backend import DatabaseBackend
+from dbtasks.minutes import CANCELLATION_PATH
+from dbtasks.models import CANCELLED_TASKS
 from dbtasks.models import FAILED
 from dbtasks.models import READY
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskAttempt
+from dbtasks.models import DBTaskResult
 from dbtasks.ops.text import last_traceback_line
 
 RETRIED = "Retried"  # a later attempt has run (or runs now)
 WILL_RETRY = "Will retry"  # this was the latest attempt; the task waits for its backoff
 GAVE_UP = "Gave up"  # this was the last attempt; the task is FAILED
+CANCELLED = "Cancelled"  # the task was cancelled after this attempt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +58,7 @@ def latest_failures(backend: DatabaseBackend, *, limit: int = 10) -> list[Failur
     rows = (
         DBTaskAttempt.objects.using(backend.db_alias)
         .filter(outcome=FAILED, result__backend_name=backend.alias)
+        .exclude(exception_class_path=CANCELLATION_PATH)
         .select_related("result")
         # Arguments and return values can be large and are not shown.
         .only(
@@ -59,6 +71,8 @@ def latest_failures(backend: DatabaseBackend, *, limit: int = 10) -> list[Failur
             "result__queue_name",
             "result__status",
             "result__attempt_count",
+            "result__cancelled_at",
+            "result__cancel_requested_at",
         )
         .order_by("-pk")[:limit]
     )
@@ -83,6 +97,48 @@ def _after_attempt(attempt: DBTaskAttempt) -> str:
     """What became of the task after this failed attempt."""
     if attempt.number < attempt.result.attempt_count:
         return RETRIED
+    if attempt.result.cancelled_at is not None or (
+        attempt.result.status == FAILED and attempt.result.cancel_requested_at is not None
+    ):
+        return CANCELLED
     if attempt.result.status in (READY, RUNNING):
         return WILL_RETRY
     return GAVE_UP
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancellationInfo:
+    """One cancelled task: before it ran, or while it ran."""
+
+    result_id: int
+    task_path: str
+    queue_name: str
+    cancelled_at: datetime
+    attempts: int  # runs started, the stopped one included
+
+
+def latest_cancellations(backend: DatabaseBackend, *, limit: int = 5) -> list[CancellationInfo]:
+    """The ``limit`` most recently cancelled tasks of ``backend``, newest first.
+
+    ``dbtasks_cancelled_idx`` and ``dbtasks_cancel_requested_idx`` hold only
+    cancelled rows, so this reads a few index entries whatever the size of
+    the table.
+    """
+    rows = (
+        DBTaskResult.objects.using(backend.db_alias)
+        .filter(CANCELLED_TASKS, backend_name=backend.alias)
+        .annotate(when=Coalesce("cancelled_at", "finished_at"))
+        .order_by("-when", "-pk")
+        .values_list("pk", "task_path", "queue_name", "when", "attempt_count")[:limit]
+    )
+    return [
+        CancellationInfo(
+            result_id=pk,
+            task_path=task_path,
+            queue_name=queue_name,
+            cancelled_at=cancelled_at,
+            attempts=attempts,
+        )
+        for pk, task_path, queue_name, cancelled_at, attempts in rows
+        if cancelled_at is not None  # always, by the filter; this tells the type checker
+    ]

@@ -24,6 +24,7 @@ from django.utils import timezone
 from dbtasks.backend import DatabaseBackend
 from dbtasks.ops.queues import queue_summaries
 from dbtasks.ops.queues import queues_without_workers
+from dbtasks.ops.recent import RecentActivity
 from dbtasks.ops.text import format_duration
 from dbtasks.ops.workers import live_workers
 
@@ -80,7 +81,9 @@ def check_health(
     queue_names = list(queues) if queues else list(backend.queues)
     within = limits.heartbeat_within or backend.config.heartbeat_timeout
     try:
-        summaries = queue_summaries(backend, now=now, queues=queue_names)
+        # The verdict needs no history: skip reading the last hour's summaries.
+        no_history = RecentActivity(now=now, by_minute={})
+        summaries = queue_summaries(backend, now=now, recent=no_history, queues=queue_names)
         workers = live_workers(backend, now=now, within=within)
     except DatabaseError as error:
         # The point of a health check: report it, in one line, never a traceback.

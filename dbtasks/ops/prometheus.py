@@ -1,11 +1,12 @@
 """Metrics in the Prometheus text exposition format (version 0.0.4).
 
 ``collect()`` reads the numbers (three queries per dbtasks backend, from
-``dbtasks.ops.queues``, ``workers`` and ``attempts``); ``render()`` writes them
+``dbtasks.ops.queues``, ``recent`` and ``workers``); ``render()`` writes them
 out. The tables are the source of truth, so every metric is a gauge over the
-current state or over the last hour (``window.WINDOW``), never a
-process-local counter: any web process answers the same, and a restart loses
-nothing.
+current state or over the last hour, never a process-local counter: any web
+process answers the same, and a restart loses nothing. The last hour's
+figures come from the per-minute summaries the workers write once a minute
+has ended, so they lag the present by up to a minute and some seconds.
 
 The duration histogram is one too: its buckets count the attempts of the
 last hour, so they can go down. Read it directly, e.g.
@@ -25,9 +26,10 @@ from datetime import datetime
 from typing import Literal
 
 from dbtasks.backend import DatabaseBackend
-from dbtasks.ops.attempts import attempt_stats
+from dbtasks.minutes import DURATION_BUCKETS
+from dbtasks.minutes import QueueMinute
 from dbtasks.ops.queues import queue_summaries
-from dbtasks.ops.window import DURATION_BUCKETS
+from dbtasks.ops.recent import recent_activity
 from dbtasks.ops.workers import count_live_workers
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -113,13 +115,19 @@ def collect(backends: Mapping[str, DatabaseBackend], *, now: datetime) -> list[M
     tasks = MetricFamily(
         "dbtasks_tasks",
         "gauge",
-        "Unfinished tasks by state: ready (may run now), scheduled (READY but waiting "
-        "for run_after or a retry backoff), running.",
+        "Unfinished tasks by state: ready (may run now), scheduled (waiting for "
+        "run_after or a retry backoff), blocked (waiting for other tasks), running.",
     )
     failed = MetricFamily(
         "dbtasks_tasks_failed_last_hour",
         "gauge",
-        "Tasks that ended FAILED (no attempt left) in the last hour.",
+        "Tasks that ended FAILED (no attempt left) in the last counted hour; "
+        "cancellations are not counted.",
+    )
+    cancelled = MetricFamily(
+        "dbtasks_tasks_cancelled_last_hour",
+        "gauge",
+        "Tasks cancelled in the last counted hour.",
     )
     oldest = MetricFamily(
         "dbtasks_oldest_ready_age_seconds",
@@ -134,7 +142,7 @@ def collect(backends: Mapping[str, DatabaseBackend], *, now: datetime) -> list[M
     attempts = MetricFamily(
         "dbtasks_attempts_last_hour",
         "gauge",
-        "Attempts that finished in the last hour, by outcome.",
+        "Attempts that finished in the last counted hour, by outcome.",
     )
     durations = MetricFamily(
         "dbtasks_attempt_duration_seconds",
@@ -143,33 +151,37 @@ def collect(backends: Mapping[str, DatabaseBackend], *, now: datetime) -> list[M
         "use histogram_quantile on the buckets directly, not on rate()).",
     )
     for alias, backend in backends.items():
-        summaries = queue_summaries(backend, now=now)
+        recent = recent_activity(backend, now=now)
+        summaries = queue_summaries(backend, now=now, recent=recent)
         for queue in summaries:
             labels = {"backend": alias, "queue": queue.name}
             tasks.add(queue.ready, **labels, status="ready")
             tasks.add(queue.scheduled, **labels, status="scheduled")
+            tasks.add(queue.blocked, **labels, status="blocked")
             tasks.add(queue.running, **labels, status="running")
             failed.add(queue.failed_last_hour, **labels)
+            cancelled.add(queue.cancelled_last_hour, **labels)
             age = queue.oldest_ready_age
             oldest.add(age.total_seconds() if age is not None else 0, **labels)
 
         workers.add(count_live_workers(backend, now=now), backend=alias)
 
-        by_queue = {stats.queue_name: stats for stats in attempt_stats(backend, now=now)}
-        # Every configured queue gets its series, zero when idle, so that
-        # ratios and absent() in alerts behave; unconfigured queues that ran
-        # something in the window are added after them.
-        names = [queue.name for queue in summaries]
-        names += sorted(set(by_queue) - set(names))
-        for name in names:
-            labels = {"backend": alias, "queue": name}
-            stats = by_queue.get(name)
-            attempts.add(stats.successful if stats else 0, **labels, outcome="successful")
-            attempts.add(stats.failed if stats else 0, **labels, outcome="failed")
-            counts = stats.bucket_counts if stats else (0,) * len(DURATION_BUCKETS)
-            for bound, count in zip(DURATION_BUCKETS, counts, strict=True):
-                durations.add(count, "_bucket", **labels, le=format_bound(bound))
-            durations.add(stats.count if stats else 0, "_bucket", **labels, le="+Inf")
-            durations.add(stats.duration_sum.total_seconds() if stats else 0, "_sum", **labels)
-            durations.add(stats.count if stats else 0, "_count", **labels)
-    return [tasks, failed, oldest, workers, attempts, durations]
+        # Every queue listed gets its series, zero when idle, so that ratios
+        # and absent() in alerts behave.
+        for queue in summaries:
+            labels = {"backend": alias, "queue": queue.name}
+            add_attempts(attempts, durations, queue.last_hour, labels)
+    return [tasks, failed, cancelled, oldest, workers, attempts, durations]
+
+
+def add_attempts(
+    attempts: MetricFamily, durations: MetricFamily, counts: QueueMinute, labels: dict[str, str]
+) -> None:
+    """Add one queue's attempt outcomes and duration histogram."""
+    attempts.add(counts.successful, **labels, outcome="successful")
+    attempts.add(counts.failed, **labels, outcome="failed")
+    for bound, count in zip(DURATION_BUCKETS, counts.buckets, strict=True):
+        durations.add(count, "_bucket", **labels, le=format_bound(bound))
+    durations.add(counts.attempts, "_bucket", **labels, le="+Inf")
+    durations.add(counts.duration_sum, "_sum", **labels)
+    durations.add(counts.attempts, "_count", **labels)

@@ -1,8 +1,13 @@
-"""What each queue holds now: waiting, running, recent failures, the oldest ready task.
+"""What each queue holds now (waiting, running, the oldest ready task) and did lately.
 
-One aggregate query over the unfinished tasks and the recent failures, which
-the partial indexes ``dbtasks_unfinished_idx`` and ``dbtasks_finished_idx``
-cover, whatever the size of the finished history.
+The "now" part is one aggregate query over the unfinished tasks only, through
+the partial index ``dbtasks_unfinished_idx``, whatever the size of the
+finished history. The "last hour" part (gave up, cancelled) comes from the
+per-minute summaries (``dbtasks.ops.recent``).
+
+Waiting has three kinds: ready (may run now), scheduled (due later: run_after
+or a retry's backoff; READY rows not yet due and SCHEDULED rows alike) and
+blocked (waiting on other tasks). All three read as READY through Django's API.
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ from django.db.models import Min
 from django.db.models import Q
 
 from dbtasks.backend import DatabaseBackend
-from dbtasks.models import FAILED
+from dbtasks.minutes import QueueMinute
+from dbtasks.models import BLOCKED
 from dbtasks.models import READY
 from dbtasks.models import RUNNING
+from dbtasks.models import SCHEDULED
 from dbtasks.models import UNFINISHED
 from dbtasks.models import DBTaskResult
+from dbtasks.ops.recent import RecentActivity
 from dbtasks.ops.text import format_duration
-from dbtasks.ops.window import WINDOW
 
 if TYPE_CHECKING:
     from dbtasks.ops.workers import WorkerInfo
@@ -39,12 +46,26 @@ class QueueSummary:
 
     name: str
     configured: bool  # False: rows left in a queue no longer in TASKS[...]["QUEUES"]
-    ready: int  # READY and available now: waiting only for a free worker
-    scheduled: int  # READY but not before available_after (run_after or a retry backoff)
+    ready: int  # waiting and due now: waiting only for a free worker
+    scheduled: int  # waiting for available_after (run_after or a retry's backoff)
+    blocked: int  # waiting for other tasks
     running: int
-    failed_last_hour: int  # tasks that ended FAILED (gave up) within WINDOW
+    last_hour: QueueMinute  # attempts, gave up, cancelled: the counted minutes of the hour
     oldest_ready_at: datetime | None  # when the longest-waiting ready task became available
     oldest_ready_age: timedelta | None
+
+    @property
+    def waiting(self) -> int:
+        return self.ready + self.scheduled + self.blocked
+
+    @property
+    def failed_last_hour(self) -> int:
+        """Tasks that ended FAILED with no retry left; cancellations are not failures."""
+        return self.last_hour.gave_up
+
+    @property
+    def cancelled_last_hour(self) -> int:
+        return self.last_hour.cancelled
 
     @property
     def oldest_ready_age_text(self) -> str:
@@ -52,7 +73,11 @@ class QueueSummary:
 
 
 def queue_summaries(
-    backend: DatabaseBackend, *, now: datetime, queues: Iterable[str] | None = None
+    backend: DatabaseBackend,
+    *,
+    now: datetime,
+    recent: RecentActivity,
+    queues: Iterable[str] | None = None,
 ) -> list[QueueSummary]:
     """Summarise every queue of ``backend`` (or only ``queues``) in one aggregate query.
 
@@ -61,34 +86,32 @@ def queue_summaries(
     still hold rows but are no longer configured follow (their tasks will
     never run, which an operator needs to see).
     """
-    hour_ago = now - WINDOW
-    rows = (
-        DBTaskResult.objects.using(backend.db_alias)
-        .filter(backend_name=backend.alias)
-        # Only rows that can count: the unfinished ones and the recent
-        # failures, not the (much larger) history of finished rows. Each side
-        # of the OR matches one partial index.
-        .filter(Q(status__in=UNFINISHED) | Q(status=FAILED, finished_at__gte=hour_ago))
+    rows = DBTaskResult.objects.using(backend.db_alias).filter(
+        backend_name=backend.alias, status__in=UNFINISHED
     )
     if queues is not None:
         queues = list(queues)
         rows = rows.filter(queue_name__in=queues)
-    ready_now = Q(status=READY, available_after__lte=now)
+    # A SCHEDULED row that is due is ready in all but name: the worker stages it.
+    due = Q(status__in=(READY, SCHEDULED), available_after__lte=now)
     counted = {
         row["queue_name"]: row
         for row in rows.values("queue_name")
         .annotate(
-            ready=Count("pk", filter=ready_now),
-            scheduled=Count("pk", filter=Q(status=READY, available_after__gt=now)),
+            ready=Count("pk", filter=due),
+            scheduled=Count("pk", filter=Q(status__in=(READY, SCHEDULED), available_after__gt=now)),
+            blocked=Count("pk", filter=Q(status=BLOCKED)),
             running=Count("pk", filter=Q(status=RUNNING)),
-            failed_last_hour=Count("pk", filter=Q(status=FAILED, finished_at__gte=hour_ago)),
-            oldest_ready_at=Min("available_after", filter=ready_now),
+            oldest_ready_at=Min("available_after", filter=due),
         )
         .order_by()
     }
+    last_hour = recent.per_queue()
     configured = sorted(backend.queues)
     names = [name for name in configured if queues is None or name in queues]
-    names += sorted(set(counted) - set(names))
+    names += sorted(
+        {*counted, *(name for name in last_hour if queues is None or name in queues)} - set(names)
+    )
     summaries = []
     for name in names:
         row: Mapping[str, Any] = counted.get(name, {})
@@ -99,8 +122,9 @@ def queue_summaries(
                 configured=name in configured,
                 ready=row.get("ready", 0),
                 scheduled=row.get("scheduled", 0),
+                blocked=row.get("blocked", 0),
                 running=row.get("running", 0),
-                failed_last_hour=row.get("failed_last_hour", 0),
+                last_hour=last_hour.get(name, QueueMinute()),
                 oldest_ready_at=oldest,
                 oldest_ready_age=max(now - oldest, timedelta(0)) if oldest else None,
             )

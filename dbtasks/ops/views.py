@@ -31,19 +31,21 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from dbtasks.backend import DatabaseBackend
+from dbtasks.minutes import HISTORY
 from dbtasks.ops import prometheus
 from dbtasks.ops.backends import database_backends
 from dbtasks.ops.charts import throughput_chart
+from dbtasks.ops.failures import latest_cancellations
 from dbtasks.ops.failures import latest_failures
 from dbtasks.ops.queues import queue_summaries
 from dbtasks.ops.queues import queues_without_workers
+from dbtasks.ops.recent import recent_activity
 from dbtasks.ops.text import format_duration
-from dbtasks.ops.throughput import throughput
-from dbtasks.ops.window import WINDOW
 from dbtasks.ops.workers import live_workers
 from dbtasks.ops.workers import running_tasks
 from dbtasks.ops.workflows import latest_workflows
 from dbtasks.ops.workflows import unfinished_workflows
+from dbtasks.times import zone_name
 
 # Seconds between the dashboard's refreshes.
 POLL_SECONDS = 5
@@ -102,9 +104,10 @@ def chosen_backend(request: HttpRequest) -> tuple[DatabaseBackend, list[str]]:
 
 
 def panels_context(backend: DatabaseBackend) -> dict[str, Any]:
-    """Everything the panels show: seven queries, however many rows the tables hold."""
+    """Everything the panels show: eight queries, however many rows the tables hold."""
     now = timezone.now()
-    queues = queue_summaries(backend, now=now)
+    recent = recent_activity(backend, now=now)
+    queues = queue_summaries(backend, now=now, recent=recent)
     workers = live_workers(backend, now=now)
     running = running_tasks(backend, now=now)
     live_ids = {worker.worker_id for worker in workers}
@@ -116,15 +119,22 @@ def panels_context(backend: DatabaseBackend) -> dict[str, Any]:
         "backend": backend,
         "now": now,
         "poll_seconds": POLL_SECONDS,
-        "window_minutes": int(WINDOW.total_seconds() // 60),
+        "zone": zone_name(),
+        "window_minutes": int(HISTORY.total_seconds() // 60),
+        "counted_until": recent.counted_until,
         "queue_rows": [(queue, queue.name in unserved) for queue in queues],
         "totals": {
-            "ready": sum(queue.ready for queue in queues),
-            "scheduled": sum(queue.scheduled for queue in queues),
-            "running": sum(queue.running for queue in queues),
-            "failed_last_hour": sum(queue.failed_last_hour for queue in queues),
+            name: sum(getattr(queue, name) for queue in queues)
+            for name in (
+                "ready",
+                "scheduled",
+                "blocked",
+                "running",
+                "failed_last_hour",
+                "cancelled_last_hour",
+            )
         },
-        "chart": throughput_chart(throughput(backend, now=now)),
+        "chart": throughput_chart(recent.per_minute(int(HISTORY.total_seconds() // 60))),
         "worker_rows": [
             (worker, running_by_worker.get(worker.worker_id, [])) for worker in workers
         ],
@@ -133,6 +143,7 @@ def panels_context(backend: DatabaseBackend) -> dict[str, Any]:
         "failures": latest_failures(backend),
         "unfinished_workflows": unfinished_workflows(backend),
         "workflows": latest_workflows(backend),
+        "cancellations": latest_cancellations(backend),
         "heartbeat_timeout_text": format_duration(backend.config.heartbeat_timeout),
     }
 

@@ -7,6 +7,8 @@ has its own pace, so most calls do nothing.
   stopped (``recovery.py``), and hand back rows claimed for this worker
   that it never received.
 - Twice a second: enqueue due ticks of recurring schedules (``schedules.py``).
+- Every few seconds: count the minutes that ended (``summaries.py``), once,
+  for the ops dashboard and the metrics.
 - Every ``purge.interval``: delete old results (``dbtasks/purge.py``).
 - Every call: ask attempts past their ``timeout`` to stop, and close those
   that did not (``enforce_timeouts``).
@@ -26,6 +28,7 @@ from dbtasks.purge import purge_expired
 from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
 from dbtasks.worker.schedules import enqueue_due
+from dbtasks.worker.summaries import summarise_due_minutes
 
 if TYPE_CHECKING:
     from dbtasks.worker.loop import Worker
@@ -34,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 # How often a worker looks for due ticks of recurring schedules.
 SCHEDULE_CHECK_INTERVAL = 0.5  # seconds
+# How often a worker looks for ended minutes nobody has summarised yet.
+SUMMARY_CHECK_INTERVAL = 5.0  # seconds
 
 
 class Maintenance:
@@ -44,6 +49,7 @@ class Maintenance:
         self._next_recovery = 0.0
         self._next_purge = 0.0
         self._next_schedule = 0.0
+        self._next_summary = 0.0
 
     def run(self) -> None:
         """Do the chores that are due."""
@@ -61,6 +67,9 @@ class Maintenance:
             # Twice a second, so a schedule ticking every second misses none.
             self._next_schedule = now + SCHEDULE_CHECK_INTERVAL
             enqueue_due(worker.backend, now=worker.clock())
+        if now >= self._next_summary:
+            self._next_summary = now + SUMMARY_CHECK_INTERVAL
+            summarise_due_minutes(worker.backend, now=worker.clock())
         if config.purge.interval is not None and now >= self._next_purge:
             self._next_purge = now + config.purge.interval.total_seconds()
             self.purge()

@@ -13,6 +13,8 @@ from dbtasks.models import DBTaskResult
 from tests import tasks
 from tests.conftest import run_worker
 from tests.ops_data import add_worker
+from tests.ops_data import cancel
+from tests.ops_data import count_minutes_so_far
 from tests.ops_data import mark_running
 from tests.ops_data import patient_heartbeats
 
@@ -142,6 +144,9 @@ def test_queue_depth_outcomes_durations_and_workers(client, transactional_db, to
     tasks.sleep_for.enqueue(0.3)
     tasks.always_fails.enqueue()  # three failed attempts
     run_worker()
+    cancelled = tasks.noop.enqueue()
+    cancel(cancelled.id)
+    count_minutes_so_far()
     tasks.noop.enqueue()
     tasks.noop.using(run_after=timezone.now() + timedelta(hours=1)).enqueue()
     running = tasks.sleep_for.using(queue_name="low_priority").enqueue(1)
@@ -158,7 +163,11 @@ def test_queue_depth_outcomes_durations_and_workers(client, transactional_db, to
     assert value(samples, "dbtasks_tasks", queue="default", status="running") == 0
     assert value(samples, "dbtasks_tasks", queue="low_priority", status="running") == 1
     assert value(samples, "dbtasks_tasks", queue="other", status="ready") == 0
+    assert value(samples, "dbtasks_tasks", queue="default", status="blocked") == 0
+    # The cancellation is counted apart, never as a failure.
     assert value(samples, "dbtasks_tasks_failed_last_hour", queue="default") == 1
+    assert value(samples, "dbtasks_tasks_cancelled_last_hour", queue="default") == 1
+    assert value(samples, "dbtasks_tasks_cancelled_last_hour", queue="other") == 0
     assert 0 <= value(samples, "dbtasks_oldest_ready_age_seconds", queue="default") < 60
     assert value(samples, "dbtasks_oldest_ready_age_seconds", queue="other") == 0
     assert value(samples, "dbtasks_workers") == 2
@@ -192,6 +201,7 @@ def test_durations_are_measured_from_start_to_stop(client, transactional_db, tok
     DBTaskAttempt.objects.filter(pk=second.pk).update(
         started_at=now - timedelta(seconds=45), stopped_at=now - timedelta(seconds=5)
     )
+    count_minutes_so_far()
 
     samples = parse(client.get(METRICS, headers={"Authorization": f"Bearer {TOKEN}"}).text)
 
@@ -211,6 +221,7 @@ def test_attempts_older_than_an_hour_are_not_counted(client, transactional_db, t
     assert old is not None
     long_ago = timezone.now() - timedelta(hours=1, minutes=1)
     DBTaskAttempt.objects.filter(pk=old.pk).update(started_at=long_ago, stopped_at=long_ago)
+    count_minutes_so_far()
 
     samples = parse(client.get(METRICS, headers={"Authorization": f"Bearer {TOKEN}"}).text)
 
@@ -250,7 +261,8 @@ def test_a_scrape_costs_three_queries_per_backend_whatever_the_data(
             tasks.echo.enqueue()
             tasks.always_fails.enqueue()
         run_worker()
-        # No session with a token: summary, live workers, attempts.
+        count_minutes_so_far()
+        # No session with a token: the hour's summaries, queues, live workers.
         with django_assert_num_queries(3):
             response = client.get(METRICS, headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 200

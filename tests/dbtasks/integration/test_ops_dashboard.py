@@ -10,12 +10,16 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from dbtasks.models import BLOCKED
 from dbtasks.models import FAILED
+from dbtasks.models import SCHEDULED
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from tests import tasks
 from tests.conftest import run_worker
 from tests.ops_data import add_worker
+from tests.ops_data import cancel
+from tests.ops_data import count_minutes_so_far
 from tests.ops_data import mark_running
 from tests.ops_data import patient_heartbeats
 
@@ -39,7 +43,8 @@ def staff_client(client, django_user_model):
 
 
 def make_activity(size: int, tag: str = "") -> dict[str, list]:
-    """``size`` tasks of each kind: successful, failed for good, ready, scheduled, running.
+    """``size`` tasks of each kind: successful, failed for good, cancelled, ready, scheduled,
+    blocked, running.
 
     The running ones belong to up to four live workers ``worker-<tag><n>``.
     Needs transactional_db: the worker runs the tasks in other threads.
@@ -49,10 +54,19 @@ def make_activity(size: int, tag: str = "") -> dict[str, list]:
         "failed": [tasks.always_fails.enqueue(f"boom {index}") for index in range(size)],
     }
     run_worker()
+    made["cancelled"] = [tasks.noop.enqueue() for _ in range(size)]
+    for result in made["cancelled"]:
+        cancel(result.id)
+    count_minutes_so_far()
     later = timezone.now() + timedelta(hours=1)
     made["ready"] = [tasks.noop.enqueue() for _ in range(size)]
     made["ready_low"] = [tasks.noop.using(queue_name="low_priority").enqueue()]
     made["scheduled"] = [tasks.noop.using(run_after=later).enqueue() for _ in range(size)]
+    # dbtasks' own waiting states, as staging and workflows write them.
+    made["staged_later"] = [tasks.noop.using(run_after=later).enqueue()]
+    DBTaskResult.objects.filter(pk=made["staged_later"][0].id).update(status=SCHEDULED)
+    made["blocked"] = [tasks.noop.enqueue() for _ in range(size)]
+    DBTaskResult.objects.filter(pk__in=[r.id for r in made["blocked"]]).update(status=BLOCKED)
     made["running"] = [tasks.sleep_for.enqueue(1) for _ in range(size)]
     workers = [add_worker(f"worker-{tag}{index}") for index in range(min(size, 4))]
     for index, result in enumerate(made["running"]):
@@ -122,21 +136,22 @@ def test_queue_counts_age_workers_and_failures(staff_client, transactional_db):
     queues = {queue.name: queue for queue, _ in response.context["queue_rows"]}
     assert list(queues) == ["default", "low_priority", "other"]
     default = queues["default"]
-    assert (default.ready, default.scheduled, default.running, default.failed_last_hour) == (
-        2,
-        2,
-        2,
-        2,
-    )
+    assert (default.ready, default.scheduled, default.blocked, default.running) == (2, 3, 2, 2)
+    # Cancelled tasks are counted apart: they are not failures.
+    assert (default.failed_last_hour, default.cancelled_last_hour) == (2, 2)
     assert timedelta(minutes=5) <= default.oldest_ready_age < timedelta(minutes=6)
     assert (queues["low_priority"].ready, queues["other"].ready) == (1, 0)
     assert queues["other"].oldest_ready_age is None
     assert response.context["totals"] == {
         "ready": 3,
-        "scheduled": 2,
+        "scheduled": 3,
+        "blocked": 2,
         "running": 2,
         "failed_last_hour": 2,
+        "cancelled_last_hour": 2,
     }
+    cancellations = response.context["cancellations"]
+    assert [c.result_id for c in cancellations] == [int(r.id) for r in made["cancelled"][::-1]]
 
     workers = {worker.worker_id: running for worker, running in response.context["worker_rows"]}
     assert set(workers) == {"worker-0", "worker-1"}  # "long-gone" is not alive
@@ -168,6 +183,13 @@ def test_throughput_chart_counts_this_hours_attempts(staff_client, transactional
     tasks.echo.enqueue(2)
     tasks.always_fails.enqueue()  # three failed attempts
     run_worker()
+    # Nothing shows before a worker counts the minute (once it has ended).
+    before = staff_client.get(OPS)
+    assert before.context["chart"].total == 0
+    assert before.context["counted_until"] is None or (
+        before.context["counted_until"] <= timezone.now()
+    )
+    count_minutes_so_far()
 
     response = staff_client.get(OPS)
 
@@ -187,9 +209,12 @@ def test_failures_older_than_an_hour_leave_the_failed_count(staff_client, transa
     old = tasks.always_fails.enqueue()
     tasks.always_fails.enqueue()
     run_worker()
-    DBTaskResult.objects.filter(pk=old.id).update(
-        finished_at=timezone.now() - timedelta(hours=1, minutes=1)
+    long_ago = timezone.now() - timedelta(hours=1, minutes=1)
+    DBTaskResult.objects.filter(pk=old.id).update(finished_at=long_ago)
+    DBTaskAttempt.objects.filter(result_id=int(old.id)).update(
+        started_at=long_ago, stopped_at=long_ago
     )
+    count_minutes_so_far()
 
     response = staff_client.get(OPS)
 
@@ -324,6 +349,7 @@ def test_svg_numbers_are_not_localized(staff_client, transactional_db, settings)
     settings.USE_THOUSAND_SEPARATOR = True
     tasks.echo.enqueue(1)
     run_worker()
+    count_minutes_so_far()
 
     content = staff_client.get(OPS).content.decode()
 
@@ -352,9 +378,9 @@ def test_other_dbtasks_backends_are_selectable(staff_client, settings, db):
 
 # --- Cost -------------------------------------------------------------------
 
-# Session and user (2) + queues, workers, running tasks, throughput, failures (5)
-# + unfinished workflows and the latest ones (2).
-DASHBOARD_QUERIES = 9
+# Session and user (2) + the hour's summaries, queues, workers, running tasks,
+# failures, cancellations (6) + unfinished workflows and the latest ones (2).
+DASHBOARD_QUERIES = 10
 
 
 @pytest.mark.parametrize("url", [OPS, PANELS])

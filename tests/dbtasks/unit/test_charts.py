@@ -10,7 +10,7 @@ import pytest
 
 from dbtasks.ops.charts import nice_ceiling
 from dbtasks.ops.charts import throughput_chart
-from dbtasks.ops.throughput import MinuteCount
+from dbtasks.ops.recent import MinuteCount
 
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
