@@ -2,7 +2,7 @@
 
 Only dbtasks and the test app are installed: Message Center itself uses
 Django 6 features (template partials, the built-in CSP). `make test-django52`
-runs the tests marked ``dbtasks`` with these settings.
+runs tests/dbtasks with these settings.
 """
 
 from __future__ import annotations
@@ -74,3 +74,11 @@ else:
 
 # The same TASKS as tests/settings.py, with the backport's immediate backend.
 TASKS = tasks("django_tasks.backends.immediate.ImmediateBackend")
+
+# As tests/settings.py: worker processes log at LOG_LEVEL (tests read their log).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+}
