@@ -33,6 +33,7 @@ from dbtasks.models import READY
 from dbtasks.models import RUNNING
 from dbtasks.models import SCHEDULED
 from dbtasks.models import SUCCESSFUL
+from dbtasks.models import DBPausedQueue
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBTaskResultQuerySet
@@ -119,9 +120,10 @@ if TYPE_CHECKING:  # the admin classes are generic for type checkers only
     AttemptInline = admin.StackedInline[DBTaskAttempt, DBTaskResult]
     ResultAdmin = admin.ModelAdmin[DBTaskResult]
     WorkerAdmin = admin.ModelAdmin[DBWorker]
+    PausedQueueAdmin = admin.ModelAdmin[DBPausedQueue]
 else:
     AttemptInline = admin.StackedInline
-    ResultAdmin = WorkerAdmin = admin.ModelAdmin
+    ResultAdmin = WorkerAdmin = PausedQueueAdmin = admin.ModelAdmin
 
 
 class ReadOnlyAdminMixin:
@@ -302,3 +304,18 @@ class DBWorkerAdmin(ReadOnlyAdminMixin, WorkerAdmin):
 
 # Workflows have their own admin, beside their models (dbtasks/workflows/).
 from dbtasks.workflows.admin import workflow_link  # noqa: E402
+
+
+@admin.register(DBPausedQueue)
+class DBPausedQueueAdmin(PausedQueueAdmin):
+    """Pause a queue by adding it here, resume it by deleting it (``dbtasks.queues``)."""
+
+    list_display = ["queue_name", "backend_name", "paused_at"]
+    fields = ["queue_name", "backend_name"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: DBPausedQueue, form: Any, change: bool) -> None:
+        obj.paused_at = timezone.now()
+        super().save_model(request, obj, form, change)

@@ -426,3 +426,22 @@ class DBScheduleTick(models.Model):
 from dbtasks.minutes import DBMinuteSummary  # noqa: E402, F401
 from dbtasks.workflows.models import DBWorkflow  # noqa: E402, F401
 from dbtasks.workflows.models import DBWorkflowMember  # noqa: E402, F401
+
+
+class DBPausedQueue(models.Model):
+    """A queue no worker claims from until it is resumed (``dbtasks.queues``)."""
+
+    backend_name = models.CharField(max_length=100, default="default")
+    queue_name = models.CharField(max_length=100)
+    paused_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "paused queue"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["backend_name", "queue_name"], name="dbtasks_paused_queue_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue_name} (paused)"

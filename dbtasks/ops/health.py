@@ -27,6 +27,7 @@ from dbtasks.ops.queues import queues_without_workers
 from dbtasks.ops.recent import RecentActivity
 from dbtasks.ops.text import format_duration
 from dbtasks.ops.workers import live_workers
+from dbtasks.queues import paused_queues
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +45,7 @@ class HealthReport:
     ready: int = 0
     oldest_ready_age: timedelta | None = None
     workers_alive: int = 0
+    paused: tuple[str, ...] = ()  # checked queues no worker claims from (dbtasks.queues)
 
     @property
     def healthy(self) -> bool:
@@ -51,14 +53,15 @@ class HealthReport:
 
     def line(self) -> str:
         """The verdict in one line, prefixed ``OK:`` or ``UNHEALTHY:``."""
+        paused = f" (paused: {', '.join(self.paused)})" if self.paused else ""
         if self.problems:
-            return "UNHEALTHY: " + "; ".join(self.problems)
+            return "UNHEALTHY: " + "; ".join(self.problems) + paused
         parts = [f"{self.ready} ready"]
         if self.oldest_ready_age is not None:
             parts.append(f"oldest {format_duration(self.oldest_ready_age)}")
         plural = "worker" if self.workers_alive == 1 else "workers"
         parts.append(f"{self.workers_alive} {plural} alive")
-        return "OK: " + ", ".join(parts)
+        return "OK: " + ", ".join(parts) + paused
 
 
 def first_line(error: BaseException) -> str:
@@ -85,6 +88,7 @@ def check_health(
         no_history = RecentActivity(now=now, by_minute={})
         summaries = queue_summaries(backend, now=now, recent=no_history, queues=queue_names)
         workers = live_workers(backend, now=now, within=within)
+        paused = sorted(paused_queues(backend.alias, db=backend.db_alias) & set(queue_names))
     except DatabaseError as error:
         # The point of a health check: report it, in one line, never a traceback.
         return HealthReport(problems=(f"database error: {first_line(error)}",))
@@ -112,4 +116,5 @@ def check_health(
         ready=ready,
         oldest_ready_age=oldest,
         workers_alive=len(serving),
+        paused=tuple(paused),
     )

@@ -1,7 +1,7 @@
 """Metrics in the Prometheus text exposition format (version 0.0.4).
 
-``collect()`` reads the numbers (three queries per dbtasks backend, from
-``dbtasks.ops.queues``, ``recent`` and ``workers``); ``render()`` writes them
+``collect()`` reads the numbers (four queries per dbtasks backend, from
+``dbtasks.ops.queues``, ``recent``, ``workers`` and ``dbtasks.queues``); ``render()`` writes them
 out. The tables are the source of truth, so every metric is a gauge over the
 current state or over the last hour, never a process-local counter: any web
 process answers the same, and a restart loses nothing. The last hour's
@@ -31,6 +31,7 @@ from dbtasks.minutes import QueueMinute
 from dbtasks.ops.queues import queue_summaries
 from dbtasks.ops.recent import recent_activity
 from dbtasks.ops.workers import count_live_workers
+from dbtasks.queues import paused_queues
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -111,7 +112,7 @@ def render(families: Iterable[MetricFamily]) -> str:
 
 
 def collect(backends: Mapping[str, DatabaseBackend], *, now: datetime) -> list[MetricFamily]:
-    """Read the metrics of every backend in ``backends``: three queries each."""
+    """Read the metrics of every backend in ``backends``: four queries each."""
     tasks = MetricFamily(
         "dbtasks_tasks",
         "gauge",
@@ -150,9 +151,17 @@ def collect(backends: Mapping[str, DatabaseBackend], *, now: datetime) -> list[M
         "Duration of the attempts that finished in the last hour (a sliding window: "
         "use histogram_quantile on the buckets directly, not on rate()).",
     )
+    paused_family = MetricFamily(
+        "dbtasks_queue_paused",
+        "gauge",
+        "1 while the queue is paused (workers claim none of its tasks), else 0.",
+    )
     for alias, backend in backends.items():
         recent = recent_activity(backend, now=now)
         summaries = queue_summaries(backend, now=now, recent=recent)
+        paused = paused_queues(alias, db=backend.db_alias)
+        for queue in summaries:
+            paused_family.add(int(queue.name in paused), backend=alias, queue=queue.name)
         for queue in summaries:
             labels = {"backend": alias, "queue": queue.name}
             tasks.add(queue.ready, **labels, status="ready")
@@ -171,7 +180,7 @@ def collect(backends: Mapping[str, DatabaseBackend], *, now: datetime) -> list[M
         for queue in summaries:
             labels = {"backend": alias, "queue": queue.name}
             add_attempts(attempts, durations, queue.last_hour, labels)
-    return [tasks, failed, cancelled, oldest, workers, attempts, durations]
+    return [tasks, failed, cancelled, oldest, workers, attempts, durations, paused_family]
 
 
 def add_attempts(

@@ -82,6 +82,8 @@ class Worker:
         self.clock = clock
         self.id = make_worker_id(options.name)
         self.queues = select_queues(backend.queues, options.queues, options.excluding)
+        # Paused queues (dbtasks.queues), refreshed by the housekeeping.
+        self.paused: frozenset[str] = frozenset()
 
         self.stopping = threading.Event()  # stop claiming, finish what runs
         self.abandon = threading.Event()  # stop now, give running attempts back
@@ -279,7 +281,7 @@ class Worker:
             rows = claim(
                 db=self.db,
                 backend_name=self.backend.alias,
-                queues=self.queues,
+                queues=[name for name in self.queues if name not in self.paused],
                 worker_id=self.id,
                 limit=limit,
                 now=self.clock(),

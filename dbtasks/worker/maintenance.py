@@ -4,8 +4,8 @@ The main thread calls ``Maintenance.run()`` before every claim; each chore
 has its own pace, so most calls do nothing.
 
 - Every heartbeat interval: close the attempts of workers whose heartbeat
-  stopped (``recovery.py``), and hand back rows claimed for this worker
-  that it never received.
+  stopped (``recovery.py``), hand back rows claimed for this worker
+  that it never received, and read which queues are paused.
 - Twice a second: enqueue due ticks of recurring schedules (``schedules.py``).
 - Every few seconds: count the minutes that ended (``summaries.py``), once,
   for the ops dashboard and the metrics.
@@ -25,6 +25,7 @@ from django.db import DatabaseError
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.purge import purge_expired
+from dbtasks.queues import paused_queues
 from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
 from dbtasks.worker.schedules import enqueue_due
@@ -63,6 +64,7 @@ class Maintenance:
                 db=worker.db, backend_name=worker.backend.alias, config=config, now=worker.clock()
             )
             self.hand_back_lost_claims()
+            self.refresh_paused()
         if config.schedules and now >= self._next_schedule:
             # Twice a second, so a schedule ticking every second misses none.
             self._next_schedule = now + SCHEDULE_CHECK_INTERVAL
@@ -93,6 +95,16 @@ class Maintenance:
             )
         for row in strays:
             worker.runner.hand_back(row, "its claim's reply never reached the worker")
+
+    def refresh_paused(self) -> None:
+        """Read which of our queues are paused: claims leave them out until resumed."""
+        worker = self.worker
+        paused = paused_queues(worker.backend.alias, db=worker.db) & set(worker.queues)
+        if paused != worker.paused:
+            logger.info(
+                "Worker %s: paused queues now %s", worker.id, ", ".join(sorted(paused)) or "none"
+            )
+            worker.paused = frozenset(paused)
 
     def enforce_timeouts(self, now: float) -> None:
         """Ask attempts past their timeout to stop; close the ones still running after SETTLE.
