@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -45,6 +46,11 @@ PASSWORD_FILE = ".demo-password"
 STOP_TIMEOUT = 30.0
 STARTUP_TIMEOUT = 60.0
 COLOURS = {"web": "36", "worker": "35", "ntfy": "33"}
+# runserver's log line for an answered poll of the page's live channel. An
+# open page asks every second while something moves: shown one by one, they
+# would bury everything else, so they are counted and summarised instead.
+POLL_LINE = re.compile(r'"GET /notifications/live/[^"]*" (200|204) ')
+POLL_SUMMARY_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,7 @@ class Supervisor:
         self.wakeup = threading.Event()
         self.signals: list[int] = []
         self.colour = out.isatty() and "NO_COLOR" not in os.environ
+        self.polls = PollCounter()
 
     def say(self, name: str, line: str) -> None:
         prefix = f"{name:<6} |"
@@ -218,6 +225,10 @@ class Supervisor:
     def _pump(self, child: Child) -> None:
         assert child.process.stdout is not None
         for line in child.process.stdout:
+            if child.name == "web" and POLL_LINE.search(line):
+                if summary := self.polls.count():
+                    self.say(child.name, summary)
+                continue
             self.say(child.name, line)
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -285,12 +296,35 @@ class Supervisor:
         return 1 if failed else 0
 
 
+class PollCounter:
+    """Counts the live channel's polls; says how many once a minute at most."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.since = clock()
+        self.polls = 0
+
+    def count(self) -> str:
+        """Count one poll; return a summary line when one is due, else ""."""
+        self.polls += 1
+        now = self.clock()
+        if now - self.since < POLL_SUMMARY_EVERY:
+            return ""
+        summary = (
+            f"{self.polls} polls of /notifications/live/ in the last {now - self.since:.0f} s "
+            "(answered; not logged one by one)"
+        )
+        self.since, self.polls = now, 0
+        return summary
+
+
 def banner(url: str, password: str, ntfy: NtfyTarget) -> str:
     lines = [
         "",
         f"  Message Center is running at {url}",
         f"  Sign in as {USERNAME!r} with password {password!r} (kept in {PASSWORD_FILE}).",
         f"  The admin, with the task rows behind each notification, is at {url}admin/.",
+        f"  The operations dashboard (queues, workers, failures) is at {url}ops/.",
     ]
     if ntfy.mode == "public":
         lines += [
@@ -303,7 +337,8 @@ def banner(url: str, password: str, ntfy: NtfyTarget) -> str:
         server = ntfy.url.rsplit("/", 1)[0]
         lines += [
             f"  Offline: notifications go to the stand-in ntfy server at {ntfy.url};",
-            f"  what it received is at {server}/_stand_in/requests.",
+            f"  read its inbox at {server}/{LOCAL_TOPIC}/ (what it received, as JSON:",
+            f"  {server}/_stand_in/requests).",
         ]
     else:
         lines.append(f"  Notifications go to NTFY_URL={ntfy.url}.")

@@ -1,4 +1,4 @@
-"""The admin for notifications: find one, see its task result id."""
+"""The admin for notifications: find one, see how its delivery went, open its task."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ from typing import TYPE_CHECKING
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import NoReverseMatch
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from messagecenter.models import Notification
+from messagecenter.results import delivery_of
 
 if TYPE_CHECKING:  # ModelAdmin is generic for type checkers only
     NotificationModelAdmin = admin.ModelAdmin[Notification]
@@ -17,11 +22,11 @@ else:
 
 @admin.register(Notification)
 class NotificationAdmin(NotificationModelAdmin):
-    list_display = ["__str__", "owner", "priority", "created_at", "deliver_at", "task_result_id"]
+    list_display = ["__str__", "owner", "priority", "created_at", "deliver_at", "task_link"]
     list_filter = ["priority", "created_at"]
     search_fields = ["title", "message", "owner__username", "owner__email", "task_result_id"]
     raw_id_fields = ["owner"]
-    readonly_fields = ["created_at", "task_result_id"]
+    readonly_fields = ["created_at", "delivery", "task_link"]
     date_hierarchy = "created_at"
     list_select_related = ["owner"]
 
@@ -29,3 +34,24 @@ class NotificationAdmin(NotificationModelAdmin):
         # Notifications are created by the page, which also queues their
         # delivery; one added here would never be sent.
         return False
+
+    @admin.display(description="task", ordering="task_result_id")
+    def task_link(self, notification: Notification) -> SafeString | str:
+        """The delivery task's own admin page (dbtasks' "task" admin), by its result id."""
+        result_id = notification.task_result_id
+        try:
+            url = reverse("admin:dbtasks_dbtaskresult_change", args=[result_id])
+        except NoReverseMatch:  # no id yet, or the task admin is not installed
+            return result_id
+        return format_html('<a href="{}">Task {}</a>', url, result_id)
+
+    @admin.display(description="delivery")
+    def delivery(self, notification: Notification) -> str:
+        """What the sender's page says of it (one query, on this page only)."""
+        shown = delivery_of(notification)
+        words = shown.label
+        if shown.attempts:
+            words += f", {shown.attempts} of {shown.max_attempts} attempts"
+        if shown.error_detail:
+            words += f": {shown.error_detail}"
+        return words

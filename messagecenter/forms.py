@@ -74,7 +74,7 @@ class NotificationForm(NotificationModelForm):
             "deliver_at": "Optional. Leave empty to send now.",
         }
         widgets = {
-            "message": forms.Textarea(attrs={"rows": 4, "dir": "auto", "maxlength": 4096}),
+            "message": forms.Textarea(attrs={"rows": 3, "dir": "auto", "maxlength": 4096}),
             "title": forms.TextInput(attrs={"dir": "auto", "autocomplete": "off"}),
             "deliver_at": forms.DateTimeInput(
                 attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
@@ -88,6 +88,22 @@ class NotificationForm(NotificationModelForm):
         # app.js replaces this with the browser's zone, which it also sends.
         zone = timezone.get_current_timezone_name()
         self.fields["deliver_at"].help_text += f" Time zone: {zone}."
+
+    # Behind "More options" on the page, so the message box and Send stay in view.
+    OPTIONAL_FIELDS = ("title", "priority", "deliver_at", "tags")
+
+    @property
+    def shows_more_options(self) -> bool:
+        """Open "More options" when one of them has an error or a value not the default."""
+        if not self.is_bound:
+            return False
+        if any(name in self.errors for name in self.OPTIONAL_FIELDS):
+            return True
+        changed = {"title", "deliver_at", "tags"} & {
+            name for name in self.OPTIONAL_FIELDS if self.data.get(name)
+        }
+        priority = str(self.data.get("priority") or Notification.Priority.DEFAULT)
+        return bool(changed) or priority != str(Notification.Priority.DEFAULT)
 
     def full_clean(self) -> None:
         super().full_clean()

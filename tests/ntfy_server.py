@@ -16,7 +16,9 @@ or as a process (``make run`` offline mode, browser tests)::
 
 A process is inspected and steered over HTTP: ``GET /_stand_in/requests``,
 ``POST /_stand_in/replies`` (JSON: status, times, delay, headers, body) and
-``POST /_stand_in/reset``. The module imports nothing from Django.
+``POST /_stand_in/reset``. ``GET /<topic>`` is a page a person can read:
+the messages accepted for that topic (``tests/ntfy_inbox.py``). The module
+imports nothing from Django.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from typing import Self
 from urllib.parse import unquote
+
+from tests.ntfy_inbox import inbox_page
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +140,7 @@ class NtfyStandIn:
         self.topic = topic
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
+        self._accepted: list[dict[str, Any]] = []  # ntfy's answers, for the inbox page
         self._next_replies: collections.deque[Reply] = collections.deque()
         self._default_reply = Reply()
         self._stopping = threading.Event()
@@ -215,6 +220,7 @@ class NtfyStandIn:
         """Forget the requests received and answer like ntfy again."""
         with self._lock:
             self._requests.clear()
+            self._accepted.clear()
             self._next_replies.clear()
             self._default_reply = Reply()
 
@@ -222,6 +228,15 @@ class NtfyStandIn:
         with self._lock:
             self._requests.append(request)
             return self._next_replies.popleft() if self._next_replies else self._default_reply
+
+    def _accept(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._accepted.append(message)
+
+    def accepted(self) -> list[dict[str, Any]]:
+        """The messages it answered like ntfy (2xx), oldest first."""
+        with self._lock:
+            return list(self._accepted)
 
     # --- Life cycle -----------------------------------------------------------
 
@@ -302,6 +317,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, [request.to_json() for request in self.stand_in.requests])
         elif self.path in {"/", "/v1/health"}:
             self._send(200, {"healthy": True})
+        elif (topic := unquote(self.path.split("?")[0].strip("/"))) and "/" not in topic:
+            # A topic's inbox, readable in a browser (ntfy serves its web app here).
+            page = inbox_page(topic, self.stand_in.accepted())
+            self._send(200, page, {"Content-Type": "text/html; charset=utf-8"})
         else:
             self._send(404, ntfy_error(404))
 
@@ -339,6 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 return
             body = ntfy_message(published)
+            self.stand_in._accept(body)
         else:
             body = ntfy_error(reply.status)
         self._send(reply.status, body, reply.headers)
@@ -371,7 +391,8 @@ class _Handler(BaseHTTPRequestHandler):
         data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            if "Content-Type" not in (headers or {}):
+                self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)

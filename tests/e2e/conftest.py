@@ -55,6 +55,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 USERNAME = "e2e-user"
+# A staff user: the header's links to /ops/ and /admin/, and the /ops/ pages.
+STAFF_USERNAME = "e2e-staff"
 # The README screenshot's user: a list with only the tour's notifications.
 TOUR_USERNAME = "demo"
 # A throwaway password for throwaway users in a throwaway database.
@@ -111,8 +113,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, ntfy_stand_in: NtfyStandIn) ->
     manage("migrate", "--noinput", env=env)
     manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
     users = "; ".join(
-        f"User.objects.create_user({username!r}, password={PASSWORD!r})"
-        for username in (USERNAME, TOUR_USERNAME)
+        f"User.objects.create_user({username!r}, password={PASSWORD!r}, is_staff={staff!r})"
+        for username, staff in ((USERNAME, False), (TOUR_USERNAME, False), (STAFF_USERNAME, True))
     )
     manage(
         "shell",

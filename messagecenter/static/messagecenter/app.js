@@ -216,6 +216,10 @@
       const field = form.elements.namedItem(name);
       if (field && "value" in field) {
         field.value = value;
+        const folded = field.closest("details");
+        if (folded) {
+          folded.open = true; // typed into "More options": keep it in view
+        }
       }
     }
     typedSinceSend = null;

@@ -24,6 +24,7 @@ def test_changelist_lists_searches_and_filters(admin_client, django_user_model):
     response = admin_client.get(url)
     assert response.status_code == 200
     assert "Backup done" in response.content.decode()
+    assert "/admin/dbtasks/dbtaskresult/" in response.content.decode()  # each links its task
 
     response = admin_client.get(url, {"q": "disk"})
     assert "Disk full" in response.content.decode()
@@ -40,7 +41,13 @@ def test_change_page_shows_the_task_result_id(admin_client, django_user_model):
     enqueue_delivery(notification)
     response = admin_client.get(f"/admin/messagecenter/notification/{notification.pk}/change/")
     assert response.status_code == 200
-    assert notification.task_result_id in response.content.decode()
+    task_url = f"/admin/dbtasks/dbtaskresult/{notification.task_result_id}/change/"
+    assert (
+        f'<a href="{task_url}">Task {notification.task_result_id}</a>' in response.content.decode()
+    )
+    assert "Queued" in response.content.decode()
+    # The link leads to the task's admin page, which shows its arguments: this notification.
+    assert admin_client.get(task_url).status_code == 200
 
 
 def test_notifications_cannot_be_added_in_the_admin(admin_client):

@@ -95,3 +95,25 @@ def test_banner_says_how_to_sign_in_and_subscribe(tmp_path):
     assert "'s3cret'" in text
     assert target.topic in text
     assert f"https://ntfy.sh/{target.topic}" in text
+
+
+def test_banner_lists_the_operations_dashboard(tmp_path):
+    text = run.banner("http://127.0.0.1:8000/", "s3cret", run.resolve_ntfy(None, tmp_path))
+    assert "http://127.0.0.1:8000/ops/" in text
+    assert "http://127.0.0.1:8000/admin/" in text
+
+
+def test_polls_are_summarised_not_logged_one_by_one():
+    line = '[30/Nov/2026 03:30:00] "GET /notifications/live/?seen=3.12%3AREADY%3A0 HTTP/1.1" 204 0'
+    assert run.POLL_LINE.search(line)
+    assert not run.POLL_LINE.search(line.replace('" 204 0', '" 500 145'))  # errors still show
+    assert not run.POLL_LINE.search('"GET / HTTP/1.1" 200 5120')
+
+    now = [0.0]
+    counter = run.PollCounter(clock=lambda: now[0])
+    assert [counter.count() for _ in range(30)] == [""] * 30
+    now[0] = 61.0
+    assert counter.count() == (
+        "31 polls of /notifications/live/ in the last 61 s (answered; not logged one by one)"
+    )
+    assert counter.count() == ""

@@ -186,3 +186,13 @@ def test_first_field_with_an_error_gets_autofocus():
     assert not f.is_valid()
     assert "autofocus" in str(f["message"])
     assert "autofocus" not in str(f["priority"])
+
+
+def test_more_options_open_only_when_one_of_them_matters():
+    assert not NotificationForm().shows_more_options
+    assert not NotificationForm(data={"message": "Hi", "priority": "3"}).shows_more_options
+    assert NotificationForm(data={"message": "Hi", "priority": "5"}).shows_more_options
+    assert NotificationForm(data={"message": "Hi", "title": "T"}).shows_more_options
+    invalid = NotificationForm(data={"message": "Hi", "priority": "3", "tags": "x" * 5000})
+    assert not invalid.is_valid()
+    assert invalid.shows_more_options

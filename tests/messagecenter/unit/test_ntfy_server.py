@@ -130,3 +130,25 @@ def test_runs_as_a_process(tmp_path):
     finally:
         server.stop()
     assert f"ntfy stand-in listening on {url}" in server.output()
+
+
+def test_each_topic_has_a_readable_inbox_page(stand_in):
+    httpx.post(
+        stand_in.url, json={"topic": "alerts", "message": "<b>Disk</b> full", "title": "db1"}
+    )
+    httpx.post(stand_in.url, json={"topic": "other", "message": "Not for alerts"})
+    stand_in.reply_next(Reply(status=500))
+    httpx.post(stand_in.url, json={"topic": "alerts", "message": "Refused one"})
+
+    response = httpx.get(f"{stand_in.url}alerts")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    page = response.text
+    assert "&lt;b&gt;Disk&lt;/b&gt; full" in page  # escaped, as typed
+    assert "db1" in page
+    assert "1 message received" in page
+    assert "Not for alerts" not in page
+    assert "Refused one" not in page  # only what ntfy would have delivered
+
+    empty = httpx.get(f"{stand_in.url}nobody").text
+    assert "No message yet" in empty
