@@ -387,7 +387,7 @@ def test_every_page_has_no_accessibility_violations(
     context = browser.new_context(
         base_url=app_server,
         viewport={"width": width, "height": height},
-        color_scheme=scheme,  # type: ignore[arg-type]
+        color_scheme="dark" if scheme == "dark" else "light",
         bypass_csp=True,
     )
     page = context.new_page()

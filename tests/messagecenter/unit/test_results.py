@@ -88,7 +88,7 @@ def test_delivery_label_and_whether_it_is_finished(state, label, finished):
     assert shown.label == label
     assert shown.is_finished is finished
     assert shown.can_retry is (state in ("FAILED", "CANCELLED"))
-    assert shown.can_cancel is (state in ("SCHEDULED", "READY"))
+    assert shown.can_cancel is (state in ("SCHEDULED", "READY", "RUNNING"))
 
 
 def test_delivery_is_retrying_after_a_failed_attempt():
