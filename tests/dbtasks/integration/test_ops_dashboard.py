@@ -399,3 +399,28 @@ def test_query_count_does_not_grow_with_the_data(
     # The second round really was bigger: 12 successful and 36 failed attempts more.
     assert DBTaskAttempt.objects.count() >= 4 * 13
     assert len(response.context["worker_rows"]) == 1 + 4
+
+
+def test_scroll_regions_take_focus_and_cells_name_their_column(staff_client, transactional_db):
+    make_activity(1)
+
+    content = staff_client.get(OPS).content.decode()
+
+    regions = re.findall(r'<div class="scroll"[^>]*>', content)
+    assert len(regions) >= 4
+    # Keyboard users can scroll a wide table; each region has its own name.
+    for region in regions:
+        assert 'role="region"' in region, region
+        assert 'tabindex="0"' in region, region
+    names = [re.search(r'aria-label="([^"]+)"', region) for region in regions]
+    assert all(names)
+    assert len({name.group(1) for name in names if name}) == len(regions)
+    # On a phone each row stacks into "label: value" lines (ops.css): every data
+    # cell names its column.
+    cells = re.findall(r"<td(?![^>]*class=\"[^\"]*empty)[^>]*>", content)
+    assert cells
+    assert all("data-label=" in cell for cell in cells), cells
+    assert content.count("Times in UTC.") == 1
+    assert re.search(
+        r"<time datetime=\"[^\"]+\">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>", content
+    )
