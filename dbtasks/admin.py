@@ -25,6 +25,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from dbtasks.clock import database_time
 from dbtasks.estimates import EstimatedCountPaginator
 from dbtasks.models import BLOCKED
 from dbtasks.models import CANCELLED_TASKS
@@ -234,7 +235,7 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
 
     @admin.action(description="Re-queue selected failed tasks now")
     def requeue_failed(self, request: HttpRequest, queryset: DBTaskResultQuerySet) -> None:
-        count = queryset.requeue_failed(timezone.now())
+        count = queryset.requeue_failed(database_time(queryset.db))
         skipped = queryset.count() - count
         self.message_user(request, f"Re-queued {count} failed task(s).", messages.SUCCESS)
         if skipped:
@@ -245,7 +246,7 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
     @admin.action(description="Cancel selected ready tasks (they will never run)")
     def cancel_ready(self, request: HttpRequest, queryset: DBTaskResultQuerySet) -> None:
         selected = queryset.count()
-        count = queryset.cancel_ready(timezone.now())
+        count = queryset.cancel_ready(database_time(queryset.db))
         self.message_user(request, f"Cancelled {count} ready task(s).", messages.SUCCESS)
         if selected - count:
             self.message_user(
@@ -257,7 +258,7 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
     @admin.action(description="Ask selected running tasks to stop (cancel while running)")
     def request_cancel(self, request: HttpRequest, queryset: DBTaskResultQuerySet) -> None:
         selected = queryset.count()
-        count = queryset.request_cancel(timezone.now())
+        count = queryset.request_cancel(database_time(queryset.db))
         self.message_user(
             request,
             f"Asked {count} running task(s) to stop; each ends FAILED (TaskCancelled) "

@@ -21,6 +21,7 @@ from django.db import router
 from django.utils import timezone
 
 from dbtasks import checks as dbtasks_checks
+from dbtasks.clock import database_time
 from dbtasks.compat import BaseTaskBackend
 from dbtasks.compat import InvalidTask
 from dbtasks.compat import InvalidTaskBackend
@@ -176,7 +177,7 @@ class DatabaseBackend(BaseTaskBackend):
         if pk is None:
             raise TaskResultDoesNotExist(result_id)
         rows = DBTaskResult.objects.filter(pk=pk, backend_name=self.alias)
-        now = timezone.now()
+        now = database_time(self.db_alias)
         # Two guarded UPDATEs, no read first: a row claimed between them is
         # RUNNING by the second, and one that finished meanwhile matches neither.
         if rows.cancel_ready(now) or rows.request_cancel(now):
@@ -222,9 +223,10 @@ class DatabaseBackend(BaseTaskBackend):
         """INSERT a new row in the caller's transaction (and NOTIFY its queue on Postgres)."""
         from dbtasks.sql import notify
 
-        if self.uses_listen_notify():
-            # One round trip: the INSERT and the NOTIFY that wakes idle workers.
-            notify.insert_and_notify(row, db=self.db_alias)
+        if connections[self.db_alias].vendor == "postgresql":
+            # One round trip: the INSERT, in the server's time (dbtasks/clock.py),
+            # and the NOTIFY that wakes idle workers.
+            notify.insert_and_notify(row, db=self.db_alias, wake=self.uses_listen_notify())
         else:
             row.save(using=self.db_alias, force_insert=True)
 

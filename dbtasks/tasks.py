@@ -13,9 +13,8 @@ inside every worker::
 
 from __future__ import annotations
 
-from django.utils import timezone
-
 from dbtasks.backend import DatabaseBackend
+from dbtasks.clock import database_time
 from dbtasks.compat import task
 from dbtasks.compat import task_backends
 from dbtasks.purge import Kind
@@ -28,4 +27,4 @@ def purge_expired_results(backend: str = "default") -> dict[Kind, int]:
     task_backend = task_backends[backend]
     if not isinstance(task_backend, DatabaseBackend):
         raise TypeError(f"Backend {backend!r} is not a dbtasks DatabaseBackend.")
-    return dict(purge_expired(task_backend, now=timezone.now()))
+    return dict(purge_expired(task_backend, now=database_time(task_backend.db_alias)))

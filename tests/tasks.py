@@ -167,3 +167,17 @@ def record_step(previous: str, key: str, expected: str) -> str:
         raise ValueError(f"step {key} received {previous!r}, not {expected!r}")
     TaskRun.objects.create(key=key, pid=os.getpid())
     return key
+
+
+@task
+def record_run_and_wait(key: str, seconds: float) -> str:
+    """``record_run``, waiting on an Event instead of time.sleep().
+
+    libfaketime (the clock-skew tests) breaks time.sleep()'s clock_nanosleep
+    when it leaves the monotonic clock alone; an Event's timed wait works.
+    """
+    from tests.testapp.models import TaskRun
+
+    TaskRun.objects.create(key=key, pid=os.getpid())
+    threading.Event().wait(seconds)
+    return key

@@ -82,18 +82,23 @@ def start_worker(transactional_db, tmp_path):
     sessions_before = other_sessions() if connection.vendor == "postgresql" else set()
 
     def start(
-        *args: str, options: dict[str, object] | None = None, log_level: str = "INFO"
+        *args: str,
+        options: dict[str, object] | None = None,
+        log_level: str = "INFO",
+        env: dict[str, str] | None = None,
     ) -> WorkerProcess:
-        env = {
+        """``env``: more environment variables (say, LD_PRELOAD of libfaketime)."""
+        environment = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": settings_module(),
             "DATABASE_URL": url,
             "TEST_TASK_OPTIONS": json.dumps(options or {}),
             "LOG_LEVEL": log_level,
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         log = tmp_path / f"worker-{len(started) + 1}.log"
-        started.append(WorkerProcess(list(args), env=env, log=log))
+        started.append(WorkerProcess(list(args), env=environment, log=log))
         return started[-1]
 
     yield start

@@ -9,6 +9,7 @@ is something the ORM writes. Values go through ``pre_save()`` and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import FieldError
@@ -32,20 +33,29 @@ def column_of(field: models.Field[Any, Any]) -> str:
 
 
 def insert_parts(
-    connection: BaseDatabaseWrapper, instance: models.Model
+    connection: BaseDatabaseWrapper,
+    instance: models.Model,
+    *,
+    computed: Mapping[str, str] | None = None,
 ) -> tuple[str, str, list[Any]]:
     """``table (columns)``, the placeholders and the values that insert the new ``instance``.
 
     Every concrete field but the primary key, which the database assigns.
+    ``computed`` maps field names to SQL expressions written in place of
+    their values (say, the server's clock), constants of the caller's.
     """
+    computed = computed or {}
     quote = connection.ops.quote_name
     meta = instance._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     columns = ", ".join(quote(column_of(field)) for field in fields)
+    placeholders = ", ".join(computed.get(field.name, "%s") for field in fields)
     params = [
-        field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields
+        field.get_db_prep_save(field.pre_save(instance, add=True), connection)
+        for field in fields
+        if field.name not in computed
     ]
-    return f"{quote(meta.db_table)} ({columns})", ", ".join(["%s"] * len(fields)), params
+    return f"{quote(meta.db_table)} ({columns})", placeholders, params
 
 
 def mark_saved(instance: models.Model, *, pk: Any, db: str) -> None:

@@ -32,17 +32,30 @@ logger = logging.getLogger(__name__)
 CHANNEL = "dbtasks"
 
 
-def insert_and_notify(row: DBTaskResult, *, db: str) -> None:
-    """Save the new ``row`` to ``db`` and notify its queue's workers; set its pk."""
+def insert_and_notify(row: DBTaskResult, *, db: str, wake: bool = True) -> None:
+    """Save the new ``row`` to ``db`` and (``wake``) notify its queue's workers.
+
+    Sets the row's pk, and its ``enqueued_at`` (and ``available_after``
+    unless it has a ``run_after``) to the server's clock: a web host whose
+    clock is off must not delay the task (see ``dbtasks/clock.py``).
+    """
     connection = connections[db]
-    columns, values, params = insert_parts(connection, row)
-    sql = f"""
-        WITH inserted AS (INSERT INTO {columns} VALUES ({values}) RETURNING id)
-        SELECT id, pg_notify(%s, %s) FROM inserted
-    """  # Only quoted names and placeholders are interpolated.
+    computed = {"enqueued_at": "statement_timestamp()"}
+    if row.run_after is None:
+        computed["available_after"] = "statement_timestamp()"
+    columns, values, params = insert_parts(connection, row, computed=computed)
+    returning = "RETURNING id, enqueued_at, available_after"
+    if wake:
+        sql = f"""
+            WITH inserted AS (INSERT INTO {columns} VALUES ({values}) {returning})
+            SELECT id, enqueued_at, available_after, pg_notify(%s, %s) FROM inserted
+        """  # Only quoted names, placeholders and constant SQL are interpolated.
+        params = [*params, CHANNEL, row.queue_name]
+    else:
+        sql = f"INSERT INTO {columns} VALUES ({values}) {returning}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, CHANNEL, row.queue_name])
-        (pk, _) = cursor.fetchone()
+        cursor.execute(sql, params)
+        pk, row.enqueued_at, row.available_after = cursor.fetchone()[:3]
     mark_saved(row, pk=pk, db=db)
 
 

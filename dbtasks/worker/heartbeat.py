@@ -1,8 +1,11 @@
 """Step 8 of the tour: a worker's ``DBWorker`` row, written at start, refreshed, removed at exit.
 
 Lost-worker recovery (``recovery.py``) trusts a worker whose heartbeat is
-younger than ``heartbeat_timeout``. The heartbeat runs in its own thread, so
-a long task never makes its worker look dead.
+younger than ``heartbeat_timeout``. Each beat also measures this host's
+offset to the database server's clock (``dbtasks/clock.py``), so heartbeats
+and every other time the worker writes are in the server's time. The
+heartbeat runs in its own thread, so a long task never makes its worker
+look dead.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Heartbeat:
         interval: timedelta,
         clock: Callable[[], datetime],
         after_beat: Callable[[], None] = lambda: None,
+        sync_clock: Callable[[], object] = lambda: None,
     ) -> None:
         self.db = db
         self.worker_id = worker_id
@@ -50,8 +54,10 @@ class Heartbeat:
         # Run after each beat, in the heartbeat thread: the worker reads its
         # running tasks' cancel requests there.
         self.after_beat = after_beat
+        self.sync_clock = sync_clock  # DatabaseClock.sync: measured at start and every beat
 
     def register(self) -> None:
+        self.sync_clock()
         now = self.clock()
         DBWorker.objects.using(self.db).create(
             worker_id=self.worker_id,
@@ -74,6 +80,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Prove this worker is alive (and register again if it was taken for dead)."""
+        self.sync_clock()
         row = DBWorker.objects.using(self.db).filter(worker_id=self.worker_id)
         if not row.update(heartbeat_at=self.clock()):
             logger.warning("Worker %s was presumed lost; registering again", self.worker_id)

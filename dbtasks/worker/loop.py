@@ -33,10 +33,10 @@ from datetime import datetime
 
 from django.db import DatabaseError
 from django.db import connections
-from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
 from dbtasks.cancellation import StopReason
+from dbtasks.clock import DatabaseClock
 from dbtasks.exceptions import WorkerShutdown
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.claim import claim
@@ -73,13 +73,16 @@ class Worker:
         backend: DatabaseBackend,
         options: WorkerOptions,
         *,
-        clock: Callable[[], datetime] = timezone.now,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        # clock: what the worker takes for "now". By default the database
+        # server's (dbtasks/clock.py); tests pass one they move by hand.
         self.backend = backend
         self.options = options
         self.config = backend.config
         self.db = backend.db_alias
-        self.clock = clock
+        database_clock = DatabaseClock(self.db)
+        self.clock: Callable[[], datetime] = clock or database_clock
         self.id = make_worker_id(options.name)
         self.queues = select_queues(backend.queues, options.queues, options.excluding)
         # Paused queues (dbtasks.queues), refreshed by the housekeeping.
@@ -97,8 +100,9 @@ class Worker:
             queues=self.queues,
             threads=options.threads,
             interval=self.config.heartbeat_interval,
-            clock=clock,
+            clock=self.clock,
             after_beat=lambda: self.interrupts.notice_cancel_requests(self.db, self.id),
+            sync_clock=database_clock.sync if clock is None else lambda: None,
         )
         self._signals = SignalInbox()
         self.in_flight = InFlight(options.threads)

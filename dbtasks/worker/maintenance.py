@@ -61,7 +61,11 @@ class Maintenance:
         if now >= self._next_recovery:
             self._next_recovery = now + config.heartbeat_interval.total_seconds()
             recover_lost_tasks(
-                db=worker.db, backend_name=worker.backend.alias, config=config, now=worker.clock()
+                db=worker.db,
+                backend_name=worker.backend.alias,
+                config=config,
+                now=worker.clock(),
+                own_worker_id=worker.id,
             )
             self.hand_back_lost_claims()
             self.refresh_paused()

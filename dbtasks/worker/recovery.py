@@ -24,15 +24,28 @@ logger = logging.getLogger(__name__)
 
 
 def recover_lost_tasks(
-    *, db: str, backend_name: str, config: BackendOptions, now: datetime, limit: int = 100
+    *,
+    db: str,
+    backend_name: str,
+    config: BackendOptions,
+    now: datetime,
+    limit: int = 100,
+    own_worker_id: str = "",
 ) -> int:
-    """Close up to ``limit`` attempts of lost workers; return how many."""
+    """Close up to ``limit`` attempts of lost workers; return how many.
+
+    ``own_worker_id``: the worker doing this never takes itself for lost. A
+    process that was paused (SIGSTOP, a VM frozen) past the timeout finds
+    its own heartbeat stale when it resumes, yet its tasks are running.
+    Others may recover its attempts meanwhile; it never does so itself.
+    """
     cutoff = now - config.heartbeat_timeout
     live_workers = DBWorker.objects.using(db).filter(heartbeat_at__gte=cutoff)
     orphans = (
         DBTaskResult.objects.using(db)
         .filter(status=RUNNING, backend_name=backend_name, last_attempted_at__lt=cutoff)
         .exclude(worker_id__in=live_workers.values("worker_id"))
+        .exclude(worker_id=own_worker_id)
         .order_by("last_attempted_at")[:limit]
     )
     closed = 0
@@ -55,6 +68,8 @@ def recover_lost_tasks(
             )
     # Forget dead workers once their attempts are closed (or were closed by others).
     DBWorker.objects.using(db).filter(heartbeat_at__lt=cutoff).exclude(
+        worker_id=own_worker_id
+    ).exclude(
         worker_id__in=DBTaskResult.objects.using(db).filter(status=RUNNING).values("worker_id")
     ).delete()
     return closed

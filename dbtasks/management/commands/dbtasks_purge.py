@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError
-from django.utils import timezone
 
+from dbtasks.clock import database_time
 from dbtasks.management.arguments import add_backend_argument
 from dbtasks.management.arguments import duration
 from dbtasks.management.arguments import positive_int
@@ -60,5 +60,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"The purge policy keeps {which} results forever; pass --before to purge anyway."
             )
-        deleted = purge_expired(task_backend, now=timezone.now(), ages={which: age}, limit=limit)
+        deleted = purge_expired(
+            task_backend, now=database_time(task_backend.db_alias), ages={which: age}, limit=limit
+        )
         self.stdout.write(f"Deleted {deleted[which]} {which} task result(s) older than {age}.")
