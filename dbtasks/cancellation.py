@@ -32,10 +32,11 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 from typing import Any
 
+from dbtasks.exceptions import AttemptClosed
 from dbtasks.exceptions import TaskCancelled
 from dbtasks.exceptions import TaskTimeout
 
-StopReason = TaskCancelled | TaskTimeout
+StopReason = TaskCancelled | TaskTimeout | AttemptClosed
 
 
 class AttemptControl:
@@ -95,13 +96,13 @@ def current_attempt() -> AttemptControl | None:
 
 
 def is_cancel_requested() -> bool:
-    """Whether the running task was asked to stop (cancelled, or past its timeout)."""
+    """Whether the running task was asked to stop (cancelled, past its timeout, fenced)."""
     control = _current.get()
     return control is not None and control.reason is not None
 
 
 def raise_if_cancelled() -> None:
-    """Raise ``TaskCancelled`` or ``TaskTimeout`` if the running task was asked to stop."""
+    """Raise ``TaskCancelled``, ``TaskTimeout`` or ``AttemptClosed`` if asked to stop."""
     control = _current.get()
     if control is not None and control.reason is not None:
         raise control.reason

@@ -62,6 +62,17 @@ class WorkerShutdown(Exception):
     """The worker was told to stop at once while this attempt was still running."""
 
 
+class AttemptClosed(Exception):
+    """Raised in a task whose attempt was closed by someone else while it ran.
+
+    Lost-worker recovery (the worker was presumed lost), a shutdown or a
+    purge closed the attempt; its retry may be running elsewhere already.
+    The worker asks the task to stop (``raise_if_cancelled()`` raises this)
+    and discards whatever outcome it still reaches: the attempt is recorded
+    already.
+    """
+
+
 class TaskFunctionMissing(Exception):
     """The task's function can no longer be imported (renamed or removed)."""
 

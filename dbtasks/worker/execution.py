@@ -50,6 +50,7 @@ from dbtasks.serialization import PayloadTooLarge
 from dbtasks.serialization import to_json_value
 from dbtasks.sql.close import close_attempt
 from dbtasks.worker.connections import discard_if_broken
+from dbtasks.worker.fencing import closed_by
 from dbtasks.worker.storable import MAX_CLASS_PATH_LENGTH
 from dbtasks.worker.storable import MAX_TRACEBACK_LENGTH
 from dbtasks.worker.storable import is_permanent
@@ -291,10 +292,17 @@ def execute(
 
 
 def log_not_ours(row: DBTaskResult) -> None:
+    """The outcome write was refused: say who closed the attempt, as far as is known."""
+    db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
+    try:
+        who = closed_by(db, row.pk, row.attempt_count)
+    except DatabaseError:
+        who = "unknown: the database could not say"
+        discard_if_broken(db)
     logger.warning(
-        "Task id=%s path=%s: attempt %d was closed by someone else (worker presumed lost, "
-        "or the row was purged); its outcome is discarded",
+        "Task id=%s path=%s: attempt %d was closed by someone else (%s); its outcome is discarded",
         row.pk,
         row.task_path,
         row.attempt_count,
+        who,
     )

@@ -5,8 +5,9 @@ Each attempt a task thread starts gets an ``AttemptControl``
 so that a request for one attempt never reaches the next one of the same
 row. Three things ask an attempt to stop:
 
-- a cancel request: the heartbeat thread reads ``cancel_requested_at`` of
-  this worker's RUNNING rows (``notice_cancel_requests``);
+- a cancel request, or the attempt closed by someone else (the worker was
+  presumed lost): the heartbeat thread reads the rows this worker runs
+  (``dbtasks/worker/fencing.py``);
 - its ``timeout``: the main thread's chores look at the deadlines
   (``due()``), and close an attempt that has not stopped ``SETTLE`` seconds
   later itself (``Maintenance.enforce_timeouts``);
@@ -23,9 +24,7 @@ from datetime import timedelta
 
 from dbtasks.cancellation import AttemptControl
 from dbtasks.cancellation import StopReason
-from dbtasks.exceptions import TaskCancelled
 from dbtasks.exceptions import TaskTimeout
-from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.worker.inflight import ClaimKey
 from dbtasks.worker.inflight import claim_key
@@ -46,6 +45,7 @@ class Running:
     control: AttemptControl
     timeout: timedelta | None
     deadline: float | None
+    code_done: bool = False
 
 
 class Interrupts:
@@ -72,10 +72,6 @@ class Interrupts:
         with self._lock:
             self._running.pop(claim_key(row), None)
 
-    def row_ids(self) -> list[int]:
-        with self._lock:
-            return [row_id for row_id, _ in self._running]
-
     def interrupt(self, row_id: int, attempt: int, reason: StopReason) -> bool:
         """Ask attempt ``attempt`` of row ``row_id`` to stop.
 
@@ -85,25 +81,30 @@ class Interrupts:
             running = self._running.get((row_id, attempt))
         return running is not None and running.control.stop(reason)
 
-    def notice_cancel_requests(self, db: str, worker_id: str) -> None:
-        """Pass on cancel requests for the attempts running here (heartbeat thread).
+    def snapshot(self) -> list[tuple[int, int]]:
+        """The (row id, attempt) of each attempt whose code is still running."""
+        with self._lock:
+            return [key for key, running in self._running.items() if not running.code_done]
 
-        One indexed query per heartbeat (``dbtasks_running_idx``), and none
-        while no task runs.
+    def code_done(self, row: DBTaskResult) -> None:
+        """``row``'s code returned: from now on its own thread closes the attempt."""
+        with self._lock:
+            running = self._running.get(claim_key(row))
+            if running is not None:
+                running.code_done = True
+
+    def fence(self, row_id: int, attempt: int, reason: StopReason) -> bool:
+        """``interrupt()``, unless the attempt's code is done (its thread closed it itself).
+
+        The thread marks its code done (``code_done``) before it writes the
+        outcome, so an attempt the caller found closed and that is not done
+        here was closed by someone else.
         """
-        row_ids = self.row_ids()
-        if not row_ids:
-            return
-        requested = DBTaskResult.objects.using(db).filter(
-            pk__in=row_ids, status=RUNNING, worker_id=worker_id, cancel_requested_at__isnull=False
-        )
-        for pk, attempt, at in requested.values_list("pk", "attempt_count", "cancel_requested_at"):
-            when = at.isoformat(timespec="seconds") if at else "?"
-            reason = TaskCancelled(f"Cancelled at {when} while running.")
-            if self.interrupt(pk, attempt, reason):
-                logger.info(
-                    "Task id=%s attempt %d: cancel requested, asking it to stop", pk, attempt
-                )
+        with self._lock:
+            running = self._running.get((row_id, attempt))
+            if running is None or running.code_done:
+                return False
+        return running.control.stop(reason)
 
     def due(self, now: float) -> tuple[list[Running], list[Running]]:
         """Attempts past their timeout: (to ask to stop now, past ``SETTLE`` too: to close)."""

@@ -37,12 +37,14 @@ from django.db import connections
 from dbtasks.backend import DatabaseBackend
 from dbtasks.cancellation import StopReason
 from dbtasks.clock import DatabaseClock
+from dbtasks.exceptions import AttemptClosed
 from dbtasks.exceptions import WorkerShutdown
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.claim import claim
 from dbtasks.sql.notify import start_listener
 from dbtasks.worker.connections import discard_if_broken
 from dbtasks.worker.execution import record_attempt
+from dbtasks.worker.fencing import watch_attempts
 from dbtasks.worker.heartbeat import Heartbeat
 from dbtasks.worker.inflight import InFlight
 from dbtasks.worker.interrupts import Interrupts
@@ -101,7 +103,7 @@ class Worker:
             threads=options.threads,
             interval=self.config.heartbeat_interval,
             clock=self.clock,
-            after_beat=lambda: self.interrupts.notice_cancel_requests(self.db, self.id),
+            after_beat=lambda: watch_attempts(self.interrupts, db=self.db, worker_id=self.id),
             sync_clock=database_clock.sync if clock is None else lambda: None,
         )
         self._signals = SignalInbox()
@@ -326,6 +328,9 @@ class Worker:
             error = WorkerShutdown(
                 f"Worker {self.id!r} was stopped while running attempt {row.attempt_count}."
             )
+            # Ask the task to stop too; and the heartbeat, still beating, then
+            # does not take this close for someone else's.
+            self.interrupts.interrupt(row.pk, row.attempt_count, AttemptClosed(str(error)))
             try:
                 attempt = record_attempt(
                     row,

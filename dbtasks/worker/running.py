@@ -88,6 +88,9 @@ class Runner:
     def _ran(self, row: DBTaskResult) -> None:
         """The task's code is done: on Postgres its thread is as good as free (see _capacity)."""
         worker = self.worker
+        # From now on this thread closes the attempt: the heartbeat must not
+        # take that close for someone else's (dbtasks/worker/fencing.py).
+        worker.interrupts.code_done(row)
         if worker.overlap:
             worker.in_flight.code_done(row)
             worker.wake.set()

@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 
 from dbtasks.cancellation import is_cancel_requested
 from dbtasks.cancellation import raise_if_cancelled
+from dbtasks.compat import TaskContext
 from dbtasks.compat import task
 
 # Long enough that a test never sees these end on their own.
@@ -73,3 +74,16 @@ def reads_a_silent_socket(key: str, port: int) -> str:
         connection.settimeout(None)
         data = connection.recv(1)
     return f"read {data!r}"
+
+
+@task(takes_context=True)
+def checks_until_fenced(context: TaskContext, key: str) -> str:
+    """Attempt 1 runs until asked to stop (its attempt closed under it); a retry returns."""
+    started(f"{key}:{context.attempt}")
+    if context.attempt > 1:
+        return f"attempt {context.attempt} done"
+    deadline = time.monotonic() + FOREVER
+    while time.monotonic() < deadline:
+        raise_if_cancelled()
+        time.sleep(0.02)
+    return "never asked to stop"
