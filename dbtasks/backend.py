@@ -201,11 +201,13 @@ class DatabaseBackend(BaseTaskBackend):
     ) -> DBTaskResult:
         """The row that enqueues ``task`` (not saved): validated, arguments stored as JSON."""
         from dbtasks.models import DBTaskResult
+        from dbtasks.models import waiting_status
 
         self.validate_task(task)
         self.raise_if_misconfigured()
         arguments = serialize_arguments(args, kwargs, max_size=self.config.max_arguments_size)
         now = timezone.now()
+        available_after = task.run_after or now
         return DBTaskResult(
             task_path=task.module_path,
             backend_name=self.alias,
@@ -214,19 +216,24 @@ class DatabaseBackend(BaseTaskBackend):
             run_after=task.run_after,
             takes_context=task.takes_context,
             arguments=arguments,
+            # Due later: SCHEDULED, outside the claim's index until staged.
+            status=waiting_status(available_after, now),
             enqueued_at=now,
-            available_after=task.run_after or now,
+            available_after=available_after,
             unique_key=unique_key,
         )
 
     def insert_row(self, row: DBTaskResult) -> None:
         """INSERT a new row in the caller's transaction (and NOTIFY its queue on Postgres)."""
+        from dbtasks.models import READY
         from dbtasks.sql import notify
 
         if connections[self.db_alias].vendor == "postgresql":
             # One round trip: the INSERT, in the server's time (dbtasks/clock.py),
-            # and the NOTIFY that wakes idle workers.
-            notify.insert_and_notify(row, db=self.db_alias, wake=self.uses_listen_notify())
+            # and the NOTIFY that wakes idle workers (a row due later wakes nobody).
+            notify.insert_and_notify(
+                row, db=self.db_alias, wake=self.uses_listen_notify() and row.status == READY
+            )
         else:
             row.save(using=self.db_alias, force_insert=True)
 

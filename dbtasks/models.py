@@ -51,6 +51,12 @@ CANCELLED_TASKS = models.Q(cancelled_at__isnull=False) | models.Q(
     status=FAILED, cancel_requested_at__isnull=False
 )
 
+
+def waiting_status(available_after: datetime, now: datetime) -> str:
+    """READY if a row may run at ``available_after`` already, else SCHEDULED until then."""
+    return SCHEDULED if available_after > now else READY
+
+
 STATUS_CHOICES = [
     *TaskResultStatus.choices,
     (SCHEDULED, "Scheduled"),
@@ -172,12 +178,22 @@ class DBTaskResult(models.Model):
     class Meta:
         verbose_name = "task"
         indexes = [
-            # The claim query: READY rows by priority, then age. Partial, so
-            # finished rows (most of the table) cost the claim nothing.
+            # The claim: one index range per queue, READY rows in the order
+            # they are claimed. Partial, so the rows a claim does not take
+            # (finished, running, scheduled for later, blocked) are not in it,
+            # and the queue comes first, so other queues' backlogs are not
+            # walked either. available_after orders a priority's rows oldest
+            # first (READY rows are due: staging put them there when due).
             models.Index(
-                fields=["-priority", "available_after", "id"],
+                fields=["backend_name", "queue_name", "-priority", "available_after", "id"],
                 condition=models.Q(status=READY),
                 name="dbtasks_ready_idx",
+            ),
+            # Staging: the SCHEDULED rows that are due, soonest first.
+            models.Index(
+                fields=["available_after"],
+                condition=models.Q(status=SCHEDULED),
+                name="dbtasks_scheduled_idx",
             ),
             # Lost-worker recovery looks up RUNNING rows by worker.
             models.Index(

@@ -16,8 +16,7 @@ from dbtasks.backend import DatabaseBackend
 from dbtasks.minutes import CANCELLATION_PATH
 from dbtasks.models import CANCELLED_TASKS
 from dbtasks.models import FAILED
-from dbtasks.models import READY
-from dbtasks.models import RUNNING
+from dbtasks.models import UNFINISHED
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.ops.text import last_traceback_line
@@ -101,7 +100,7 @@ def _after_attempt(attempt: DBTaskAttempt) -> str:
         attempt.result.status == FAILED and attempt.result.cancel_requested_at is not None
     ):
         return CANCELLED
-    if attempt.result.status in (READY, RUNNING):
+    if attempt.result.status in UNFINISHED:
         return WILL_RETRY
     return GAVE_UP
 

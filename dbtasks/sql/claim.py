@@ -1,11 +1,27 @@
 """Step 4 of the tour: a worker claims READY rows, atomically.
 
 One statement does it: an UPDATE that marks the best READY rows RUNNING for
-this worker and returns them. On Postgres the inner SELECT takes row locks
+this worker and returns them. On Postgres the inner SELECTs take row locks
 with ``FOR UPDATE SKIP LOCKED``, so concurrent workers each get different
 rows and never wait for one another. SQLite has no row locks; its single
 writer lock serialises the statement (WAL plus a busy timeout make that
 wait short instead of an error).
+
+Its cost does not depend on the rows it does not take. Only READY rows are
+claimable, and ``dbtasks_ready_idx`` holds only them, keyed by (backend,
+queue, priority, age): rows due later are SCHEDULED (``dbtasks/sql/stage.py``
+makes them READY when due), finished and running rows are not in the index,
+and each queue the worker serves is its own range of it. For a worker
+serving several queues the statement reads the best ``limit`` rows of each
+queue (one short index range each) and keeps the best ``limit`` of those,
+so another queue's backlog is never walked::
+
+    Postgres: unnest(queues) CROSS JOIN LATERAL (one queue's best rows
+              ... FOR UPDATE SKIP LOCKED) ORDER BY ... LIMIT n
+    SQLite:   (one queue's best rows) UNION ALL (the next queue's) ...
+              ORDER BY ... LIMIT n
+
+``now`` is a parameter: the caller decides whose clock it is.
 """
 
 from __future__ import annotations
@@ -16,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Case
 from django.db.models import F
@@ -29,6 +46,9 @@ from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.build import column_of
 
+# The claim's order, that of dbtasks_ready_idx after (backend, queue).
+ORDER = "priority DESC, available_after, id"
+
 
 def claim(
     *,
@@ -41,8 +61,8 @@ def claim(
 ) -> list[DBTaskResult]:
     """Mark up to ``limit`` ready rows RUNNING for ``worker_id`` and return them.
 
-    Order: highest priority first, then earliest ``available_after``, then id
-    (the order of ``dbtasks_ready_idx``). ``attempt_count`` counts this run.
+    Order: highest priority first, then earliest ``available_after``, then id,
+    across all of ``queues``. ``attempt_count`` counts this run.
     """
     if not queues or limit < 1:
         return []
@@ -50,10 +70,11 @@ def claim(
     quote = connection.ops.quote_name
     table = quote(DBTaskResult._meta.db_table)
     columns = ", ".join(quote(column_of(field)) for field in DBTaskResult._meta.concrete_fields)
-    skip_locked = (
-        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    )
     at = connection.ops.adapt_datetimefield_value(now)
+    if connection.vendor == "postgresql":
+        chosen, chosen_params = best_rows_postgres(connection, backend_name, queues, limit, at)
+    else:
+        chosen, chosen_params = best_rows_union(connection, backend_name, queues, limit, at)
     sql = f"""
         UPDATE {table}
         SET status = %s,
@@ -61,27 +82,90 @@ def claim(
             attempt_count = attempt_count + 1,
             started_at = COALESCE(started_at, %s),
             last_attempted_at = %s
-        WHERE id IN (
-            SELECT id FROM {table}
-            WHERE status = '{READY.value}'
-              AND backend_name = %s
-              AND queue_name IN ({", ".join(["%s"] * len(queues))})
-              AND available_after <= %s
-            ORDER BY priority DESC, available_after, id
-            LIMIT %s{skip_locked}
-        )
+        WHERE id IN ({chosen})
         RETURNING {columns}
-    """  # Only quoted names, placeholders and the READY constant are interpolated above.
-    # READY is written into the SQL, not bound: dbtasks_ready_idx is partial
-    # (WHERE status = 'READY'), and a planner can only use it when it sees
-    # the value. With a bound parameter, a prepared statement's generic plan
-    # (Postgres with server-side binding) falls back to a sequential scan.
-    params = [RUNNING, worker_id, at, at, backend_name, *queues, at, limit]
+    """  # Only quoted names, placeholders and constants are interpolated.
+    params = [RUNNING, worker_id, at, at, *chosen_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = [DBTaskResult.from_db(db, FIELD_NAMES, values) for values in converted(cursor, db)]
     rows.sort(key=lambda row: (-row.priority, row.available_after, row.pk))
     return rows
+
+
+def one_queue(
+    connection: BaseDatabaseWrapper, queue: tuple[str, list[Any]], backend_name: str, at: Any
+) -> tuple[str, list[Any]]:
+    """The WHERE clause of one queue's claimable rows, and its parameters.
+
+    ``queue`` is the SQL that names the queue and its parameters (a
+    placeholder and the name, or a column of the list of queues). This is the
+    place for any further per-queue or per-row condition of the claim: each
+    one narrows one queue's index range, in either shape.
+
+    READY is written into the SQL, not bound: dbtasks_ready_idx is partial
+    (WHERE status = 'READY'), and a planner can only use it when it sees the
+    value. With a bound parameter, a prepared statement's generic plan
+    (Postgres with server-side binding) falls back to a sequential scan.
+
+    ``available_after <= now`` is a guard, not a filter that does work:
+    READY rows are due (enqueue and staging make sure of it, each by its own
+    clock), so it only holds back a row if this worker's clock runs behind.
+    """
+    table = connection.ops.quote_name(DBTaskResult._meta.db_table)
+    queue_sql, queue_params = queue
+    conditions: list[tuple[str, list[Any]]] = [
+        (f"{table}.status = '{READY.value}'", []),
+        (f"{table}.backend_name = %s", [backend_name]),
+        (f"{table}.queue_name = {queue_sql}", queue_params),
+        (f"{table}.available_after <= %s", [at]),
+    ]
+    sql = " AND ".join(condition for condition, _ in conditions)
+    return sql, [param for _, params in conditions for param in params]
+
+
+def best_rows_postgres(
+    connection: BaseDatabaseWrapper, backend_name: str, queues: Sequence[str], limit: int, at: Any
+) -> tuple[str, list[Any]]:
+    """The ids of the best ``limit`` rows across ``queues``, locked, skipping locked ones.
+
+    The queues are one array parameter, so the statement (and a prepared
+    plan) is the same for any number of them. Each queue's LATERAL subquery
+    is one index range read in claim order, stopped after ``limit`` rows.
+    """
+    table = connection.ops.quote_name(DBTaskResult._meta.db_table)
+    where, params = one_queue(connection, ("queues.name", []), backend_name, at)
+    sql = f"""
+        SELECT best.id
+        FROM unnest(%s::text[]) AS queues(name)
+        CROSS JOIN LATERAL (
+            SELECT id, priority, available_after FROM {table}
+            WHERE {where}
+            ORDER BY {ORDER}
+            LIMIT %s
+            FOR UPDATE SKIP LOCKED
+        ) AS best
+        ORDER BY best.priority DESC, best.available_after, best.id
+        LIMIT %s
+    """
+    return sql, [list(queues), *params, limit, limit]
+
+
+def best_rows_union(
+    connection: BaseDatabaseWrapper, backend_name: str, queues: Sequence[str], limit: int, at: Any
+) -> tuple[str, list[Any]]:
+    """The ids of the best ``limit`` rows across ``queues``: one index range per queue."""
+    table = connection.ops.quote_name(DBTaskResult._meta.db_table)
+    branches, params = [], []
+    for queue in queues:
+        where, where_params = one_queue(connection, ("%s", [queue]), backend_name, at)
+        branches.append(
+            f"SELECT * FROM (SELECT id, priority, available_after FROM {table} "
+            f"WHERE {where} ORDER BY {ORDER} LIMIT %s)"
+        )
+        params += [*where_params, limit]
+    sql = f"SELECT id FROM ({' UNION ALL '.join(branches)}) ORDER BY {ORDER} LIMIT %s"
+    return sql, [*params, limit]
 
 
 FIELD_NAMES = [field.attname for field in DBTaskResult._meta.concrete_fields]

@@ -1,7 +1,8 @@
 """Step 5 of the tour: run one claimed row and record how it ended.
 
 ``execute()`` calls the task, then ``record_attempt()`` decides the outcome:
-the row's new state (SUCCESSFUL, FAILED, or READY again after a backoff) and
+the row's new state (SUCCESSFUL, FAILED, or SCHEDULED for a retry after its
+backoff) and
 a ``DBTaskAttempt`` with the error, written together by
 ``dbtasks.sql.close.close_attempt()``. The write is guarded by (status, worker,
 attempt number), so an attempt that another worker has already closed (say,
@@ -41,10 +42,11 @@ from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.exceptions import TaskCancelled
 from dbtasks.exceptions import TaskFunctionMissing
 from dbtasks.models import FAILED
-from dbtasks.models import READY
 from dbtasks.models import SUCCESSFUL
+from dbtasks.models import WAITING
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.models import waiting_status
 from dbtasks.options import QueuePolicy
 from dbtasks.serialization import PayloadTooLarge
 from dbtasks.serialization import to_json_value
@@ -98,7 +100,11 @@ def record_attempt(
         and not isinstance(error, PermanentFailure | TaskCancelled)
         and row.cancel_requested_at is None
     ):
-        changes |= {"status": READY, "available_after": now + retry_delay(policy, row, error)}
+        available_after = now + retry_delay(policy, row, error)
+        # After a backoff the retry is SCHEDULED (staging makes it READY when
+        # due); with none it may be claimed at once.
+        status = waiting_status(available_after, now)
+        changes |= {"status": status, "available_after": available_after}
     else:
         changes |= {"status": FAILED, "finished_at": now}
 
@@ -267,7 +273,7 @@ def execute(
         attempt = record_until_done(row, error=error, now=clock(), retry=retry, **record)
         if attempt is None:
             log_not_ours(row)
-        elif row.status == READY:
+        elif row.status in WAITING:
             logger.warning(
                 "Task id=%s path=%s attempt %d of %d failed (%s); retrying after %s",
                 row.pk,

@@ -6,7 +6,8 @@ has its own pace, so most calls do nothing.
 - Every heartbeat interval: close the attempts of workers whose heartbeat
   stopped (``recovery.py``), hand back rows claimed for this worker
   that it never received, and read which queues are paused.
-- Twice a second: enqueue due ticks of recurring schedules (``schedules.py``).
+- Twice a second: make due SCHEDULED rows READY (``dbtasks/sql/stage.py``),
+  and enqueue due ticks of recurring schedules (``schedules.py``).
 - Every few seconds: count the minutes that ended (``summaries.py``), once,
   for the ops dashboard and the metrics.
 - Every ``purge.interval``: delete old results (``dbtasks/purge.py``).
@@ -26,6 +27,7 @@ from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.purge import purge_expired
 from dbtasks.queues import paused_queues
+from dbtasks.sql.stage import stage_due
 from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
 from dbtasks.worker.schedules import enqueue_due
@@ -40,6 +42,9 @@ logger = logging.getLogger(__name__)
 SCHEDULE_CHECK_INTERVAL = 0.5  # seconds
 # How often a worker looks for ended minutes nobody has summarised yet.
 SUMMARY_CHECK_INTERVAL = 5.0  # seconds
+# How often a worker makes due SCHEDULED rows READY: a task due later, or a
+# retry, starts at most about this late (plus the poll interval on SQLite).
+STAGE_INTERVAL = 0.5  # seconds
 
 
 class Maintenance:
@@ -51,6 +56,7 @@ class Maintenance:
         self._next_purge = 0.0
         self._next_schedule = 0.0
         self._next_summary = 0.0
+        self._next_stage = 0.0
 
     def run(self) -> None:
         """Do the chores that are due."""
@@ -69,6 +75,9 @@ class Maintenance:
             )
             self.hand_back_lost_claims()
             self.refresh_paused()
+        if now >= self._next_stage:
+            self._next_stage = now + STAGE_INTERVAL
+            self.stage()
         if config.schedules and now >= self._next_schedule:
             # Twice a second, so a schedule ticking every second misses none.
             self._next_schedule = now + SCHEDULE_CHECK_INTERVAL
@@ -167,6 +176,15 @@ class Maintenance:
                 )
                 worker.hung_exit = True
                 worker.request_stop()
+
+    def stage(self) -> None:
+        """Make due SCHEDULED rows READY; on Postgres, wake the workers of their queues."""
+        worker = self.worker
+        staged = stage_due(
+            db=worker.db, now=worker.clock(), notify=worker.backend.uses_listen_notify()
+        )
+        if staged:
+            logger.debug("Worker %s staged due tasks: %s", worker.id, staged)
 
     def purge(self) -> None:
         """Delete results older than the purge policy allows."""

@@ -15,6 +15,7 @@ from dbtasks.compat import TaskResultDoesNotExist
 from dbtasks.compat import TaskResultStatus
 from dbtasks.compat import task_backends
 from dbtasks.exceptions import InvalidTaskArguments
+from dbtasks.models import SCHEDULED
 from dbtasks.models import DBTaskResult
 from tests import tasks
 from tests.conftest import run_worker
@@ -134,11 +135,11 @@ def test_run_after_is_respected(transactional_db):
 
     run_worker_at(clock)
     assert row_of(now).status == TaskResultStatus.SUCCESSFUL
-    assert row_of(later).status == TaskResultStatus.READY
+    assert row_of(later).status == SCHEDULED
 
     clock.advance(minutes=9, seconds=59)
     run_worker_at(clock)
-    assert row_of(later).status == TaskResultStatus.READY
+    assert row_of(later).status == SCHEDULED
 
     clock.advance(seconds=1)
     run_worker_at(clock)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dbtasks.compat import TaskResultStatus
+from dbtasks.models import SCHEDULED
 from dbtasks.models import DBTaskAttempt
 from tests import tasks
 from tests.conftest import run_worker
@@ -45,7 +46,7 @@ def test_waits_backoff_factor_to_the_power_of_n_seconds_between_attempts(
     for _ in range(3):
         run_worker_at(clock)  # runs one attempt, then nothing is ready
         row = row_of(result)
-        assert row.status == TaskResultStatus.READY
+        assert row.status == SCHEDULED
         last = row.attempts.order_by("number").last()
         assert last is not None
         waits.append((row.available_after - last.stopped_at).total_seconds())

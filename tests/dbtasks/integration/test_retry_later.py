@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from dbtasks.models import SCHEDULED
 from dbtasks.models import DBTaskResult
 from tests import tasks
 from tests.conftest import run_worker
@@ -19,7 +20,7 @@ def test_the_retry_waits_at_least_the_delay_asked_for(transactional_db):
     run_worker()
 
     row = DBTaskResult.objects.get(pk=result.id)
-    assert row.status == "READY"
+    assert row.status == SCHEDULED
     failed_at = row.attempts.get().stopped_at
     assert row.available_after - failed_at == dt.timedelta(seconds=90)
 

@@ -14,6 +14,7 @@ from django.db.models import F
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
+from dbtasks.models import SCHEDULED
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.purge import purge_finished
 from messagecenter.models import Notification
@@ -200,7 +201,7 @@ def test_retries_wait_for_the_backoff(signed_in, ntfy, settings):
     run_worker()
     assert len(ntfy.requests) == 1
     row = DBTaskResult.objects.get()
-    assert row.status == TaskResultStatus.READY
+    assert row.status == SCHEDULED
     # After failed attempt 1 the task waits backoff_factor ** 1 = 4 seconds,
     # counted from the moment the attempt failed.
     failed_at = row.attempts.get(number=1).stopped_at
