@@ -31,7 +31,7 @@ class Command(BaseCommand):
             "which",
             choices=["finished", "unfinished"],
             help="finished: SUCCESSFUL and FAILED results, by finish time; "
-            "unfinished: READY and RUNNING results, by enqueue time.",
+            "unfinished: waiting and RUNNING results, by enqueue time.",
         )
         parser.add_argument(
             "--before",
