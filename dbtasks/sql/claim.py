@@ -66,6 +66,7 @@ def claim(
     """
     if not queues or limit < 1:
         return []
+    queues = list(dict.fromkeys(queues))  # a queue named twice is still one range
     connection = connections[db]
     quote = connection.ops.quote_name
     table = quote(DBTaskResult._meta.db_table)

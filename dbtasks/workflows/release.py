@@ -33,11 +33,11 @@ from dbtasks.compat import task_backends
 from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.models import BLOCKED
 from dbtasks.models import FAILED
-from dbtasks.models import READY
 from dbtasks.models import SUCCESSFUL
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBTaskResultQuerySet
+from dbtasks.models import waiting_status
 from dbtasks.workflows.models import VALUE
 from dbtasks.workflows.models import DBWorkflowMember
 
@@ -79,10 +79,12 @@ def release(db: str, result_id: int) -> None:
         # Raising here would undo the finish being recorded; the member fails instead.
         cancel_dependant(db, result_id, because=str(error), now=now)
         return
+    available_after = max(now, row.run_after or now)
     released = tasks.filter(pk=result_id, status=BLOCKED).update(
-        status=READY,
+        # Due later (its run_after): SCHEDULED, staged to READY when due.
+        status=waiting_status(available_after, now),
         arguments={"args": [passed, *args], "kwargs": kwargs},
-        available_after=max(now, row.run_after or now),
+        available_after=available_after,
     )
     if released and row.backend_name in settings.TASKS:
         backend = task_backends[row.backend_name]
