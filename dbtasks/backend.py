@@ -8,6 +8,7 @@ Running tasks is the worker's job (``dbtasks/worker/loop.py``).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -120,6 +121,41 @@ class DatabaseBackend(BaseTaskBackend):
         result = row.to_task_result(history=[], task=task)
         task_enqueued.send(type(self), task_result=result)
         return result
+
+    def enqueue_many[**P, R](
+        self, task: Task[P, R], calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
+    ) -> list[TaskResult[P, R]]:
+        """Enqueue ``task`` once per ``(args, kwargs)`` in ``calls``, in one INSERT.
+
+        What ``enqueue()`` does for each call (the same validation, a
+        ``task_enqueued`` signal per result, the caller's transaction), at a
+        fraction of the cost per task. All or nothing: if any call's
+        arguments are refused, nothing is written; the rows are inserted
+        together or not at all.
+        """
+        from dbtasks.models import READY
+        from dbtasks.sql.bulk import insert_many
+
+        template = self.new_row(task, (), {})  # validates the task and the backend
+        rows = []
+        for args, kwargs in calls:
+            # A copy of one row (its own state included) costs far less than
+            # a new model instance; only the arguments differ.
+            row = copy.copy(template)
+            row.arguments = serialize_arguments(
+                args, kwargs, max_size=self.config.max_arguments_size
+            )
+            rows.append(row)
+        if not rows:
+            return []
+        # One statement, atomic on its own; ids come back with RETURNING.
+        insert_many(rows, db=self.db_alias)
+        if template.status == READY:  # one task: every row has the same status
+            self.notify_workers(task.queue_name)
+        results = [row.to_task_result(history=[], task=task) for row in rows]
+        for result in results:
+            task_enqueued.send(type(self), task_result=result)
+        return results
 
     def get_result(self, result_id: str) -> TaskResult[..., Any]:
         """Return the result with this id, or raise TaskResultDoesNotExist."""
