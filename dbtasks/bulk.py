@@ -28,7 +28,7 @@ from dbtasks.compat import TaskResult
 Call = tuple[Sequence[Any], Mapping[str, Any]]
 
 
-def enqueue_many(task: Task, calls: Iterable[Call]) -> list[TaskResult]:
+def enqueue_many[**P, R](task: Task[P, R], calls: Iterable[Call]) -> list[TaskResult[P, R]]:
     """Enqueue ``task(*args, **kwargs)`` for each ``(args, kwargs)`` in ``calls``."""
     calls = [check_call(call) for call in calls]
     backend = task.get_backend()

@@ -61,7 +61,11 @@ def test_the_rows_go_in_with_one_insert(db):
 
 
 def test_one_refused_call_writes_nothing(db, enqueued):
-    calls = [((1,), {}), ((object(),), {}), ((3,), {})]
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        ((1,), {}),
+        ((object(),), {}),
+        ((3,), {}),
+    ]
 
     with pytest.raises(InvalidTaskArguments):
         enqueue_many(tasks.echo, calls)
@@ -107,7 +111,5 @@ def test_a_worker_runs_every_task_enqueued_in_bulk(transactional_db):
 
     run_worker()
 
-    rows = DBTaskResult.objects.filter(pk__in=[r.id for r in results])
-    assert sorted(row.return_value["args"][0] for row in rows if row.status == SUCCESSFUL) == list(
-        range(20)
-    )
+    rows = DBTaskResult.objects.filter(pk__in=[r.id for r in results], status=SUCCESSFUL)
+    assert sorted(row.return_value["args"][0] for row in rows) == list(range(20))  # type: ignore[index]

@@ -15,7 +15,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from dbtasks.compat import TaskResultStatus
-from dbtasks.compat import task_backends
 from dbtasks.models import READY
 from dbtasks.models import SCHEDULED
 from dbtasks.models import SUCCESSFUL
@@ -24,6 +23,7 @@ from dbtasks.sql.claim import claim
 from dbtasks.sql.stage import stage_due
 from tests import tasks
 from tests.dbtasks.helpers import Clock
+from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import row_of
 from tests.dbtasks.helpers import run_worker_at
 
@@ -99,7 +99,7 @@ def test_a_task_due_later_runs_once_due_and_not_before(transactional_db):
 def test_a_scheduled_task_can_be_cancelled(db):
     result = tasks.noop.using(run_after=timezone.now() + timedelta(hours=1)).enqueue()
 
-    assert task_backends["default"].cancel(result.id)
+    assert default_backend().cancel(result.id)
 
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
