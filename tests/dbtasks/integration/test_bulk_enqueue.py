@@ -48,14 +48,28 @@ def test_each_call_becomes_a_row_with_its_own_result_and_signal(db, enqueued):
     for result in results:
         row = DBTaskResult.objects.get(pk=result.id)
         assert (row.status, row.priority, row.queue_name) == (READY, 3, "low_priority")
-        assert tasks.echo.get_result(result.id).status == TaskResultStatus.READY
+        stored = tasks.echo.get_result(result.id)
+        assert stored.status == TaskResultStatus.READY
+        assert (stored.args, stored.kwargs) == (result.args, result.kwargs)
+
+
+def test_arguments_come_back_as_they_went_in(db):
+    values = ["é ☃ 𝄞", {"nested": [1, 2.5, None, True]}, 2**62, -0.125, "", "'; DROP --", "\\"]
+
+    results = enqueue_many(tasks.echo, [((value,), {"v": value}) for value in values])
+
+    for value, result in zip(values, results, strict=True):
+        stored = tasks.echo.get_result(result.id)
+        assert (stored.args, stored.kwargs) == ([value], {"v": value})
 
 
 def test_the_rows_go_in_with_one_insert(db):
     with CaptureQueriesContext(connection) as captured:
         enqueue_many(tasks.noop, [((), {})] * 50)
 
-    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    inserts = [
+        q["sql"] for q in captured.captured_queries if q["sql"].lstrip().startswith("INSERT")
+    ]
     assert len(inserts) == 1
     assert DBTaskResult.objects.count() == 50
 
