@@ -106,7 +106,13 @@ def claimed_steps(path: Path) -> set[int]:
 
 
 def modules_claiming_steps() -> dict[str, set[int]]:
-    modules = (path for folder in CODE_FOLDERS for path in (ROOT / folder).rglob("*.py"))
+    modules = (
+        path
+        for folder in CODE_FOLDERS
+        for path in (ROOT / folder).rglob("*.py")
+        # bench/.venv-others: the comparison arms' packages, built by make bench.
+        if ".venv-others" not in path.parts
+    )
     claims = {str(path.relative_to(ROOT)): claimed_steps(path) for path in modules}
     return {module: steps for module, steps in claims.items() if steps}
 
@@ -199,7 +205,7 @@ def project_text_files() -> list[Path]:
         for path in files
         if path.suffix in TEXT_SUFFIXES
         and not path.name.endswith(".min.js")
-        and not {"__pycache__", "results"} & set(path.relative_to(ROOT).parts)
+        and not {"__pycache__", "results", ".venv-others"} & set(path.relative_to(ROOT).parts)
         and path != Path(__file__)  # its samples below
     ]
 
