@@ -49,7 +49,9 @@ DATABASES = {
 TASKS: dict[str, Any]
 if SYSTEM == "dbtasks":
     # The project's own backend options (retries, purge), unchanged.
-    TASKS = {"default": {**PROJECT_TASKS["default"], "QUEUES": ["default"]}}
+    # BENCH_QUEUES: more queues, for the figures with another queue's backlog.
+    QUEUES = os.environ.get("BENCH_QUEUES", "default").split(",")
+    TASKS = {"default": {**PROJECT_TASKS["default"], "QUEUES": QUEUES}}
 else:
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
