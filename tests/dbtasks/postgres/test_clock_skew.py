@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from dbtasks.clock import database_time
-from dbtasks.models import READY
 from dbtasks.models import SUCCESSFUL
+from dbtasks.models import WAITING
 from dbtasks.models import DBScheduleTick
 from dbtasks.models import DBTaskResult
 from tests import tasks
@@ -98,7 +98,8 @@ def test_a_task_runs_when_it_is_due_by_the_servers_clock(start_worker, skew):
     result = tasks.record_run.using(run_after=due).enqueue("due")
 
     wait_until(
-        lambda: DBTaskResult.objects.get(pk=result.id).status != READY,
+        # SCHEDULED until staged, then READY until claimed.
+        lambda: DBTaskResult.objects.get(pk=result.id).status not in WAITING,
         timeout=30,  # a worker 120 s behind would leave it READY for 2 minutes
         what="the task to be claimed",
     )
