@@ -32,6 +32,7 @@ def close_as_lost(result) -> None:
     row = row_of(result)
     policy = default_backend().config.policy(row.queue_name, row.task_path)
     error = WorkerLost(f"Worker {row.worker_id!r} stopped heartbeating (test).")
+    assert row.last_attempted_at is not None  # it is running
     closed = record_attempt(
         row, worker_id=row.worker_id, policy=policy, now=row.last_attempted_at, error=error
     )
