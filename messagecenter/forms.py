@@ -20,9 +20,13 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from messagecenter.channels import Channel
+from messagecenter.channels import default_channel
 from messagecenter.models import Notification
 
 if TYPE_CHECKING:  # ModelForm is generic for type checkers only
+    from django.contrib.auth.models import User
+
     NotificationModelForm = forms.ModelForm[Notification]
 else:
     NotificationModelForm = forms.ModelForm
@@ -49,7 +53,19 @@ def known_time_zones() -> frozenset[str]:
 
 
 class NotificationForm(NotificationModelForm):
-    """Validate a notification; ``save()`` is left to the view (it sets the owner)."""
+    """Validate a notification; ``save()`` is left to the view (it sets the owner).
+
+    With ``owner``, the channel is one of theirs (their first by default);
+    left out (or without ``owner``) it is empty, and delivery uses the
+    owner's default channel.
+    """
+
+    channel = forms.ModelChoiceField(
+        queryset=Channel.objects.none(),
+        required=False,
+        empty_label=None,
+        help_text="Where it goes: manage your channels on the Channels page.",
+    )
 
     # Filled in by static/messagecenter/app.js with the browser's time zone
     # (e.g. "Europe/Paris"), so "deliver at 09:00" means the sender's 09:00.
@@ -67,7 +83,7 @@ class NotificationForm(NotificationModelForm):
 
     class Meta:
         model = Notification
-        fields = ["message", "title", "priority", "tags", "deliver_at"]
+        fields = ["channel", "message", "title", "priority", "tags", "deliver_at"]
         labels = {"deliver_at": "Deliver at"}
         help_texts = {
             "message": "Up to 4,096 bytes (fewer characters for emoji and non-Latin scripts).",
@@ -81,9 +97,17 @@ class NotificationForm(NotificationModelForm):
             ),
         }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, owner: User | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        if owner is not None:
+            channel_field = self.fields["channel"]
+            assert isinstance(channel_field, forms.ModelChoiceField)
+            channel_field.queryset = Channel.objects.owned_by(owner)
+            # Read once: the select widget would otherwise query them twice.
+            channels = list(channel_field.queryset) or [default_channel(owner)]
+            channel_field.choices = [(channel.pk, channel.name) for channel in channels]
+            channel_field.initial = channels[0].pk
         self.fields["tags"].widget.attrs.update({"dir": "auto", "autocomplete": "off"})
         # app.js replaces this with the browser's zone, which it also sends.
         zone = timezone.get_current_timezone_name()

@@ -12,6 +12,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from messagecenter.channels import Channel
+
+__all__ = ["TASK_PRIORITIES", "Channel", "Notification"]
+
 
 class Notification(models.Model):
     """A push notification a user asked to send to the ntfy topic."""
@@ -26,6 +30,10 @@ class Notification(models.Model):
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    # Where it goes. Null for a channel deleted since (its delivery fails clearly).
+    channel = models.ForeignKey(
+        Channel, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
     )
     message = models.TextField()
     title = models.CharField(max_length=250, blank=True)

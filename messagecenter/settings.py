@@ -220,6 +220,14 @@ NTFY_URL = os.environ.get("NTFY_URL", "")
 NTFY_TOKEN = os.environ.get("NTFY_TOKEN", "")
 # Seconds to wait for ntfy before the attempt fails (and is retried).
 NTFY_TIMEOUT = env_seconds("NTFY_TIMEOUT", 10.0)
+# The server of every user's own channels unless they choose another: each
+# new user gets a private random topic there. Without the setting, NTFY_URL's
+# server (a deployment that had one global topic), else ntfy.sh.
+NTFY_DEFAULT_SERVER = os.environ.get("NTFY_DEFAULT_SERVER", "") or (
+    NTFY_URL.rstrip("/").rpartition("/")[0] + "/"
+    if NTFY_URL.count("/") >= 3
+    else "https://ntfy.sh/"
+)
 
 
 # --- Authentication ---------------------------------------------------------

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.tasks import task
 
 from dbtasks.cancellation import raise_if_cancelled
 from dbtasks.exceptions import PermanentFailure
 from dbtasks.exceptions import RetryLater
 from messagecenter import ntfy
+from messagecenter.channels import Channel
+from messagecenter.channels import default_channel
 from messagecenter.models import Notification
 
 
 @task
-def send_notification(notification_id: int) -> dict[str, Any]:
+def send_notification(notification_id: int, channel_id: int | None = None) -> dict[str, Any]:
     """Publish the notification to ntfy; return ntfy's answer (``{"id", "time", "topic"}``).
+
+    It goes to the channel ``channel_id`` (one of the notification owner's
+    channels), else to the notification's own channel; one that has no
+    channel goes to its owner's default channel, made when missing.
 
     Failures raise, so the backend's retry policy applies (with dbtasks:
     up to ``max_attempts`` runs, waiting ``backoff_factor ** n`` seconds
@@ -43,6 +50,7 @@ def send_notification(notification_id: int) -> dict[str, Any]:
     except Notification.DoesNotExist as error:
         raise PermanentFailure(f"Notification {notification_id} no longer exists.") from error
 
+    channel = channel_for(notification, channel_id)
     # Cancelled while this attempt started (or between retries): do not send.
     raise_if_cancelled()
     message = ntfy.Message(
@@ -52,7 +60,10 @@ def send_notification(notification_id: int) -> dict[str, Any]:
         tags=notification.tags,
     )
     try:
-        return ntfy.publish(message)
+        return ntfy.publish(message, url=channel.topic_url, token=channel.token)
+    except ImproperlyConfigured as error:
+        # Not an http(s) URL with a valid topic: the channel must be fixed.
+        raise PermanentFailure(f"Channel {channel.name!r}: {error}") from error
     except ntfy.NtfyRejected as error:
         raise PermanentFailure(str(error)) from error
     except ntfy.NtfyUnavailable as error:
@@ -61,3 +72,14 @@ def send_notification(notification_id: int) -> dict[str, Any]:
         if error.retry_after_seconds:
             raise RetryLater(str(error), delay=error.retry_after_seconds) from error
         raise
+
+
+def channel_for(notification: Notification, channel_id: int | None) -> Channel:
+    """The channel to publish to; a deleted one (or another user's) fails for good."""
+    wanted = channel_id if channel_id is not None else notification.channel_id
+    if wanted is None:
+        return default_channel(notification.owner)
+    try:
+        return Channel.objects.get(pk=wanted, owner_id=notification.owner_id)
+    except Channel.DoesNotExist as error:
+        raise PermanentFailure(f"Channel {wanted} no longer exists.") from error

@@ -7,6 +7,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include
 from django.urls import path
 
+from messagecenter import channel_views
 from messagecenter import views
 
 urlpatterns = [
@@ -27,6 +28,10 @@ urlpatterns = [
         views.notification_cancel,
         name="notification-cancel",
     ),
+    path("channels/", channel_views.channel_list, name="channel-list"),
+    path("channels/<int:pk>/", channel_views.channel_detail, name="channel-detail"),
+    path("channels/<int:pk>/delete/", channel_views.channel_delete, name="channel-delete"),
+    path("channels/<int:pk>/test/", channel_views.channel_test, name="channel-test"),
     # Sign-in, sign-out and password change, from Django's auth views.
     # LoginView is marked @login_not_required, so LoginRequiredMiddleware lets
     # anonymous visitors reach it: the only page open to them. Not

@@ -33,6 +33,7 @@ from dbtasks.backend import DatabaseBackend
 from dbtasks.results import State
 from dbtasks.unique import enqueue_unique
 from messagecenter import live as live_rows
+from messagecenter.channels import default_channel
 from messagecenter.forms import NotificationForm
 from messagecenter.models import Notification
 from messagecenter.results import Delivery
@@ -59,13 +60,13 @@ class HtmxHttpRequest(HttpRequest):
 def index(request: HtmxHttpRequest) -> HttpResponse:
     """Show the form and the user's notifications; on POST, queue a new one."""
     if request.method == "POST":
-        form = NotificationForm(request.POST)
+        form = NotificationForm(request.POST, owner=request.user)
         if form.is_valid():
             notification = create_notification(request, form)
             if request.htmx:
                 # A fresh form, and the new row out of band at the top of the list.
                 context = {
-                    "form": NotificationForm(),
+                    "form": NotificationForm(owner=request.user),
                     "notification": notification,
                     "delivery": delivery_of(notification),
                     "sent": notification,
@@ -79,7 +80,7 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
         if request.htmx:
             return render(request, f"{TEMPLATE}#notification-form", {"form": form}, status=422)
         return render_index(request, form, status=422)
-    return render_index(request, NotificationForm())
+    return render_index(request, NotificationForm(owner=request.user))
 
 
 def render_index(
@@ -126,6 +127,8 @@ def create_notification(request: HtmxHttpRequest, form: NotificationForm) -> Not
     with transaction.atomic():
         notification = form.save(commit=False)
         notification.owner = request.user
+        if notification.channel is None:
+            notification.channel = default_channel(request.user)
         notification.save()
         result, created = enqueue_delivery(
             notification, run_after=notification.deliver_at, unique_key=key
@@ -138,7 +141,7 @@ def create_notification(request: HtmxHttpRequest, form: NotificationForm) -> Not
 
 def enqueue_delivery(
     notification: Notification, *, run_after: datetime | None = None, unique_key: str | None = None
-) -> tuple[TaskResult[[int], dict[str, Any]], bool]:
+) -> tuple[TaskResult[[int, int | None], dict[str, Any]], bool]:
     """Enqueue ``send_notification`` and remember its result id on the notification.
 
     With ``unique_key`` (and dbtasks), an unfinished delivery holding the key
@@ -146,11 +149,11 @@ def enqueue_delivery(
     """
     task = send_notification.using(priority=notification.task_priority, run_after=run_after)
     if unique_key is not None and isinstance(task.get_backend(), DatabaseBackend):
-        result, created = enqueue_unique(task, unique_key, notification.pk)
+        result, created = enqueue_unique(task, unique_key, notification.pk, notification.channel_id)
         if not created:
             return result, False
     else:
-        result = task.enqueue(notification.pk)
+        result = task.enqueue(notification.pk, notification.channel_id)
     notification.task_result_id = result.id
     notification.save(update_fields=["task_result_id"])
     return result, True

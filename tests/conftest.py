@@ -69,7 +69,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def ntfy(settings):
-    """A stand-in ntfy server on loopback; NTFY_URL points at its topic.
+    """A stand-in ntfy server on loopback: NTFY_URL points at its topic, and it
+    is the default server of every user's channels (it takes any topic).
 
     It records every request (``ntfy.requests``) and can be told to fail or
     hang (see tests/ntfy_server.py).
@@ -78,4 +79,5 @@ def ntfy(settings):
 
     with NtfyStandIn() as server:
         settings.NTFY_URL = server.topic_url
+        settings.NTFY_DEFAULT_SERVER = server.url
         yield server

@@ -50,6 +50,7 @@ else:
 # A stand-in ntfy server is started by the tests that deliver; nothing here
 # ever reaches the internet.
 NTFY_URL = os.environ.get("NTFY_URL", "http://127.0.0.1:9/test-topic")
+NTFY_DEFAULT_SERVER = os.environ.get("NTFY_DEFAULT_SERVER", "http://127.0.0.1:9/")
 NTFY_TIMEOUT = float(os.environ.get("NTFY_TIMEOUT", "2"))
 
 # dbtasks with test-sized OPTIONS (immediate retries, short heartbeats, no

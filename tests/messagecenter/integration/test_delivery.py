@@ -17,6 +17,7 @@ from django.utils import timezone
 from dbtasks.models import SCHEDULED
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.purge import purge_finished
+from messagecenter.channels import default_channel
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
 from tests.conftest import run_worker
@@ -55,8 +56,10 @@ def row_of(client, notification):
     return parse(client.get("/").content).find(f"#notification-{notification.pk}")
 
 
-def test_success_delivers_exactly_what_was_typed(signed_in, ntfy, settings):
-    settings.NTFY_TOKEN = "tk_test"
+def test_success_delivers_exactly_what_was_typed(signed_in, alice, ntfy):
+    channel = default_channel(alice)
+    channel.token = "tk_test"
+    channel.save()
     notification = send(
         signed_in,
         message="Disk almost full",
@@ -68,8 +71,9 @@ def test_success_delivers_exactly_what_was_typed(signed_in, ntfy, settings):
 
     (request,) = ntfy.requests
     assert request.headers["authorization"] == "Bearer tk_test"
+    # To alice's own private topic, with her channel's token.
     assert request.json == {
-        "topic": "test-topic",
+        "topic": channel.topic,
         "message": "Disk almost full",
         "title": "db-1",
         "priority": 4,
@@ -78,7 +82,7 @@ def test_success_delivers_exactly_what_was_typed(signed_in, ntfy, settings):
     result = result_of(notification)
     assert result.status == TaskResultStatus.SUCCESSFUL
     assert result.attempts == 1
-    assert result.return_value["topic"] == "test-topic"
+    assert result.return_value["topic"] == channel.topic
 
 
 def error_detail(row):

@@ -233,7 +233,7 @@ def walk(element: Element) -> Iterator[Element]:
 def expected_publish(notification: Notification) -> dict:
     """What ntfy must receive for this notification: exactly what is stored."""
     published = {
-        "topic": "test-topic",
+        "topic": notification.channel.topic if notification.channel else "",
         "message": notification.message,
         "priority": notification.priority,
     }

@@ -20,6 +20,7 @@ from dbtasks.results import get_backend
 from dbtasks.results import get_results
 from dbtasks.results import progress_of
 from messagecenter import live
+from messagecenter.channels import default_channel
 from messagecenter.models import Notification
 from messagecenter.results import deliveries_for
 from messagecenter.tasks import send_notification
@@ -31,15 +32,17 @@ from tests.ntfy_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Session, user, count, the page of notifications, their task results, and
-# whether a worker is running (asked because some rows are queued).
-LIST_PAGE_QUERIES = 6
+# Session, user, count, the page of notifications, their task results,
+# whether a worker is running (asked because some rows are queued), and the
+# user's channels for the form.
+LIST_PAGE_QUERIES = 7
 # Session, user, the notifications with their deliveries' progress.
 UNCHANGED_POLL_QUERIES = 3
 
 
 def make_notifications(owner, ntfy, count):
     """``count`` notifications in every state: successful, retried, failed, ready, expired."""
+    default_channel(owner)  # made on a new user's first visit; here, before counting
     for number in range(count):
         enqueue_delivery(Notification.objects.create(owner=owner, message=f"n{number}"))
     # Of the first fifth refused (failed at once), one 500 (retried), the rest accepted.

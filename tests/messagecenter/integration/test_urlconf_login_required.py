@@ -39,6 +39,7 @@ from django.urls.resolvers import RegexPattern
 from django.urls.resolvers import RoutePattern
 
 from dbtasks.models import DBTaskResult
+from messagecenter.channels import Channel
 from messagecenter.models import Notification
 from messagecenter.views import enqueue_delivery
 
@@ -177,36 +178,50 @@ def test_the_hidden_pages_stay_hidden_from_signed_in_users(django_user_model):
 SECRET = "alice-secret-7f3a"  # nothing in it that HTML escaping would change
 
 
+# Views that take the id of something a user owns: another user's id is a 404.
+OWNED_OBJECT_URLS = {
+    "notification-attempts",
+    "notification-retry",
+    "notification-cancel",
+    "channel-detail",
+    "channel-delete",
+    "channel-test",
+}
+
+
 def test_one_user_reaches_nothing_of_anothers(django_user_model):
     """Bob requests every URL with Alice's ids: none shows, changes or retries anything of hers."""
     alice = django_user_model.objects.create_user("alice", password="pw-alice-0123")
     bob = django_user_model.objects.create_user("bob", password="pw-bob-0123")
     notification = Notification.objects.create(owner=alice, message=SECRET, title=SECRET)
     enqueue_delivery(notification)
+    channel = Channel.objects.create(owner=alice, name=SECRET, topic="alices-topic", token=SECRET)
     DBTaskResult.objects.update(status="FAILED")  # so that a retry, were it allowed, would run
     task_result_id = notification.task_result_id
 
     client = Client()
     failures = []
-    for object_id in {notification.pk, alice.pk}:
+    for object_id in {notification.pk, alice.pk, channel.pk}:
         for endpoint in endpoints(object_id):
             for method in ("get", "post"):
                 client.force_login(bob)  # again: logout/ signs him out
                 response = getattr(client, method)(endpoint.url, {"message": "x", "priority": "3"})
                 content = b"".join(response) if response.streaming else response.content
-                if SECRET.encode() in content:
-                    failures.append(f"{method.upper()} {endpoint.url} shows Alice's notification")
+                if SECRET.encode() in content or b"alices-topic" in content:
+                    failures.append(f"{method.upper()} {endpoint.url} shows Alice's data")
                 # 404 as for an id that does not exist (405 for the wrong method,
                 # checked first, the same for every id).
-                if endpoint.name in {"notification-attempts", "notification-retry"} and (
-                    response.status_code not in {404, 405}
-                ):
+                if endpoint.name in OWNED_OBJECT_URLS and (response.status_code not in {404, 405}):
                     failures.append(f"{method.upper()} {endpoint.url}: {response.status_code}")
 
     assert not failures, "\n".join(failures)
     notification.refresh_from_db()
     assert (notification.owner, notification.task_result_id) == (alice, task_result_id)
+    # Her channel is untouched, and no test notification was sent to it.
+    assert Channel.objects.filter(owner=alice).get() == channel
+    assert Channel.objects.get(pk=channel.pk).token == SECRET
+    assert not Notification.objects.filter(channel=channel).exists()
     # Nothing was enqueued again for her notification.
-    assert [row.args for row in DBTaskResult.objects.all() if row.args == [notification.pk]] == [
-        [notification.pk]
+    assert [row.args for row in DBTaskResult.objects.all() if row.args[0] == notification.pk] == [
+        [notification.pk, None]
     ]

@@ -160,7 +160,9 @@ def test_send_enqueues_the_task_in_the_same_transaction(signed_in):
     notification = Notification.objects.get()
     result = send_notification.get_result(notification.task_result_id)
     assert result.status == TaskResultStatus.READY
-    assert result.args == [notification.pk]
+    assert result.args == [notification.pk, notification.channel_id]
+    assert notification.channel is not None
+    assert notification.channel.owner == notification.owner
     assert result.task.priority == 0
     assert result.task.run_after is None
 
