@@ -50,7 +50,11 @@ else:
 # A stand-in ntfy server is started by the tests that deliver; nothing here
 # ever reaches the internet.
 NTFY_URL = os.environ.get("NTFY_URL", "http://127.0.0.1:9/test-topic")
-NTFY_DEFAULT_SERVER = os.environ.get("NTFY_DEFAULT_SERVER", "http://127.0.0.1:9/")
+# The stand-in ntfy listens on loopback: allowed here, as in development.
+NTFY_ALLOWED_HTTP_HOSTS = ["127.0.0.1", "localhost"]
+NTFY_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+# New users' channels: on NTFY_URL's server (the browser tests' stand-in).
+NTFY_DEFAULT_SERVER = os.environ.get("NTFY_DEFAULT_SERVER") or NTFY_URL.rpartition("/")[0] + "/"
 NTFY_TIMEOUT = float(os.environ.get("NTFY_TIMEOUT", "2"))
 
 # dbtasks with test-sized OPTIONS (immediate retries, short heartbeats, no
