@@ -13,9 +13,11 @@ class MessageCenterConfig(AppConfig):
 
     def ready(self) -> None:
         from messagecenter.checks import check_allowed_hosts
+        from messagecenter.checks import check_ntfy_allowed_networks
         from messagecenter.checks import check_ntfy_url
         from messagecenter.checks import check_secret_key
 
         checks.register(check_ntfy_url)
+        checks.register(check_ntfy_allowed_networks)
         checks.register(check_secret_key)
         checks.register(check_allowed_hosts)

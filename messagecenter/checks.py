@@ -8,6 +8,7 @@ errors before doing anything: ``migrate`` (the Procfile's release phase) and
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +50,24 @@ def check_ntfy_url(
     except ImproperlyConfigured:
         return [checks.Error(E002_MSG.format(url=url), hint=E002_HINT, id="messagecenter.E002")]
     return []
+
+
+E005_MSG = "NTFY_ALLOWED_NETWORKS has {value!r}, which is not a network."
+E005_HINT = "Use comma-separated networks in CIDR notation, e.g. 10.0.0.0/8,fd00::/8."
+
+
+def check_ntfy_allowed_networks(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Every NTFY_ALLOWED_NETWORKS entry must parse, or every send would fail on it."""
+    errors: list[checks.CheckMessage] = []
+    for value in settings.NTFY_ALLOWED_NETWORKS:
+        try:
+            ipaddress.ip_network(value)
+        except ValueError:
+            message = E005_MSG.format(value=value)
+            errors.append(checks.Error(message, hint=E005_HINT, id="messagecenter.E005"))
+    return errors
 
 
 def check_secret_key(

@@ -23,6 +23,8 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from messagecenter import outbound
+
 # Statuses that mean "this request will never be accepted as it is": a bad
 # request, a missing or refused token, an unknown topic, a message too large.
 PERMANENT_STATUS_CODES = frozenset({400, 401, 403, 404, 413})
@@ -95,7 +97,11 @@ def split_topic_url(url: str) -> tuple[str, str]:
     """
     if not url:
         raise ImproperlyConfigured(f"NTFY_URL is empty. {NTFY_URL_HELP}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks the port is a number in range
+    except ValueError:  # "Invalid IPv6 URL", a port that is not a number
+        parts = urlsplit("")
     base_path, _, topic = parts.path.rstrip("/").rpartition("/")
     if parts.scheme not in {"http", "https"} or not parts.netloc or not TOPIC_RE.match(topic):
         raise ImproperlyConfigured(
@@ -137,7 +143,20 @@ def publish(
         headers["Authorization"] = f"Bearer {token}"
 
     try:
-        response = httpx.post(server, json=payload, headers=headers, timeout=timeout)
+        with (
+            outbound.client(timeout) as http,
+            http.stream("POST", server, json=payload, headers=headers) as streamed,
+        ):
+            response = outbound.read_capped(streamed)
+    except outbound.RefusedDestination as error:
+        raise NtfyRejected(str(error)) from error
+    except outbound.AnswerTooLarge as error:
+        raise NtfyRejected(f"ntfy at {server} answered, but {error}.") from error
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.TooManyRedirects) as error:
+        # The URL itself is wrong: the channel must be fixed, a retry cannot help.
+        raise NtfyRejected(f"Cannot post to {server}: {error}.") from error
+    except httpx.DecodingError as error:
+        raise NtfyRejected(f"ntfy at {server} sent an answer that cannot be decoded.") from error
     except httpx.TimeoutException as error:
         raise NtfyUnavailable(
             f"ntfy at {server} did not answer within {timeout:g} s ({type(error).__name__})."
@@ -145,6 +164,11 @@ def publish(
     except httpx.TransportError as error:
         raise NtfyUnavailable(
             f"Cannot reach ntfy at {server}: {str(error) or type(error).__name__}."
+        ) from error
+    except httpx.HTTPError as error:
+        # Anything else httpx raises (a stream closed mid-answer, say) may pass.
+        raise NtfyUnavailable(
+            f"ntfy at {server} failed: {str(error) or type(error).__name__}."
         ) from error
     return read_answer(response)
 

@@ -220,6 +220,14 @@ NTFY_URL = os.environ.get("NTFY_URL", "")
 NTFY_TOKEN = os.environ.get("NTFY_TOKEN", "")
 # Seconds to wait for ntfy before the attempt fails (and is retried).
 NTFY_TIMEOUT = env_seconds("NTFY_TIMEOUT", 10.0)
+# Users choose their channels' servers, so the worker connects only where
+# these allow (messagecenter/outbound.py): plain http to these hosts only
+# (everything else https), and private, loopback or link-local addresses
+# only inside these networks. Both are open to loopback in development.
+NTFY_ALLOWED_HTTP_HOSTS = env_list(
+    "NTFY_ALLOWED_HTTP_HOSTS", "localhost,127.0.0.1,::1" if DEBUG else ""
+)
+NTFY_ALLOWED_NETWORKS = env_list("NTFY_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" if DEBUG else "")
 # The server of every user's own channels unless they choose another: each
 # new user gets a private random topic there. Without the setting, NTFY_URL's
 # server (a deployment that had one global topic), else ntfy.sh.
