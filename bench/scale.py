@@ -39,6 +39,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="100,000 rows instead of 1,000,000")
     parser.add_argument("--keep", action="store_true", help="Keep the Postgres database")
     parser.add_argument("--out", help="Also write the results as JSON to this file")
+    parser.add_argument(
+        "--processes",
+        type=lambda value: [int(n) for n in value.split(",")],
+        default=[1, 2],
+        help="Worker processes for the drain, comma-separated (default: 1,2)",
+    )
     parser.add_argument("figures", nargs="+", choices=[*FIGURES, "all"])
     return parser.parse_args(argv)
 
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if "pickup" in figures:
             results["pickup"] = scale_workers.pickup(args.url, backlog=big)
         if "drain" in figures:
-            results["drain"] = scale_workers.drain(args.url, count=10_000)
+            results["drain"] = scale_workers.drain(args.url, count=10_000, processes=args.processes)
     finally:
         from django.db import connections
 

@@ -101,39 +101,26 @@ def stamped_latencies(*, count: int, spacing: float) -> list[float]:
     return [(float(started[int(result.id)] or "nan") - at) * 1000 for at, result in sent]
 
 
-def drain(url: str, *, count: int) -> dict[str, Any]:
+def drain(url: str, *, count: int, processes: list[int]) -> dict[str, Any]:
     """dbtasks here, django-tasks-db in its own environment, same code, same database server."""
     from bench.environment import others_python
 
-    results: dict[str, Any] = {}
-    for processes in (1, 2):
-        ours = drain_here(
-            count=count,
-            processes=processes,
-            command=[sys.executable, "-m", "django", "dbtasks_worker"],
-        )
-        results[f"dbtasks, {processes} process(es)"] = ours
-        print(f"  drain, dbtasks, {processes} process(es): {ours}", flush=True)
     python, why = others_python()
-    if python is None:
-        results["django-tasks-db"] = f"not run: {why}"
-        return results
     peer_url = (
         url + "_peer" if url.startswith("postgres") else url.replace(".sqlite3", "-peer.sqlite3")
     )
-    for processes in (1, 2):
+    results: dict[str, Any] = {}
+    for workers in processes:
+        command = [sys.executable, "-m", "django", "dbtasks_worker"]
+        ours = drain_here(count=count, processes=workers, command=command)
+        results[f"dbtasks, {workers} process(es)"] = ours
+        print(f"  drain, dbtasks, {workers} process(es): {ours}", flush=True)
+        if python is None:
+            results["django-tasks-db"] = f"not run: {why}"
+            continue
+        argv = [python, "-m", "bench.scale_peer", "--url", peer_url, "--count", str(count)]
         output = subprocess.run(
-            [
-                python,
-                "-m",
-                "bench.scale_peer",
-                "--url",
-                peer_url,
-                "--count",
-                str(count),
-                "--processes",
-                str(processes),
-            ],
+            [*argv, "--processes", str(workers)],
             cwd=ROOT,
             check=True,
             capture_output=True,
@@ -141,15 +128,10 @@ def drain(url: str, *, count: int) -> dict[str, Any]:
             env={**os.environ, "VIRTUAL_ENV": ""},
         ).stdout
         theirs = eval_last_line(output)
-        results[f"django-tasks-db --interval 0, {processes} process(es)"] = theirs
-        ratio = round(
-            results[f"dbtasks, {processes} process(es)"]["tasks_per_s"] / theirs["tasks_per_s"], 2
-        )
-        results[f"ratio, {processes} process(es)"] = ratio
-        print(
-            f"  drain, django-tasks-db, {processes} process(es): {theirs} (dbtasks {ratio}x)",
-            flush=True,
-        )
+        ratio = round(ours["tasks_per_s"] / theirs["tasks_per_s"], 2)
+        results[f"django-tasks-db --interval 0, {workers} process(es)"] = theirs
+        results[f"ratio, {workers} process(es)"] = ratio
+        print(f"  drain, django-tasks-db, {workers} process(es): {theirs} ({ratio}x)", flush=True)
     return results
 
 
