@@ -168,7 +168,8 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
         "available",
     ]
     list_filter = [StateFilter, QueueFilter, BackendFilter]
-    # "=id" matches the id exactly; task paths match by substring.
+    # "=id" matches the id exactly; task paths match by substring
+    # (get_search_results() below).
     search_fields = ["=id", "task_path"]
     ordering = ["-id"]
     list_per_page = 50
@@ -231,6 +232,8 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
             return queryset, False  # no "LIKE '%%'" on every row of the list
         if term.isdigit():
             return super().get_search_results(request, queryset, term)
+        if term.startswith(("queue:", "task:")):  # a concurrency key, exactly
+            return queryset.filter(concurrency_key=term), False
         return queryset.filter(task_path__icontains=term), False
 
     @admin.action(description="Re-queue selected failed tasks now")
@@ -303,7 +306,9 @@ class DBWorkerAdmin(ReadOnlyAdminMixin, WorkerAdmin):
     heartbeat = time_column("heartbeat_at", "last heartbeat")
 
 
-# Workflows have their own admin, beside their models (dbtasks/workflows/).
+# Workflows have their own admin, beside their models (dbtasks/workflows/), and
+# concurrency limits theirs (dbtasks/semaphores_admin.py).
+from dbtasks import semaphores_admin  # noqa: E402, F401
 from dbtasks.workflows.admin import workflow_link  # noqa: E402
 
 

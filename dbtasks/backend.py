@@ -19,6 +19,7 @@ from django.core import checks
 from django.core.exceptions import SuspiciousOperation
 from django.db import connections
 from django.db import router
+from django.db import transaction
 from django.utils import timezone
 
 from dbtasks import checks as dbtasks_checks
@@ -244,6 +245,10 @@ class DatabaseBackend(BaseTaskBackend):
         arguments = serialize_arguments(args, kwargs, max_size=self.config.max_arguments_size)
         now = timezone.now()
         available_after = task.run_after or now
+        concurrency = self.config.policy(task.queue_name, task.module_path).concurrency
+        concurrency_key = ""
+        if concurrency is not None:
+            concurrency_key = concurrency.key_for(task.func, task.queue_name, args, kwargs)
         return DBTaskResult(
             task_path=task.module_path,
             backend_name=self.alias,
@@ -257,6 +262,7 @@ class DatabaseBackend(BaseTaskBackend):
             enqueued_at=now,
             available_after=available_after,
             unique_key=unique_key,
+            concurrency_key=concurrency_key,
         )
 
     def insert_row(self, row: DBTaskResult) -> None:
@@ -264,6 +270,9 @@ class DatabaseBackend(BaseTaskBackend):
         from dbtasks.models import READY
         from dbtasks.sql import notify
 
+        if row.concurrency_key:
+            self.insert_limited_row(row)
+            return
         if connections[self.db_alias].vendor == "postgresql":
             # One round trip: the INSERT, in the server's time (dbtasks/clock.py),
             # and the NOTIFY that wakes idle workers (a row due later wakes nobody).
@@ -272,6 +281,34 @@ class DatabaseBackend(BaseTaskBackend):
             )
         else:
             row.save(using=self.db_alias, force_insert=True)
+
+    def insert_limited_row(self, row: DBTaskResult) -> None:
+        """INSERT a row with a concurrency limit: READY with a free slot, else BLOCKED.
+
+        A row due later waits BLOCKED without a slot: the workers' repair
+        gives it one when it is due (``dbtasks.sql.semaphores``).
+        """
+        from dbtasks.models import BLOCKED
+        from dbtasks.models import READY
+        from dbtasks.sql import notify
+        from dbtasks.sql import semaphores
+
+        concurrency = self.config.policy(row.queue_name, row.task_path).concurrency
+        assert concurrency is not None
+        with transaction.atomic(using=self.db_alias):
+            if not (
+                row.status == READY
+                and semaphores.take_slot(
+                    self.db_alias, self.alias, row.concurrency_key, concurrency.limit
+                )
+            ):
+                row.status = BLOCKED
+            if connections[self.db_alias].vendor == "postgresql":
+                notify.insert_and_notify(
+                    row, db=self.db_alias, wake=self.uses_listen_notify() and row.status == READY
+                )
+            else:
+                row.save(using=self.db_alias, force_insert=True)
 
     def raise_if_misconfigured(self) -> None:
         """Raise InvalidTaskBackend if OPTIONS were wrong."""

@@ -15,6 +15,7 @@ from django.db import connections
 from django.utils.module_loading import import_string
 
 from dbtasks.compat import Task
+from dbtasks.concurrency import check_key_function
 
 if TYPE_CHECKING:
     from dbtasks.backend import DatabaseBackend
@@ -48,6 +49,7 @@ def check_backend(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
             id="dbtasks.E002",
         )
     yield from _check_schedules(backend)
+    yield from _check_concurrency_keys(backend)
     yield from _check_sqlite(backend.db_alias)
 
 
@@ -66,6 +68,14 @@ def _check_schedules(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
             hint=E003_HINT,
             id="dbtasks.E003",
         )
+
+
+def _check_concurrency_keys(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
+    config = backend.config
+    policies = [config.default_policy, *config.policies.values(), *config.task_policies.values()]
+    problems = {check_key_function(p.concurrency) for p in policies if p.concurrency is not None}
+    for problem in sorted(problem for problem in problems if problem is not None):
+        yield checks.Error(problem, hint=E002_HINT.format(alias=backend.alias), id="dbtasks.E002")
 
 
 def _check_sqlite(db: str) -> Iterator[checks.CheckMessage]:

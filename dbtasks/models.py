@@ -110,13 +110,24 @@ class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
         claimed. A cancelled workflow member counts as finished for the
         members waiting on it, in the same transaction.
         """
+        from dbtasks.sql import semaphores
         from dbtasks.workflows.release import cancel_members
 
         with transaction.atomic(using=self.db):
+            # Rows with a concurrency limit give their slots back, in the same transaction.
+            limited = self.filter(status__in=WAITING).exclude(concurrency_key="")
+            keys: dict[str, set[str]] = {}
+            for backend_name, key in limited.values_list("backend_name", "concurrency_key"):
+                keys.setdefault(backend_name, set()).add(key)
+            for backend_name, names in keys.items():
+                semaphores.lock(self.db, backend_name, names)
             members = cancel_members(self.filter(status__in=WAITING, in_workflow=True), now)
-            return members + self.filter(status__in=WAITING).update(
+            cancelled = self.filter(status__in=WAITING).update(
                 status=FAILED, finished_at=now, cancelled_at=now, worker_id=""
             )
+            for backend_name, names in keys.items():
+                semaphores.give_back(self.db, backend_name, names, now)
+            return members + cancelled
 
     def request_cancel(self, now: datetime) -> int:
         """Ask the workers running these RUNNING rows to stop them. Return how many.
@@ -165,6 +176,10 @@ class DBTaskResult(models.Model):
     # passes the request on (dbtasks.cancellation). Kept after the attempt, as
     # the record that a cancel was asked, whatever the task did with it.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # The concurrency limit this row counts against (dbtasks.concurrency);
+    # empty for tasks without one. READY and RUNNING rows hold a slot of it,
+    # BLOCKED rows wait for one.
+    concurrency_key = models.CharField(max_length=255, blank=True, default="", db_default="")
 
     # When the task may run next: run_after, or after a failure the backoff.
     available_after = models.DateTimeField()
@@ -222,6 +237,12 @@ class DBTaskResult(models.Model):
                 fields=["cancel_requested_at"],
                 condition=models.Q(cancel_requested_at__isnull=False),
                 name="dbtasks_cancel_requested_idx",
+            ),
+            # Concurrency limits: counting a key's slot holders, finding its BLOCKED rows.
+            models.Index(
+                fields=["backend_name", "concurrency_key", "status"],
+                condition=~models.Q(concurrency_key=""),
+                name="dbtasks_concurrency_idx",
             ),
         ]
         constraints = [
@@ -461,3 +482,26 @@ class DBPausedQueue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_name} (paused)"
+
+
+class DBSemaphore(models.Model):
+    """A concurrency key's slots: at most ``limit`` of its tasks READY or RUNNING.
+
+    ``in_use`` is kept in step with the rows holding a slot in the same
+    transactions that change them (``dbtasks.sql.semaphores``), and recounted
+    by every worker's maintenance, so a crash cannot leak a slot for ever.
+    """
+
+    backend_name = models.CharField(max_length=100, default="default")
+    key = models.CharField(max_length=255)
+    limit = models.PositiveIntegerField()
+    in_use = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "concurrency limit"
+        constraints = [
+            models.UniqueConstraint(fields=["backend_name", "key"], name="dbtasks_semaphore_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.in_use}/{self.limit}"

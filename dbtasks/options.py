@@ -19,6 +19,8 @@ from typing import Any
 
 from croniter import croniter
 
+from dbtasks.concurrency import Concurrency
+from dbtasks.concurrency import parse_concurrency
 from dbtasks.option_values import OptionError
 from dbtasks.option_values import factor as _factor
 from dbtasks.option_values import mapping as _mapping
@@ -51,6 +53,8 @@ class QueuePolicy:
     backoff_factor: float = 3
     backoff_max: timedelta | None = None
     timeout: timedelta | None = None
+    # At most this many READY or RUNNING at once per key (dbtasks.concurrency).
+    concurrency: Concurrency | None = None
 
     def backoff(self, failed_attempt: int) -> timedelta:
         """Return how long to wait after failed attempt number ``failed_attempt``."""
@@ -121,13 +125,16 @@ class BackendOptions:
             policy = self.task_policies.get((queue_name, task_path))
             if policy is None:  # a queue QUEUES does not list (QUEUES empty: any name)
                 policy = _queue_policy(
-                    self.task_overrides[task_path], key=task_path, base=self.policy(queue_name)
+                    self.task_overrides[task_path],
+                    key=task_path,
+                    base=self.policy(queue_name),
+                    scope=f"task:{task_path}",
                 )
             return policy
         return self.policies.get(queue_name, self.default_policy)
 
 
-_QUEUE_KEYS = ("max_attempts", "backoff_factor", "backoff_max", "timeout")
+_QUEUE_KEYS = ("max_attempts", "backoff_factor", "backoff_max", "timeout", "concurrency")
 _PURGE_KEYS = ("finished", "unfinished", "interval", "batch_size")
 _SCHEDULE_KEYS = ("task", "cron", "args", "kwargs", "queue_name", "priority")
 _TOP_KEYS = (
@@ -144,7 +151,14 @@ _TOP_KEYS = (
 )
 
 
-def _queue_policy(options: Mapping[str, Any], *, key: str, base: QueuePolicy) -> QueuePolicy:
+def _queue_policy(
+    options: Mapping[str, Any], *, key: str, base: QueuePolicy, scope: str | None = None
+) -> QueuePolicy:
+    concurrency = base.concurrency
+    if "concurrency" in options:
+        concurrency = parse_concurrency(
+            options["concurrency"], key=f"{key}['concurrency']", scope=scope
+        )
     return QueuePolicy(
         max_attempts=_positive_int(
             options.get("max_attempts", base.max_attempts), key=f"{key}['max_attempts']"
@@ -157,6 +171,7 @@ def _queue_policy(options: Mapping[str, Any], *, key: str, base: QueuePolicy) ->
             options.get("backoff_max", base.backoff_max), key=f"{key}['backoff_max']"
         ),
         timeout=_timeout(options.get("timeout", base.timeout), key=f"{key}['timeout']"),
+        concurrency=concurrency,
     )
 
 
@@ -184,11 +199,13 @@ def _task_overrides(
             raise OptionError(f"{key} keys must be dotted paths to tasks, got {task_path!r}.")
         task_options = _mapping(task_options, key=task_key)
         _reject_unknown(task_options, _QUEUE_KEYS, key=task_key)
-        _queue_policy(task_options, key=task_key, base=default)  # validates every value
+        scope = f"task:{task_path}"
+        # Validates every value.
+        _queue_policy(task_options, key=task_key, base=default, scope=scope)
         overrides[task_path] = dict(task_options)
         for queue_name, policy in policies.items():
             task_policies[(queue_name, task_path)] = _queue_policy(
-                task_options, key=task_key, base=policy
+                task_options, key=task_key, base=policy, scope=scope
             )
     return overrides, task_policies
 

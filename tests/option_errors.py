@@ -12,8 +12,9 @@ import pytest
 KEY = "TASKS['default']['OPTIONS']"
 QUEUES = ("default", "low_priority")
 TOP_KEYS = (
-    "backoff_factor, backoff_max, heartbeat_interval, heartbeat_timeout, listen_notify, "
-    "max_arguments_size, max_attempts, max_return_size, purge, queues, schedules, tasks, timeout"
+    "backoff_factor, backoff_max, concurrency, heartbeat_interval, heartbeat_timeout, "
+    "listen_notify, max_arguments_size, max_attempts, max_return_size, purge, queues, "
+    "schedules, tasks, timeout"
 )
 
 # pytest.param(options, message, id=...): parametrize ("options", "message") with it.

@@ -15,17 +15,23 @@ fields (``dbtasks.sql.build``): this runs once per task.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.db import connections
 from django.db import router
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
 
+from dbtasks.models import BLOCKED
 from dbtasks.models import FINISHED
+from dbtasks.models import READY
 from dbtasks.models import RUNNING
+from dbtasks.models import SCHEDULED
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.sql import semaphores
 from dbtasks.sql.build import column_of
 from dbtasks.sql.build import concrete_field
 from dbtasks.sql.build import insert_parts
@@ -39,16 +45,32 @@ def close_attempt(
     """Apply ``changes`` to ``row`` and insert ``attempt`` if the attempt is still ours.
 
     A workflow member that finishes for good releases the members waiting on
-    it in the same transaction (``dbtasks/workflows/release.py``).
+    it in the same transaction (``dbtasks/workflows/release.py``). A task
+    with a concurrency limit gives its slot back the same way, to the oldest
+    task BLOCKED on its key (``dbtasks/sql/semaphores.py``).
     """
-    if not (row.in_workflow and changes.get("status") in FINISHED):
+    releases_members = row.in_workflow and changes.get("status") in FINISHED
+    limited = bool(row.concurrency_key)
+    if not (releases_members or limited):
         return write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
+    now = timezone.now()
+    waits = changes.get("status") in (READY, SCHEDULED)
+    if limited and waits and changes["available_after"] > now:
+        # A retry in its backoff waits without a slot; it takes one again when due.
+        changes = {**changes, "status": BLOCKED}
     db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
     with transaction.atomic(using=db):
         closed = write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
-        if closed:
+        if closed and releases_members:
             member_finished(db, row.pk)
+        if closed and limited:
+            give_back_slot(db, row, now)
     return closed
+
+
+def give_back_slot(db: str, row: DBTaskResult, now: datetime) -> None:
+    """Pass ``row``'s slot to the oldest due task BLOCKED on its key, or free it."""
+    semaphores.give_back(db, row.backend_name, [row.concurrency_key], now)
 
 
 def write_close(

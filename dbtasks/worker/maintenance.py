@@ -22,11 +22,13 @@ import time
 from typing import TYPE_CHECKING
 
 from django.db import DatabaseError
+from django.db import transaction
 
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.purge import purge_expired
 from dbtasks.queues import paused_queues
+from dbtasks.sql import semaphores
 from dbtasks.sql.stage import stage_due
 from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
@@ -75,6 +77,7 @@ class Maintenance:
             )
             self.hand_back_lost_claims()
             self.refresh_paused()
+            self.repair_concurrency_slots()
         if now >= self._next_stage:
             self._next_stage = now + STAGE_INTERVAL
             self.stage()
@@ -108,6 +111,23 @@ class Maintenance:
             )
         for row in strays:
             worker.runner.hand_back(row, "its claim's reply never reached the worker")
+
+    def repair_concurrency_slots(self) -> None:
+        """Recount the slots of concurrency limits, and give free ones to BLOCKED rows.
+
+        Every give-back happens with the change that frees the slot; this
+        catches what no give-back saw: a task lost with its worker and failed
+        for good, a limited row that became due while slots were free.
+        """
+        worker = self.worker
+        alias = worker.backend.alias
+        keys = semaphores.keys_to_repair(worker.db, alias)
+        if not keys:
+            return
+        with transaction.atomic(using=worker.db):
+            promoted = semaphores.give_back(worker.db, alias, keys, worker.clock())
+        if promoted:
+            logger.info("Worker %s gave %d free concurrency slots", worker.id, promoted)
 
     def refresh_paused(self) -> None:
         """Read which of our queues are paused: claims leave them out until resumed."""

@@ -145,7 +145,7 @@ def test_purge_keys_may_be_switched_off_with_none():
         pytest.param(
             {"queues": {"low_priority": {"retries": 3}}},
             f"{KEY}['queues']['low_priority']['retries'] is not a known option; "
-            "known options are: backoff_factor, backoff_max, max_attempts, timeout.",
+            "known options are: backoff_factor, backoff_max, concurrency, max_attempts, timeout.",
             id="unknown-override-key",
         ),
         pytest.param(
