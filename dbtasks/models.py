@@ -87,20 +87,32 @@ class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
         """Make FAILED rows READY to run now; each gets one more attempt. Return how many.
 
         A unique task whose key has an unfinished task again is left FAILED:
-        the unique key allows one at a time.
+        the unique key allows one at a time. A task with a concurrency limit
+        goes BLOCKED and gets a slot like any other (dbtasks.sql.semaphores).
         """
+        from dbtasks.sql import semaphores
+
         taken = DBTaskResult.objects.filter(status__in=UNFINISHED).exclude(unique_key="")
         failed = self.filter(status=FAILED).exclude(
             ~models.Q(unique_key=""), unique_key__in=taken.values("unique_key")
         )
-        return failed.update(
-            status=READY,
-            available_after=now,
-            finished_at=None,
-            cancelled_at=None,
-            cancel_requested_at=None,
-            worker_id="",
-        )
+        again = {
+            "available_after": now,
+            "finished_at": None,
+            "cancelled_at": None,
+            "cancel_requested_at": None,
+            "worker_id": "",
+        }
+        with transaction.atomic(using=self.db):
+            limited = failed.exclude(concurrency_key="")
+            keys: dict[str, set[str]] = {}
+            for backend_name, key in limited.values_list("backend_name", "concurrency_key"):
+                keys.setdefault(backend_name, set()).add(key)
+            requeued = limited.update(status=BLOCKED, **again)
+            requeued += failed.filter(concurrency_key="").update(status=READY, **again)
+            for backend_name, names in keys.items():
+                semaphores.give_back(self.db, backend_name, names, now)
+            return requeued
 
     def cancel_ready(self, now: datetime) -> int:
         """Cancel rows that have not started: FAILED at once, never run. Return how many.

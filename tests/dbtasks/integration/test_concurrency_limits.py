@@ -191,3 +191,17 @@ def test_the_admin_lists_each_key_with_its_slots(admin_client, settings):
     assert f"task:{LIMITED}:a" in page
     assert f"/admin/dbtasks/dbtaskresult/{blocked.id}/change/" in tasks
     assert f"/admin/dbtasks/dbtaskresult/{running.id}/change/" not in tasks
+
+
+def test_requeued_failed_tasks_wait_for_a_slot(db, settings):
+    limit(settings, limit=1)
+    first = limit_tasks.limited.enqueue("a", 1)
+    second = limit_tasks.limited.enqueue("a", 2)
+    now = timezone.now()
+    DBTaskResult.objects.filter(pk=first.id).update(status=FAILED, finished_at=now)
+    DBTaskResult.objects.filter(pk=second.id).update(status=FAILED, finished_at=now)
+
+    assert DBTaskResult.objects.filter(pk__in=[first.id, second.id]).requeue_failed(now) == 2
+
+    assert sorted(statuses([first, second])) == [BLOCKED, READY]
+    assert DBSemaphore.objects.get().in_use == 1
