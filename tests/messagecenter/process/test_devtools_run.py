@@ -55,7 +55,7 @@ class Run:
         return {name: int(pid) for name, pid in found}
 
     def stand_in_url(self) -> str:
-        match = re.search(r"what it received is at (\S+)/_stand_in/requests", self.output())
+        match = re.search(r"(http://\S+)/_stand_in/requests", self.output())
         assert match, self.output()
         return match.group(1)
 
