@@ -238,6 +238,31 @@ NTFY_DEFAULT_SERVER = os.environ.get("NTFY_DEFAULT_SERVER", "") or (
 )
 
 
+# --- Email ------------------------------------------------------------------
+
+# Every email (sign-up verification, password reset) is sent by a worker:
+# dbtasks' backend enqueues a task per message, which hands it to the backend
+# that really sends, so a request never waits for a mail server and a failed
+# send is retried. That backend: SMTP (EMAIL_HOST, EMAIL_PORT, ...) unless
+# EMAIL_FILE_PATH is set (one file per message, for development and the
+# browser tests) or DEBUG is on (the worker's console).
+EMAIL_BACKEND = "dbtasks.mail.TaskEmailBackend"
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "")
+if EMAIL_FILE_PATH:
+    DBTASKS_EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+elif DEBUG:
+    DBTASKS_EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+else:
+    DBTASKS_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Message Center <noreply@localhost>")
+
+
 # --- Authentication ---------------------------------------------------------
 
 LOGIN_URL = "login"

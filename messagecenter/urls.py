@@ -7,8 +7,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include
 from django.urls import path
 
+from messagecenter import accounts
 from messagecenter import channel_views
 from messagecenter import views
+
+FORM_PAGE = "registration/form_page.html"
+MESSAGE_PAGE = accounts.MESSAGE_PAGE
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -32,13 +36,10 @@ urlpatterns = [
     path("channels/<int:pk>/", channel_views.channel_detail, name="channel-detail"),
     path("channels/<int:pk>/delete/", channel_views.channel_delete, name="channel-delete"),
     path("channels/<int:pk>/test/", channel_views.channel_test, name="channel-test"),
-    # Sign-in, sign-out and password change, from Django's auth views.
-    # LoginView is marked @login_not_required, so LoginRequiredMiddleware lets
-    # anonymous visitors reach it: the only page open to them. Not
-    # include("django.contrib.auth.urls"): its four password-reset views are
-    # @login_not_required too, so anonymous visitors could reach pages this
-    # app never links to, and each reset request for a known address made
-    # the server try to send email, which this project does not configure.
+    # Sign-in, sign-out, password change and reset, from Django's auth views
+    # (with this site's templates), and sign-up with email verification
+    # (accounts.py). LoginRequiredMiddleware lets anonymous visitors reach
+    # only these: the views are marked @login_not_required.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
@@ -50,6 +51,52 @@ urlpatterns = [
         "accounts/password_change/done/",
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
+    ),
+    path("accounts/sign-up/", accounts.sign_up, name="sign-up"),
+    path("accounts/sign-up/done/", accounts.sign_up_done, name="sign-up-done"),
+    path("accounts/verify/<uidb64>/<token>/", accounts.verify_email, name="verify-email"),
+    path(
+        "accounts/password_reset/",
+        auth_views.PasswordResetView.as_view(
+            template_name=FORM_PAGE,
+            email_template_name="registration/password_reset_email.txt",
+            subject_template_name="registration/password_reset_subject.txt",
+            extra_context={
+                "heading": "Reset your password",
+                "lead": "Enter your account's email address: we send you a link to choose "
+                "a new password.",
+                "submit": "Send the link",
+            },
+        ),
+        name="password_reset",
+    ),
+    path(
+        "accounts/password_reset/done/",
+        auth_views.PasswordResetDoneView.as_view(
+            template_name=MESSAGE_PAGE,
+            extra_context={
+                "heading": "Check your email",
+                "lead": "If an account uses that address, a link to reset its password is "
+                "on its way.",
+            },
+        ),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name=FORM_PAGE,
+            extra_context={"heading": "Choose a new password", "submit": "Save the password"},
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name=MESSAGE_PAGE,
+            extra_context={"heading": "Password changed", "lead": "Sign in with the new one."},
+        ),
+        name="password_reset_complete",
     ),
     path("admin/", admin.site.urls),
     # dbtasks' operations dashboard and Prometheus metrics: staff only (404

@@ -108,6 +108,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, ntfy_stand_in: NtfyStandIn) ->
         DJANGO_SETTINGS_MODULE="tests.e2e.settings",
         STATIC_ROOT=str(tmp / "staticfiles"),
         NTFY_URL=ntfy_stand_in.topic_url,
+        # The worker writes each email there (dbtasks.mail): test_accounts reads them.
+        EMAIL_FILE_PATH=str(tmp / "mail"),
         LOG_LEVEL="INFO",
     )
     manage("migrate", "--noinput", env=env)
