@@ -34,4 +34,4 @@ USER app
 
 EXPOSE 8000
 # gunicorn binds 0.0.0.0:$PORT and starts $WEB_CONCURRENCY workers by itself.
-CMD ["gunicorn", "messagecenter.wsgi", "--access-logfile", "-"]
+CMD ["gunicorn", "messagecenter.wsgi", "--access-logfile", "-", "--limit-request-line", "4094", "--limit-request-fields", "50", "--limit-request-field_size", "8190"]

@@ -86,9 +86,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A body over MAX_REQUEST_BODY_BYTES is refused before anything reads it.
+    "messagecenter.middleware.RequestBodyCapMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # WhiteNoise serves the hashed, compressed files collectstatic wrote.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Cache-Control: no-store on every page (after WhiteNoise: not on static files).
+    "messagecenter.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -238,6 +242,15 @@ NTFY_DEFAULT_SERVER = os.environ.get("NTFY_DEFAULT_SERVER", "") or (
 )
 
 
+# --- Request size -----------------------------------------------------------
+
+# The largest body accepted (messagecenter.middleware): the forms here post
+# a few KiB; the admin's are larger but still small.
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+
+
 # --- Email ------------------------------------------------------------------
 
 # Every email (sign-up verification, password reset) is sent by a worker:
@@ -307,7 +320,12 @@ STORAGES = {
 # --- Security ---------------------------------------------------------------
 
 # Behind a TLS-terminating proxy (Heroku, a load balancer): trust its header.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only when a proxy in front sets it (and
+# drops the client's own): otherwise any client could claim https. Set
+# TRUST_X_FORWARDED_PROTO=1 behind a TLS-terminating proxy (with
+# SECURE_SSL_REDIRECT on and no such proxy, every request would redirect).
+if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Cookies only travel over HTTPS in production. SECURE_COOKIES=0 is for a
 # production-like stack served over plain http on localhost (docker compose).

@@ -97,3 +97,14 @@ def test_logs_go_to_stdout():
 
     handlers = values["LOGGING"]["handlers"]
     assert {handler["stream"] for handler in handlers.values()} == {"ext://sys.stdout"}
+
+
+def test_x_forwarded_proto_is_believed_only_when_a_proxy_is_declared():
+    # Django's default (None) when not declared: a client cannot claim https.
+    assert read_settings(production_env(), "SECURE_PROXY_SSL_HEADER") == {
+        "SECURE_PROXY_SSL_HEADER": None
+    }
+    behind_proxy = production_env(TRUST_X_FORWARDED_PROTO="1")
+    assert read_settings(behind_proxy, "SECURE_PROXY_SSL_HEADER") == {
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"]
+    }
