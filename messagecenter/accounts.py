@@ -23,6 +23,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import PasswordResetView
 from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest
@@ -36,6 +38,9 @@ from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.http import require_http_methods
+
+from messagecenter import throttle
+from messagecenter.throttle import client_address
 
 MESSAGE_PAGE = "registration/message_page.html"
 
@@ -76,10 +81,68 @@ class SignUpForm(UserCreationForm[User]):
         return address
 
 
+class ThrottledLoginView(LoginView):
+    """Django's sign-in, refusing (429) before any hashing when a limit is reached."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        address = client_address(request)
+        account = str(request.POST.get("username", "")).strip().lower()[:150]
+        pair = f"{account}|{address}"
+        wait = throttle.first_wait(
+            (throttle.SIGN_IN_PER_ADDRESS, address),
+            (throttle.SIGN_IN_FAILURES_PER_ACCOUNT_AND_ADDRESS, pair),
+            (throttle.SIGN_IN_FAILURES_PER_ACCOUNT, account),
+        )
+        if wait is not None:
+            return refused(self, request, throttle.wait_message(wait, "sign-in attempts"))
+        throttle.SIGN_IN_PER_ADDRESS.hit(address)
+        response = super().post(request, *args, **kwargs)
+        if response.status_code != 302:  # the password was wrong
+            throttle.SIGN_IN_FAILURES_PER_ACCOUNT_AND_ADDRESS.hit(pair)
+            throttle.SIGN_IN_FAILURES_PER_ACCOUNT.hit(account)
+        return response
+
+
+class ThrottledPasswordResetView(PasswordResetView):
+    """Django's password reset, at most a few emails per address and per hour."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        address = client_address(request)
+        email = str(request.POST.get("email", "")).strip().lower()[:254]
+        wait = throttle.first_wait(
+            (throttle.RESET_PER_ADDRESS, address), (throttle.RESET_PER_EMAIL, email)
+        )
+        if wait is not None:
+            return refused(self, request, throttle.wait_message(wait, "password reset requests"))
+        throttle.RESET_PER_ADDRESS.hit(address)
+        throttle.RESET_PER_EMAIL.hit(email)
+        return super().post(request, *args, **kwargs)
+
+
+def refused(
+    view: LoginView | PasswordResetView, request: HttpRequest, message: str
+) -> HttpResponse:
+    """The page again with a blank form and ``message``: nothing was checked."""
+    if isinstance(view, LoginView):
+        form: forms.Form = view.get_form_class()(request)
+    else:
+        form = view.get_form_class()()
+    context = view.get_context_data(form=form, throttled=message)
+    return view.render_to_response(context, status=429)
+
+
 @login_not_required
 @require_http_methods(["GET", "POST"])
 def sign_up(request: HttpRequest) -> HttpResponse:
     """Make an inactive account and mail its verification link."""
+    if request.method == "POST":
+        address = client_address(request)
+        wait = throttle.SIGN_UP_PER_ADDRESS.wait(address)
+        if wait is not None:
+            context = sign_up_context(SignUpForm())
+            context["throttled"] = throttle.wait_message(wait, "sign-ups from your address")
+            return render(request, "registration/sign_up.html", context, status=429)
+        throttle.SIGN_UP_PER_ADDRESS.hit(address)
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
@@ -88,14 +151,17 @@ def sign_up(request: HttpRequest) -> HttpResponse:
             user.save()
             send_verification(request, user)
         return redirect("sign-up-done")
-    context = {
+    status = 422 if form.errors else 200
+    return render(request, "registration/sign_up.html", sign_up_context(form), status=status)
+
+
+def sign_up_context(form: SignUpForm) -> dict[str, Any]:
+    return {
         "form": form,
         "heading": "Create an account",
         "lead": "Send push notifications to your own ntfy topics.",
         "submit": "Sign up",
     }
-    status = 422 if form.errors else 200
-    return render(request, "registration/sign_up.html", context, status=status)
 
 
 def send_verification(request: HttpRequest, user: User) -> None:

@@ -93,8 +93,13 @@ class Channel(models.Model):
 
     @property
     def token_hint(self) -> str:
-        """What the pages show of the token: its last four characters."""
-        return f"…{self.token[-4:]}" if self.token else ""
+        """What the pages show of the token: its last four characters.
+
+        A token of eight characters or fewer shows none (four would be half of it).
+        """
+        if not self.token:
+            return ""
+        return f"…{self.token[-4:]}" if len(self.token) > 8 else "(saved)"
 
 
 def default_channel(user: User) -> Channel:

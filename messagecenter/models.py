@@ -13,8 +13,9 @@ from django.db import models
 from django.utils import timezone
 
 from messagecenter.channels import Channel
+from messagecenter.throttle import ThrottleCount
 
-__all__ = ["TASK_PRIORITIES", "Channel", "Notification"]
+__all__ = ["TASK_PRIORITIES", "Channel", "Notification", "ThrottleCount"]
 
 
 class Notification(models.Model):

@@ -326,6 +326,9 @@ STORAGES = {
 # SECURE_SSL_REDIRECT on and no such proxy, every request would redirect).
 if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The same for X-Forwarded-For: the sign-in throttle (messagecenter/throttle.py)
+# counts per client address, which is REMOTE_ADDR unless a proxy is declared.
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", default=False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Cookies only travel over HTTPS in production. SECURE_COOKIES=0 is for a
 # production-like stack served over plain http on localhost (docker compose).

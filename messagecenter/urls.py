@@ -40,7 +40,7 @@ urlpatterns = [
     # (with this site's templates), and sign-up with email verification
     # (accounts.py). LoginRequiredMiddleware lets anonymous visitors reach
     # only these: the views are marked @login_not_required.
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", accounts.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password_change/",
@@ -57,7 +57,7 @@ urlpatterns = [
     path("accounts/verify/<uidb64>/<token>/", accounts.verify_email, name="verify-email"),
     path(
         "accounts/password_reset/",
-        auth_views.PasswordResetView.as_view(
+        accounts.ThrottledPasswordResetView.as_view(
             template_name=FORM_PAGE,
             email_template_name="registration/password_reset_email.txt",
             subject_template_name="registration/password_reset_subject.txt",

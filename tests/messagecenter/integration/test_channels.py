@@ -97,6 +97,9 @@ def test_the_token_is_never_shown_back_only_its_last_four_characters(signed_in, 
         assert TOKEN[:-4] not in content
     assert f"…{TOKEN[-4:]}" in signed_in.get(f"/channels/{channel.pk}/").content.decode()
 
+    short = Channel.objects.create(owner=alice, name="Short", topic="short", token="tk_12")
+    assert short.token_hint == "(saved)"  # four characters would give most of it away
+
     # Saving with the token field empty keeps the token; "remove" clears it.
     data = {"name": "Protected", "server_url": "", "topic": "locked", "token": ""}
     signed_in.post(f"/channels/{channel.pk}/", data)
