@@ -1,4 +1,5 @@
-"""The admin for notifications: find one, see how its delivery went, open its task."""
+"""The admin for support: notifications (how their delivery went, their task), channels
+(never their tokens) and the throttle's counts."""
 
 from __future__ import annotations
 
@@ -11,24 +12,36 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from messagecenter.models import Channel
 from messagecenter.models import Notification
+from messagecenter.models import ThrottleCount
 from messagecenter.results import delivery_of
 
 if TYPE_CHECKING:  # ModelAdmin is generic for type checkers only
     NotificationModelAdmin = admin.ModelAdmin[Notification]
+    ChannelModelAdmin = admin.ModelAdmin[Channel]
+    ThrottleModelAdmin = admin.ModelAdmin[ThrottleCount]
 else:
-    NotificationModelAdmin = admin.ModelAdmin
+    NotificationModelAdmin = ChannelModelAdmin = ThrottleModelAdmin = admin.ModelAdmin
 
 
 @admin.register(Notification)
 class NotificationAdmin(NotificationModelAdmin):
-    list_display = ["__str__", "owner", "priority", "created_at", "deliver_at", "task_link"]
+    list_display = [
+        "__str__",
+        "owner",
+        "channel",
+        "priority",
+        "created_at",
+        "deliver_at",
+        "task_link",
+    ]
     list_filter = ["priority", "created_at"]
     search_fields = ["title", "message", "owner__username", "owner__email", "task_result_id"]
-    raw_id_fields = ["owner"]
+    raw_id_fields = ["owner", "channel"]
     readonly_fields = ["created_at", "delivery", "task_link"]
     date_hierarchy = "created_at"
-    list_select_related = ["owner"]
+    list_select_related = ["owner", "channel"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Notifications are created by the page, which also queues their
@@ -55,3 +68,31 @@ class NotificationAdmin(NotificationModelAdmin):
         if shown.error_detail:
             words += f": {shown.error_detail}"
         return words
+
+
+@admin.register(Channel)
+class ChannelAdmin(ChannelModelAdmin):
+    """A user's channels for support: the token is never shown, only whether one is saved."""
+
+    list_display = ["name", "owner", "topic_url", "token_hint", "created_at"]
+    search_fields = ["name", "topic", "owner__username", "owner__email"]
+    raw_id_fields = ["owner"]
+    # Not "token": the form would show it to staff.
+    fields = ["owner", "name", "server_url", "topic", "token_hint", "created_at"]
+    readonly_fields = ["token_hint", "created_at"]
+    list_select_related = ["owner"]
+
+
+@admin.register(ThrottleCount)
+class ThrottleCountAdmin(ThrottleModelAdmin):
+    """Sign-in, sign-up and reset counts; delete one to lift a block at once."""
+
+    list_display = ["__str__", "key", "window_start", "hits"]
+    list_filter = ["window_start"]
+    readonly_fields = ["key", "window_start", "hits"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
