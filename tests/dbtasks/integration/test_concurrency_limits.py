@@ -18,11 +18,11 @@ from dbtasks.options import OptionError
 from dbtasks.options import parse_options
 from dbtasks.sql import semaphores
 from tests.dbtasks import limit_tasks
-from tests.dbtasks.helpers import Clock
+from tests.dbtasks.helpers import Running
 from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import override_options
 from tests.dbtasks.helpers import row_of
-from tests.dbtasks.helpers import run_worker_at
+from tests.live import wait_until
 
 LIMITED = "tests.dbtasks.limit_tasks.limited"
 
@@ -33,6 +33,20 @@ def limit(settings, path: str = LIMITED, **concurrency) -> None:
 
 def statuses(results) -> list[str]:
     return [row_of(result).status for result in results]
+
+
+def run_until(predicate, what: str) -> None:
+    """Run a worker (2 threads) until ``predicate()`` holds, then stop it.
+
+    Not --oneshot: a oneshot worker may find nothing to claim in the moment
+    between a close and the slot it passes on, and stop early.
+    """
+    running = Running(threads=2)
+    try:
+        wait_until(predicate, timeout=30, what=what)
+    finally:
+        running.worker.request_stop()
+        running.join(timeout=30)
 
 
 def test_tasks_past_the_limit_wait_blocked(db, settings):
@@ -78,9 +92,8 @@ def test_each_finish_passes_the_slot_to_the_oldest_blocked_task(transactional_db
     limit(settings, limit=1)
     results = [limit_tasks.limited.enqueue("a", n) for n in range(3)]
 
-    run_worker_at(Clock(), threads=4)
+    run_until(lambda: statuses(results) == [SUCCESSFUL] * 3, "all three to succeed")
 
-    assert statuses(results) == [SUCCESSFUL] * 3
     starts = [row_of(result).started_at for result in results]
     assert starts == sorted(starts)
     assert DBSemaphore.objects.get().in_use == 0
@@ -105,9 +118,12 @@ def test_a_retry_in_its_backoff_waits_blocked_without_a_slot(transactional_db, s
     )
     failing = limit_tasks.fails.enqueue("a")
     waiting = limit_tasks.fails.enqueue("b")
-    clock = Clock()
 
-    run_worker_at(clock, threads=1)  # runs the first, then the second, both fail once
+    # The first fails and waits out its backoff, BLOCKED; its slot lets the second run.
+    run_until(
+        lambda: DBTaskResult.objects.filter(status=BLOCKED, attempt_count=1).count() == 2,
+        "both tasks to fail once",
+    )
 
     assert statuses([failing, waiting]) == [BLOCKED, BLOCKED]
     assert DBSemaphore.objects.get().in_use == 0
