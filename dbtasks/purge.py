@@ -11,16 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from datetime import timedelta
-from typing import Literal
 
 from dbtasks.backend import DatabaseBackend
+from dbtasks.sql.purge import Kind
 from dbtasks.sql.purge import purge_empty_workflows
-from dbtasks.sql.purge import purge_finished
-from dbtasks.sql.purge import purge_unfinished
-
-Kind = Literal["finished", "unfinished"]
-
-_DELETERS = {"finished": purge_finished, "unfinished": purge_unfinished}
+from dbtasks.sql.purge import purge_older
 
 
 def purge_expired(
@@ -43,7 +38,8 @@ def purge_expired(
     for kind, age in ages.items():
         deleted[kind] = 0
         if age is not None:
-            deleted[kind] = _DELETERS[kind](
+            deleted[kind] = purge_older(
+                kind,
                 db=backend.db_alias,
                 backend_name=backend.alias,
                 before=now - age,

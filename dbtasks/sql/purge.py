@@ -8,6 +8,7 @@ never holds a long lock.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from django.db import transaction
 from django.db.models import Exists
@@ -35,7 +36,18 @@ def delete_in_batches(
     return deleted
 
 
-def purge_finished(
+# What purge deletes, and the time each kind is aged by.
+Kind = Literal["finished", "unfinished"]
+_OLDER_THAN = {
+    # SUCCESSFUL and FAILED rows, by finish time (dbtasks_finished_idx).
+    "finished": DBTaskResultQuerySet.finished_before,
+    # Rows never finished, by enqueue time (dbtasks_unfinished_idx).
+    "unfinished": DBTaskResultQuerySet.unfinished_before,
+}
+
+
+def purge_older(
+    kind: Kind,
     *,
     db: str,
     backend_name: str,
@@ -43,22 +55,9 @@ def purge_finished(
     batch_size: int = 1000,
     limit: int | None = None,
 ) -> int:
-    """Delete results that finished before ``before``."""
-    rows = DBTaskResult.objects.using(db).filter(backend_name=backend_name).finished_before(before)
-    return delete_in_batches(rows, batch_size=batch_size, limit=limit)
-
-
-def purge_unfinished(
-    *,
-    db: str,
-    backend_name: str,
-    before: datetime,
-    batch_size: int = 1000,
-    limit: int | None = None,
-) -> int:
-    """Delete results enqueued before ``before`` that never finished."""
-    rows = (
-        DBTaskResult.objects.using(db).filter(backend_name=backend_name).unfinished_before(before)
+    """Delete ``kind`` results (see ``_OLDER_THAN``) older than ``before``; return how many."""
+    rows = _OLDER_THAN[kind](
+        DBTaskResult.objects.using(db).filter(backend_name=backend_name), before
     )
     return delete_in_batches(rows, batch_size=batch_size, limit=limit)
 

@@ -14,8 +14,8 @@ from dbtasks.management.arguments import add_backend_argument
 from dbtasks.management.arguments import duration
 from dbtasks.management.arguments import positive_int
 from dbtasks.management.lookup import database_backend
-from dbtasks.purge import Kind
 from dbtasks.purge import purge_expired
+from dbtasks.sql.purge import Kind
 
 
 def older_than(value: str) -> timedelta:

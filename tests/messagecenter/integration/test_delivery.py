@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from dbtasks.models import SCHEDULED
 from dbtasks.models import DBTaskResult
-from dbtasks.sql.purge import purge_finished
+from dbtasks.sql.purge import purge_older
 from messagecenter.channels import default_channel
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
@@ -329,8 +329,11 @@ def test_polling_follows_the_delivery(signed_in, ntfy):
 def test_purged_result_shows_as_expired(signed_in, ntfy):
     notification = send(signed_in)
     run_worker()
-    purged = purge_finished(
-        db="default", backend_name="default", before=timezone.now() + dt.timedelta(days=1)
+    purged = purge_older(
+        "finished",
+        db="default",
+        backend_name="default",
+        before=timezone.now() + dt.timedelta(days=1),
     )
     assert purged == 1
 
