@@ -17,8 +17,8 @@ from dbtasks.backend import DatabaseBackend
 from dbtasks.clock import database_time
 from dbtasks.compat import task
 from dbtasks.compat import task_backends
-from dbtasks.purge import Kind
 from dbtasks.purge import purge_expired
+from dbtasks.sql.purge import Kind
 
 
 @task
