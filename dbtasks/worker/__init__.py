@@ -6,9 +6,11 @@
 - ``pool.py``: the task threads; ``execution.py``: running one row and
   recording its outcome; ``connections.py``: keeping a thread's connection.
 - ``maintenance.py``: the chores between claims (``recovery.py``,
-  ``schedules.py``, hand-backs, purge); ``heartbeat.py``: proof of life.
+  ``schedules.py``, hand-backs, purge); ``heartbeat.py``: proof of life,
+  also from a child process (``pulse.py``, ``pulse_child.py``).
 - ``signals.py``: SIGTERM and SIGINT; ``interrupts.py``: asking running
-  attempts to stop (cancel requests, timeouts, stuck threads).
+  attempts to stop (cancel requests, timeouts, stuck threads, and attempts
+  closed under a running task: ``fencing.py``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ younger than ``heartbeat_timeout``. Each beat also measures this host's
 offset to the database server's clock (``dbtasks/clock.py``), so heartbeats
 and every other time the worker writes are in the server's time. The
 heartbeat runs in its own thread, so a long task never makes its worker
-look dead.
+look dead; and from a child process too (``pulse.py``), so neither does a
+task that holds the GIL.
 """
 
 from __future__ import annotations

@@ -54,6 +54,8 @@ from dbtasks.worker.options import WorkerOptions
 from dbtasks.worker.options import make_worker_id
 from dbtasks.worker.options import select_queues
 from dbtasks.worker.pool import TaskThreads
+from dbtasks.worker.pulse import Pulse
+from dbtasks.worker.pulse import can_share
 from dbtasks.worker.running import Runner
 from dbtasks.worker.signals import SignalInbox
 
@@ -103,8 +105,18 @@ class Worker:
             threads=options.threads,
             interval=self.config.heartbeat_interval,
             clock=self.clock,
-            after_beat=lambda: watch_attempts(self.interrupts, db=self.db, worker_id=self.id),
+            after_beat=self._after_beat,
             sync_clock=database_clock.sync if clock is None else lambda: None,
+        )
+        # The heartbeat that task code holding the GIL cannot starve (pulse.py).
+        self._pulse = (
+            Pulse(
+                db=self.db,
+                worker_id=self.id,
+                interval=self.config.heartbeat_interval.total_seconds(),
+            )
+            if clock is None and options.heartbeat_process and can_share(self.db)
+            else None
         )
         self._signals = SignalInbox()
         self.in_flight = InFlight(options.threads)
@@ -138,6 +150,8 @@ class Worker:
         restore_signals = self._install_signal_handlers()
         try:
             self._heartbeat.register()
+            if self._pulse is not None:
+                self._pulse.start()
             threads = [self._heartbeat.start(stop=self._background_stop)]
             if self.backend.uses_listen_notify() and not self.options.oneshot:
                 threads.append(start_listener(self.db, wake=self.wake, stop=self._background_stop))
@@ -161,6 +175,8 @@ class Worker:
                 self._background_stop.set()
                 for thread in threads:
                     thread.join(timeout=5)
+                if self._pulse is not None:
+                    self._pulse.stop()
                 self._heartbeat.unregister()
         finally:
             restore_signals()
@@ -185,6 +201,14 @@ class Worker:
         or was asked already.
         """
         return self.interrupts.interrupt(row_id, attempt, reason)
+
+    def _after_beat(self) -> None:
+        """In the heartbeat thread, after each beat: watch the attempts, mind the pulse."""
+        watch_attempts(self.interrupts, db=self.db, worker_id=self.id)
+        pulse = self._pulse
+        if pulse is not None and not pulse.alive() and not self._background_stop.is_set():
+            logger.warning("Worker %s: heartbeat process exited; starting another", self.id)
+            pulse.start()
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         return self._signals.install()

@@ -32,6 +32,7 @@ class WorkerOptions:
     max_tasks: int | None = None
     grace: float = 25.0
     max_hung_threads: int | None = None  # None: as many as ``threads``
+    heartbeat_process: bool = True  # beat from a child process too (pulse.py)
 
 
 def select_queues(

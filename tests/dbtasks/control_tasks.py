@@ -7,7 +7,9 @@ Each records a TaskRun(key) first thing, so a test knows its code has begun
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import re
 import socket
 import time
 
@@ -87,3 +89,24 @@ def checks_until_fenced(context: TaskContext, key: str) -> str:
         raise_if_cancelled()
         time.sleep(0.02)
     return "never asked to stop"
+
+
+@task
+def holds_the_gil(key: str, seconds: float) -> float:
+    """Hold the GIL for about ``seconds`` in one call into C; return how long it held it.
+
+    A catastrophic regular expression: ``re`` never releases the GIL, and
+    each more "a" doubles the work. Calibrated here, on this machine.
+    """
+    started(key)
+    pattern = re.compile(r"(a+)+$")
+    length, took = 12, 0.0
+    while took < 0.05:
+        length += 1
+        begin = time.perf_counter()
+        pattern.match("a" * length + "b")
+        took = time.perf_counter() - begin
+    length += max(0, math.ceil(math.log2(seconds / took)))
+    begin = time.perf_counter()
+    pattern.match("a" * length + "b")
+    return time.perf_counter() - begin

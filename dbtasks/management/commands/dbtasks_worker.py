@@ -57,6 +57,14 @@ class Command(BaseCommand):
             "(default: --threads).",
         )
         parser.add_argument(
+            "--no-heartbeat-process",
+            dest="heartbeat_process",
+            action="store_false",
+            help="Heartbeat only from a thread of the worker, not from a child process too; "
+            "a task holding the GIL past heartbeat_timeout then makes the worker look lost "
+            "(default: a child process beats too).",
+        )
+        parser.add_argument(
             "--oneshot",
             "-o",
             action="store_true",
@@ -106,6 +114,7 @@ class Command(BaseCommand):
         max_tasks: int | None,
         grace: float,
         max_hung_threads: int | None,
+        heartbeat_process: bool,
         verbosity: int,
         **options: Any,
     ) -> None:
@@ -127,6 +136,7 @@ class Command(BaseCommand):
                     max_tasks=max_tasks,
                     grace=grace,
                     max_hung_threads=max_hung_threads,
+                    heartbeat_process=heartbeat_process,
                 ),
             )
         except ValueError as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.utils import timezone
 
 from dbtasks.exceptions import WorkerLost
 from dbtasks.worker.execution import record_attempt
@@ -34,7 +35,7 @@ def close_as_lost(result) -> None:
     error = WorkerLost(f"Worker {row.worker_id!r} stopped heartbeating (test).")
     assert row.last_attempted_at is not None  # it is running
     closed = record_attempt(
-        row, worker_id=row.worker_id, policy=policy, now=row.last_attempted_at, error=error
+        row, worker_id=row.worker_id, policy=policy, now=timezone.now(), error=error
     )
     assert closed is not None
 
