@@ -93,7 +93,7 @@ def checks_until_fenced(context: TaskContext, key: str) -> str:
 
 @task
 def holds_the_gil(key: str, seconds: float) -> float:
-    """Hold the GIL for about ``seconds`` in one call into C; return how long it held it.
+    """Hold the GIL for at least ``seconds`` in one call into C; return how long it held it.
 
     A catastrophic regular expression: ``re`` never releases the GIL, and
     each more "a" doubles the work. Calibrated here, on this machine.
@@ -106,7 +106,13 @@ def holds_the_gil(key: str, seconds: float) -> float:
         begin = time.perf_counter()
         pattern.match("a" * length + "b")
         took = time.perf_counter() - begin
+    # An estimate (a loaded machine slows the calibration); then one more
+    # "a" at a time until a single call has held the GIL long enough.
     length += max(0, math.ceil(math.log2(seconds / took)))
-    begin = time.perf_counter()
-    pattern.match("a" * length + "b")
-    return time.perf_counter() - begin
+    held = 0.0
+    while held < seconds:
+        begin = time.perf_counter()
+        pattern.match("a" * length + "b")
+        held = time.perf_counter() - begin
+        length += 1
+    return held
