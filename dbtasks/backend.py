@@ -19,10 +19,9 @@ from django.core import checks
 from django.core.exceptions import SuspiciousOperation
 from django.db import connections
 from django.db import router
-from django.db import transaction
-from django.utils import timezone
 
 from dbtasks import checks as dbtasks_checks
+from dbtasks import rows
 from dbtasks.clock import database_time
 from dbtasks.compat import BaseTaskBackend
 from dbtasks.compat import InvalidTask
@@ -31,44 +30,15 @@ from dbtasks.compat import Task
 from dbtasks.compat import TaskResult
 from dbtasks.compat import TaskResultDoesNotExist
 from dbtasks.compat import task_enqueued
-from dbtasks.exceptions import InvalidTaskArguments
 from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.exceptions import TaskFunctionMissing
 from dbtasks.options import BackendOptions
 from dbtasks.options import OptionError
 from dbtasks.options import parse_options
 from dbtasks.options import parse_queues
-from dbtasks.serialization import PayloadTooLarge
-from dbtasks.serialization import to_json_value
 
 if TYPE_CHECKING:
-    from dbtasks.models import DBTaskResult
     from dbtasks.results import ResultSummary
-
-
-def serialize_arguments(
-    args: Sequence[Any], kwargs: Mapping[str, Any], *, max_size: int | None = None
-) -> dict[str, Any]:
-    """Return args and kwargs as stored, or raise InvalidTaskArguments.
-
-    The worker calls the task with what comes back out of the database, so
-    anything that would come back different is refused now, with nothing
-    written.
-    """
-    try:
-        stored: dict[str, Any] = to_json_value(
-            {"args": list(args), "kwargs": dict(kwargs)}, what="Task arguments", max_size=max_size
-        )
-    except PayloadTooLarge as error:
-        raise InvalidTaskArguments(
-            f"{error} Pass ids and load large data inside the task, or raise "
-            "OPTIONS['max_arguments_size']."
-        ) from None
-    except (TypeError, ValueError) as error:
-        raise InvalidTaskArguments(
-            f"{error} Pass ids, strings and numbers, and load objects inside the task."
-        ) from None
-    return stored
 
 
 def parse_result_id(result_id: object) -> int | None:
@@ -117,8 +87,8 @@ class DatabaseBackend(BaseTaskBackend):
         self, task: Task[P, R], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> TaskResult[P, R]:
         """Insert the task's row (in the caller's transaction) and return its result."""
-        row = self.new_row(task, args, kwargs)
-        self.insert_row(row)
+        row = rows.new_row(self, task, args, kwargs)
+        rows.insert_row(self, row)
         result = row.to_task_result(history=[], task=task)
         task_enqueued.send(type(self), task_result=result)
         return result
@@ -137,23 +107,23 @@ class DatabaseBackend(BaseTaskBackend):
         from dbtasks.models import READY
         from dbtasks.sql.bulk import insert_many
 
-        template = self.new_row(task, (), {})  # validates the task and the backend
-        rows = []
+        template = rows.new_row(self, task, (), {})  # validates the task and the backend
+        new_rows = []
         for args, kwargs in calls:
             # A copy of one row (its own state included) costs far less than
             # a new model instance; only the arguments differ.
             row = copy.copy(template)
-            row.arguments = serialize_arguments(
+            row.arguments = rows.serialize_arguments(
                 args, kwargs, max_size=self.config.max_arguments_size
             )
-            rows.append(row)
-        if not rows:
+            new_rows.append(row)
+        if not new_rows:
             return []
         # One statement, atomic on its own; ids come back with RETURNING.
-        insert_many(rows, db=self.db_alias)
+        insert_many(new_rows, db=self.db_alias)
         if template.status == READY:  # one task: every row has the same status
             self.notify_workers(task.queue_name)
-        results = [row.to_task_result(history=[], task=task) for row in rows]
+        results = [row.to_task_result(history=[], task=task) for row in new_rows]
         for result in results:
             task_enqueued.send(type(self), task_result=result)
         return results
@@ -227,88 +197,6 @@ class DatabaseBackend(BaseTaskBackend):
         return [*super().check(**kwargs), *dbtasks_checks.check_backend(self)]
 
     # --- dbtasks' own API ---------------------------------------------------
-
-    def new_row(
-        self,
-        task: Task[..., Any],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-        *,
-        unique_key: str = "",
-    ) -> DBTaskResult:
-        """The row that enqueues ``task`` (not saved): validated, arguments stored as JSON."""
-        from dbtasks.models import DBTaskResult
-        from dbtasks.models import waiting_status
-
-        self.validate_task(task)
-        self.raise_if_misconfigured()
-        arguments = serialize_arguments(args, kwargs, max_size=self.config.max_arguments_size)
-        now = timezone.now()
-        available_after = task.run_after or now
-        concurrency = self.config.policy(task.queue_name, task.module_path).concurrency
-        concurrency_key = ""
-        if concurrency is not None:
-            concurrency_key = concurrency.key_for(task.func, task.queue_name, args, kwargs)
-        return DBTaskResult(
-            task_path=task.module_path,
-            backend_name=self.alias,
-            queue_name=task.queue_name,
-            priority=task.priority,
-            run_after=task.run_after,
-            takes_context=task.takes_context,
-            arguments=arguments,
-            # Due later: SCHEDULED, outside the claim's index until staged.
-            status=waiting_status(available_after, now),
-            enqueued_at=now,
-            available_after=available_after,
-            unique_key=unique_key,
-            concurrency_key=concurrency_key,
-        )
-
-    def insert_row(self, row: DBTaskResult) -> None:
-        """INSERT a new row in the caller's transaction (and NOTIFY its queue on Postgres)."""
-        from dbtasks.models import READY
-        from dbtasks.sql import notify
-
-        if row.concurrency_key:
-            self.insert_limited_row(row)
-            return
-        if connections[self.db_alias].vendor == "postgresql":
-            # One round trip: the INSERT, in the server's time (dbtasks/clock.py),
-            # and the NOTIFY that wakes idle workers (a row due later wakes nobody).
-            notify.insert_and_notify(
-                row, db=self.db_alias, wake=self.uses_listen_notify() and row.status == READY
-            )
-        else:
-            row.save(using=self.db_alias, force_insert=True)
-
-    def insert_limited_row(self, row: DBTaskResult) -> None:
-        """INSERT a row with a concurrency limit: READY with a free slot, else BLOCKED.
-
-        A row due later waits BLOCKED without a slot: the workers' repair
-        gives it one when it is due (``dbtasks.sql.semaphores``).
-        """
-        from dbtasks.models import BLOCKED
-        from dbtasks.models import READY
-        from dbtasks.sql import notify
-        from dbtasks.sql import semaphores
-
-        concurrency = self.config.policy(row.queue_name, row.task_path).concurrency
-        assert concurrency is not None
-        with transaction.atomic(using=self.db_alias):
-            if not (
-                row.status == READY
-                and semaphores.take_slot(
-                    self.db_alias, self.alias, row.concurrency_key, concurrency.limit
-                )
-            ):
-                row.status = BLOCKED
-            if connections[self.db_alias].vendor == "postgresql":
-                notify.insert_and_notify(
-                    row, db=self.db_alias, wake=self.uses_listen_notify() and row.status == READY
-                )
-            else:
-                row.save(using=self.db_alias, force_insert=True)
 
     def raise_if_misconfigured(self) -> None:
         """Raise InvalidTaskBackend if OPTIONS were wrong."""

@@ -25,6 +25,7 @@ from asgiref.sync import sync_to_async
 from django.db import IntegrityError
 from django.db import transaction
 
+from dbtasks import rows
 from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import InvalidTaskBackend
 from dbtasks.compat import Task
@@ -60,11 +61,11 @@ def enqueue_unique[**P, R](
             f"A unique key must be a non-empty string of at most {MAX_KEY_LENGTH} "
             f"characters, got {key!r}."
         )
-    row = backend.new_row(task, args, kwargs, unique_key=key)
+    row = rows.new_row(backend, task, args, kwargs, unique_key=key)
     for _ in range(TRIES):
         try:
             with transaction.atomic(using=backend.db_alias):  # a savepoint in the caller's
-                backend.insert_row(row)
+                rows.insert_row(backend, row)
         except IntegrityError:
             existing = unfinished(backend, key)
             if existing is not None:

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from dbtasks.backend import serialize_arguments
 from dbtasks.exceptions import InvalidTaskArguments
+from dbtasks.rows import serialize_arguments
 from dbtasks.serialization import to_json_value
 
 ADVICE = " Pass ids, strings and numbers, and load objects inside the task."
