@@ -7,6 +7,7 @@ import re
 import signal
 
 import pytest
+from django.db import connection
 
 from dbtasks.compat import TaskResultStatus
 from tests.dbtasks import control_tasks
@@ -43,6 +44,12 @@ def errors_of(result) -> list[str]:
 
 
 def test_a_task_holding_the_gil_past_the_timeout_keeps_its_worker_alive(start_worker):
+    if connection.vendor == "sqlite":
+        pytest.skip(
+            "SQLite has one write lock per database: a task that takes the GIL while its "
+            "own worker's thread is inside a write transaction holds that lock too, and "
+            "every writer, the heartbeat process included, waits (docs/reliability.md)"
+        )
     runner = start_worker("--queue", "default", "--threads", "1")
     start_worker("--queue", "other")  # looks for lost workers every 200 ms
     result = control_tasks.holds_the_gil.enqueue("gil", HEARTBEAT_TIMEOUT * 3)
@@ -53,7 +60,7 @@ def test_a_task_holding_the_gil_past_the_timeout_keeps_its_worker_alive(start_wo
         what="the task to finish",
     )
     result.refresh()
-    assert result.status == TaskResultStatus.SUCCESSFUL, errors_of(result)
+    assert result.status == TaskResultStatus.SUCCESSFUL, (errors_of(result), runner.output())
     assert result.return_value > HEARTBEAT_TIMEOUT  # it did hold the GIL that long
     assert result.attempts == 1
     assert errors_of(result) == []
