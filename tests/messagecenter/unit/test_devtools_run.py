@@ -8,6 +8,7 @@ import stat
 import pytest
 
 from devtools import run
+from devtools import supervisor
 
 
 def test_ntfy_url_from_the_environment_wins(tmp_path):
@@ -105,12 +106,14 @@ def test_banner_lists_the_operations_dashboard(tmp_path):
 
 def test_polls_are_summarised_not_logged_one_by_one():
     line = '[30/Nov/2026 03:30:00] "GET /notifications/live/?seen=3.12%3AREADY%3A0 HTTP/1.1" 204 0'
-    assert run.POLL_LINE.search(line)
-    assert not run.POLL_LINE.search(line.replace('" 204 0', '" 500 145'))  # errors still show
-    assert not run.POLL_LINE.search('"GET / HTTP/1.1" 200 5120')
+    assert supervisor.POLL_LINE.search(line)
+    assert not supervisor.POLL_LINE.search(
+        line.replace('" 204 0', '" 500 145')
+    )  # errors still show
+    assert not supervisor.POLL_LINE.search('"GET / HTTP/1.1" 200 5120')
 
     now = [0.0]
-    counter = run.PollCounter(clock=lambda: now[0])
+    counter = supervisor.PollCounter(clock=lambda: now[0])
     assert [counter.count() for _ in range(30)] == [""] * 30
     now[0] = 61.0
     assert counter.count() == (
