@@ -17,8 +17,6 @@ from dataclasses import field
 from datetime import timedelta
 from typing import Any
 
-from croniter import croniter
-
 from dbtasks.concurrency import Concurrency
 from dbtasks.concurrency import parse_concurrency
 from dbtasks.option_values import OptionError
@@ -29,6 +27,8 @@ from dbtasks.option_values import optional_size as _optional_size
 from dbtasks.option_values import parse_duration
 from dbtasks.option_values import positive_int as _positive_int
 from dbtasks.option_values import reject_unknown as _reject_unknown
+from dbtasks.schedule_options import Schedule
+from dbtasks.schedule_options import parse_schedule
 
 __all__ = ["BackendOptions", "OptionError", "PurgePolicy", "QueuePolicy", "Schedule"]
 __all__ += ["parse_duration", "parse_options", "parse_queues"]
@@ -82,19 +82,6 @@ class PurgePolicy:
     batch_size: int = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """A recurring task: ``task_path`` is enqueued at every tick of ``cron``."""
-
-    name: str
-    task_path: str
-    cron: str
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    queue_name: str | None = None
-    priority: int | None = None
-
-
 # 10 MiB: far more than ids and small documents need, far less than what
 # slows every read of the row (the admin, get_result()) to seconds.
 DEFAULT_MAX_PAYLOAD_SIZE = 10 * 1024 * 1024
@@ -136,7 +123,6 @@ class BackendOptions:
 
 _QUEUE_KEYS = ("max_attempts", "backoff_factor", "backoff_max", "timeout", "concurrency")
 _PURGE_KEYS = ("finished", "unfinished", "interval", "batch_size")
-_SCHEDULE_KEYS = ("task", "cron", "args", "kwargs", "queue_name", "priority")
 _TOP_KEYS = (
     *_QUEUE_KEYS,
     "queues",
@@ -229,43 +215,6 @@ def _purge_policy(options: Mapping[str, Any], *, key: str) -> PurgePolicy:
     )
 
 
-def _schedule(name: object, options: object, *, key: str, queues: set[str]) -> Schedule:
-    if not isinstance(name, str) or not name or len(name) > 100:
-        raise OptionError(f"{key} names must be non-empty strings of at most 100 characters.")
-    key = f"{key}[{name!r}]"
-    options = _mapping(options, key=key)
-    _reject_unknown(options, _SCHEDULE_KEYS, key=key)
-    task_path = options.get("task")
-    if not isinstance(task_path, str) or "." not in task_path:
-        raise OptionError(f"{key}['task'] must be a dotted path to a task, got {task_path!r}.")
-    cron = options.get("cron")
-    if not isinstance(cron, str) or not croniter.is_valid(cron):
-        raise OptionError(
-            f"{key}['cron'] must be a cron expression such as '*/5 * * * *', got {cron!r}."
-        )
-    args = options.get("args", [])
-    if not isinstance(args, list | tuple):
-        raise OptionError(f"{key}['args'] must be a list, got {args!r}.")
-    kwargs = _mapping(options.get("kwargs", {}), key=f"{key}['kwargs']")
-    queue_name = options.get("queue_name")
-    if queue_name is not None and queue_name not in queues:
-        raise OptionError(
-            f"{key}['queue_name'] is {queue_name!r}, which is not in QUEUES {sorted(queues)}."
-        )
-    priority = options.get("priority")
-    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-        raise OptionError(f"{key}['priority'] must be an integer, got {priority!r}.")
-    return Schedule(
-        name=name,
-        task_path=task_path,
-        cron=cron,
-        args=tuple(args),
-        kwargs=dict(kwargs),
-        queue_name=queue_name,
-        priority=priority,
-    )
-
-
 def parse_queues(alias: str, queues: object) -> set[str]:
     """Validate ``TASKS[alias]["QUEUES"]``: a list of queue names (empty: any name)."""
     key = f"TASKS[{alias!r}]['QUEUES']"
@@ -329,7 +278,7 @@ def parse_options(alias: str, queues: Iterable[str], options: object) -> Backend
 
     schedules_option = _mapping(options.get("schedules", {}), key=f"{key}['schedules']")
     schedules = tuple(
-        _schedule(name, value, key=f"{key}['schedules']", queues=queue_names)
+        parse_schedule(name, value, key=f"{key}['schedules']", queues=queue_names)
         for name, value in schedules_option.items()
     )
 

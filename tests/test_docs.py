@@ -11,8 +11,8 @@ import pytest
 from dbtasks.management.commands.dbtasks_worker import Command
 from dbtasks.options import _PURGE_KEYS
 from dbtasks.options import _QUEUE_KEYS
-from dbtasks.options import _SCHEDULE_KEYS
 from dbtasks.options import _TOP_KEYS
+from dbtasks.schedule_options import _SCHEDULE_KEYS
 from devtools import readme
 
 ROOT = Path(__file__).resolve().parent.parent
