@@ -8,6 +8,7 @@
 - ``maintenance.py``: the chores between claims (``recovery.py``,
   ``schedules.py``, hand-backs, purge); ``heartbeat.py``: proof of life,
   also from a child process (``pulse.py``, ``pulse_child.py``).
+- ``stopping.py``: the grace period and what is given back after it.
 - ``signals.py``: SIGTERM and SIGINT; ``interrupts.py``: asking running
   attempts to stop (cancel requests, timeouts, stuck threads, and attempts
   closed under a running task: ``fencing.py``).
@@ -15,13 +16,13 @@
 
 from __future__ import annotations
 
-from dbtasks.worker.loop import EXIT_FORCED
-from dbtasks.worker.loop import EXIT_HUNG
-from dbtasks.worker.loop import EXIT_OK
 from dbtasks.worker.loop import Worker
 from dbtasks.worker.options import WorkerOptions
 from dbtasks.worker.options import make_worker_id
 from dbtasks.worker.options import select_queues
+from dbtasks.worker.stopping import EXIT_FORCED
+from dbtasks.worker.stopping import EXIT_HUNG
+from dbtasks.worker.stopping import EXIT_OK
 
 __all__ = [
     "EXIT_FORCED",

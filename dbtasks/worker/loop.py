@@ -37,13 +37,10 @@ from django.db import connections
 from dbtasks.backend import DatabaseBackend
 from dbtasks.cancellation import StopReason
 from dbtasks.clock import DatabaseClock
-from dbtasks.exceptions import AttemptClosed
-from dbtasks.exceptions import WorkerShutdown
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.claim import claim
 from dbtasks.sql.notify import start_listener
 from dbtasks.worker.connections import discard_if_broken
-from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.fencing import watch_attempts
 from dbtasks.worker.heartbeat import Heartbeat
 from dbtasks.worker.inflight import InFlight
@@ -58,13 +55,11 @@ from dbtasks.worker.pulse import Pulse
 from dbtasks.worker.pulse import can_share
 from dbtasks.worker.running import Runner
 from dbtasks.worker.signals import SignalInbox
+from dbtasks.worker.stopping import EXIT_HUNG
+from dbtasks.worker.stopping import drain
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FORCED = 1
-# Too many threads stuck in tasks past their timeout: start a fresh process.
-EXIT_HUNG = 3
 # The longest the main thread waits before it looks at received signals.
 SIGNAL_CHECK_INTERVAL = 0.1  # seconds
 
@@ -95,7 +90,7 @@ class Worker:
         self.stopping = threading.Event()  # stop claiming, finish what runs
         self.abandon = threading.Event()  # stop now, give running attempts back
         self.wake = threading.Event()  # something changed: look for work
-        self._stop_requested_at: float | None = None
+        self.stop_requested_at: float | None = None
         self._background_stop = threading.Event()  # ends the heartbeat and listener threads
         self._heartbeat = Heartbeat(
             db=self.db,
@@ -136,7 +131,7 @@ class Worker:
     @property
     def stop_requested(self) -> bool:
         """Whether a signal or ``request_stop()`` asked this worker to stop."""
-        return self._stop_requested_at is not None
+        return self.stop_requested_at is not None
 
     @property
     def processed(self) -> int:
@@ -166,7 +161,7 @@ class Worker:
             try:
                 self._loop(pool)
                 self.stopping.set()  # also after --oneshot: threads claim no more
-                code = self._drain()
+                code = drain(self)
                 if self.hung_exit:
                     code = EXIT_HUNG
             finally:
@@ -185,11 +180,11 @@ class Worker:
 
     def request_stop(self) -> None:
         """Stop claiming and let running tasks finish; a second call abandons them."""
-        if self._stop_requested_at is not None:
+        if self.stop_requested_at is not None:
             self.abandon.set()
         else:
             # Also after --max-tasks stopped the claiming: the grace period starts now.
-            self._stop_requested_at = time.monotonic()
+            self.stop_requested_at = time.monotonic()
             self.stopping.set()
         self.wake.set()
 
@@ -217,7 +212,7 @@ class Worker:
         """Act on the signals received since the last call; return whether there were any."""
         names = self._signals.take()
         for name in names:
-            if self._stop_requested_at is not None:
+            if self.stop_requested_at is not None:
                 logger.warning("%s again: stopping now, running attempts will be retried", name)
             else:
                 logger.info(
@@ -229,7 +224,7 @@ class Worker:
             self.request_stop()
         return bool(names)
 
-    def _wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> None:
         """Wait until woken or ``timeout`` seconds pass, acting on signals as they come."""
         deadline = time.monotonic() + timeout
         while not self._check_signals():
@@ -258,7 +253,7 @@ class Worker:
                 # The database went away for a moment: keep the worker, retry.
                 logger.warning("Database error; retrying in %.1fs", db_delay, exc_info=True)
                 discard_if_broken(self.db)
-                self._wait(db_delay)
+                self.wait(db_delay)
                 db_delay = min(db_delay * 2, 30)
                 continue
             db_delay = 0.1
@@ -274,11 +269,11 @@ class Worker:
             if self._capacity() == 0:
                 # Busy: a finishing task sets wake. The timeout keeps housekeeping
                 # going while threads chain their own claims (SQLite).
-                self._wait(
+                self.wait(
                     min(self.config.heartbeat_interval.total_seconds(), SCHEDULE_CHECK_INTERVAL)
                 )
             else:
-                self._wait(delay)
+                self.wait(delay)
                 delay = min(delay * 2, self.options.delay_max)
 
     def _should_exit(self, *, claimed_any: bool, idle: bool) -> bool:
@@ -318,60 +313,3 @@ class Worker:
             )
             self.in_flight.add(rows)
         return rows
-
-    # --- Stopping -----------------------------------------------------------
-
-    def _drain(self) -> int:
-        """Wait for running tasks within the grace period; give back the rest."""
-        if self.in_flight:
-            logger.info("Worker %s waiting for %d running task(s)", self.id, len(self.in_flight))
-        while self.in_flight and not self.abandon.is_set():
-            remaining = 0.5  # --max-tasks: no deadline until a signal asks to stop
-            if self._stop_requested_at is not None:
-                deadline = self._stop_requested_at + self.options.grace
-                remaining = min(deadline - time.monotonic(), remaining)
-                if remaining <= 0:
-                    logger.warning(
-                        "Worker %s: grace period of %gs is over", self.id, self.options.grace
-                    )
-                    break
-            self._wait(remaining)
-            self.wake.clear()
-        if not self.in_flight:
-            return EXIT_OK
-        self.abandon.set()
-        self._give_back()
-        return EXIT_FORCED
-
-    def _give_back(self) -> None:
-        """Close the attempts still running as WorkerShutdown; hand back the unstarted."""
-        started, unstarted = self.in_flight.unstarted()
-        for row in unstarted:
-            self.runner.hand_back(row, "the worker stopped before a thread was free")
-        for row in started:
-            error = WorkerShutdown(
-                f"Worker {self.id!r} was stopped while running attempt {row.attempt_count}."
-            )
-            # Ask the task to stop too; and the heartbeat, still beating, then
-            # does not take this close for someone else's.
-            self.interrupts.interrupt(row.pk, row.attempt_count, AttemptClosed(str(error)))
-            try:
-                attempt = record_attempt(
-                    row,
-                    worker_id=self.id,
-                    policy=self.config.policy(row.queue_name, row.task_path),
-                    now=self.clock(),
-                    error=error,
-                )
-            except DatabaseError:
-                # Recovery closes it as WorkerLost once our heartbeat stops.
-                logger.exception("Task id=%s: could not record the shutdown", row.pk)
-            else:
-                if attempt is not None:
-                    logger.warning(
-                        "Task id=%s path=%s given back (WorkerShutdown); now %s",
-                        row.pk,
-                        row.task_path,
-                        row.status,
-                    )
-                # Else the task's own thread recorded its outcome just now.

@@ -37,7 +37,7 @@ class Runner:
         """
         worker = self.worker
         if not worker.in_flight.start(row):
-            return  # handed back by Worker._give_back() while it waited
+            return  # handed back by stopping.give_back() while it waited
         next_row: DBTaskResult | None = row
         ping = waited
         while next_row is not None:

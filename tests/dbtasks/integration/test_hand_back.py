@@ -22,6 +22,7 @@ from dbtasks.sql.claim import claim
 from dbtasks.sql.claim import unclaim
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
+from dbtasks.worker.stopping import give_back
 from tests import tasks
 from tests.dbtasks.helpers import Running
 from tests.dbtasks.helpers import default_backend
@@ -151,7 +152,7 @@ def test_rows_still_waiting_when_the_grace_period_ends_go_back_unstarted(db):
     result = tasks.noop.enqueue()
     worker, row = stopped_worker_holding(result)
 
-    worker._give_back()
+    give_back(worker)
     worker.runner.run_one(row, True)  # a thread that gets to it afterwards leaves it alone
 
     back = row_of(result)

@@ -27,13 +27,13 @@ def worker():
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_first_signal_stops_claiming_second_abandons(worker, signum):
     os.kill(os.getpid(), signum)
-    worker._wait(5)  # returns as soon as the signal is acted on
+    worker.wait(5)  # returns as soon as the signal is acted on
 
     assert worker.stopping.is_set()
     assert not worker.abandon.is_set()
 
     os.kill(os.getpid(), signum)
-    worker._wait(5)
+    worker.wait(5)
 
     assert worker.abandon.is_set()
 
