@@ -8,7 +8,6 @@ from dbtasks.exceptions import TaskCancelled
 from dbtasks.models import DBTaskResult
 from dbtasks.worker.interrupts import Interrupts
 from tests.dbtasks import control_tasks
-from tests.dbtasks.helpers import Running
 from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import row_of
 from tests.dbtasks.helpers import wait_for_status
@@ -20,15 +19,6 @@ def started(key: str) -> bool:
     return TaskRun.objects.filter(key=key).exists()
 
 
-@pytest.fixture
-def worker(transactional_db):
-    running = Running(threads=2)
-    yield running.worker
-    running.worker.request_stop()
-    running.worker.request_stop()
-    running.join(timeout=30)
-
-
 @pytest.mark.parametrize(
     "task",
     [
@@ -36,7 +26,7 @@ def worker(transactional_db):
         pytest.param(control_tasks.awaits_forever, id="async-task"),
     ],
 )
-def test_a_running_task_asked_to_cancel_stops_failed_and_is_not_retried(worker, task):
+def test_a_running_task_asked_to_cancel_stops_failed_and_is_not_retried(threaded_worker, task):
     result = task.enqueue("cancel-me")
     wait_until(lambda: started("cancel-me"), timeout=30, what="the task to start")
 
@@ -53,7 +43,7 @@ def test_a_running_task_asked_to_cancel_stops_failed_and_is_not_retried(worker, 
     assert TaskRun.objects.filter(key="cancel-me").count() == 1
 
 
-def test_a_task_that_does_not_stop_finishes_and_keeps_the_request(worker):
+def test_a_task_that_does_not_stop_finishes_and_keeps_the_request(threaded_worker):
     result = control_tasks.finishes_despite_cancel.enqueue("stubborn")
     wait_until(lambda: started("stubborn"), timeout=30, what="the task to start")
 
@@ -77,7 +67,7 @@ def test_cancel_requests_reach_only_the_attempt_they_name():
     assert str(control.reason) == "this one"
 
 
-def test_cancel_of_a_finished_task_is_refused(worker):
+def test_cancel_of_a_finished_task_is_refused(threaded_worker):
     result = control_tasks.checks_until_cancelled.enqueue("done")
     wait_until(lambda: started("done"), timeout=30, what="the task to start")
     default_backend().cancel(result.id)

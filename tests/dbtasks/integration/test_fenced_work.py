@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import logging
 
-import pytest
 from django.utils import timezone
 
 from dbtasks.exceptions import WorkerLost
 from dbtasks.worker.execution import record_attempt
 from tests.dbtasks import control_tasks
-from tests.dbtasks.helpers import Running
 from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import row_of
 from tests.dbtasks.helpers import wait_for_status
 from tests.live import wait_until
 from tests.testapp.models import TaskRun
-
-
-@pytest.fixture
-def worker(transactional_db):
-    running = Running(threads=2)
-    yield running.worker
-    running.worker.request_stop()
-    running.worker.request_stop()
-    running.join(timeout=30)
 
 
 def close_as_lost(result) -> None:
@@ -40,7 +29,7 @@ def close_as_lost(result) -> None:
     assert closed is not None
 
 
-def test_a_task_whose_attempt_was_closed_under_it_is_asked_to_stop(worker, caplog):
+def test_a_task_whose_attempt_was_closed_under_it_is_asked_to_stop(threaded_worker, caplog):
     caplog.set_level(logging.INFO, logger="dbtasks")
     result = control_tasks.checks_until_fenced.enqueue("fenced")
     wait_until(
@@ -70,7 +59,8 @@ def test_a_task_whose_attempt_was_closed_under_it_is_asked_to_stop(worker, caplo
     ]
     expected = (
         f"Task id={result.id} attempt 1 was closed by someone else (lost-worker recovery: "
-        f"dbtasks.exceptions.WorkerLost: Worker {worker.id!r} stopped heartbeating (test).); "
+        "dbtasks.exceptions.WorkerLost: "
+        f"Worker {threaded_worker.id!r} stopped heartbeating (test).); "
         "asking it to stop, its outcome will be discarded"
     )
     assert fenced == [expected]

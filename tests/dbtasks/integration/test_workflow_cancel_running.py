@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-
 from dbtasks import workflows
 from tests import tasks
 from tests.dbtasks import control_tasks
-from tests.dbtasks.helpers import Running
 from tests.dbtasks.helpers import wait_for_status
 from tests.live import wait_until
 from tests.testapp.models import TaskRun
 
 
-@pytest.fixture
-def worker(transactional_db):
-    running = Running(threads=2)
-    yield running.worker
-    running.worker.request_stop()
-    running.worker.request_stop()
-    running.join(timeout=30)
-
-
-def test_a_running_member_is_stopped_and_its_callback_never_runs(worker):
+def test_a_running_member_is_stopped_and_its_callback_never_runs(threaded_worker):
     run = workflows.group(
         [workflows.call(control_tasks.checks_until_cancelled, "member"), tasks.noop],
         then=workflows.call(tasks.tally, "never"),
