@@ -70,6 +70,7 @@ def test_the_command_refuses_mistakes(db, args, message):
         queue_command(*args)
 
 
+@pytest.mark.urls("tests.ops_urls")  # the project's URLconf is not dbtasks' to rely on
 def test_health_and_metrics_report_paused_queues(transactional_db, admin_client):
     pause("other")
 
@@ -78,7 +79,7 @@ def test_health_and_metrics_report_paused_queues(transactional_db, admin_client)
         call_command("dbtasks_health", stdout=out, stderr=out)
     assert out.getvalue().rstrip().endswith("(paused: other)")
 
-    metrics = admin_client.get("/ops/metrics/").content.decode()
+    metrics = admin_client.get(reverse("dbtasks:metrics")).content.decode()
     assert 'dbtasks_queue_paused{backend="default",queue="other"} 1' in metrics
     assert 'dbtasks_queue_paused{backend="default",queue="default"} 0' in metrics
 

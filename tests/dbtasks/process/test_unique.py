@@ -12,6 +12,7 @@ from dbtasks.models import DBTaskResult
 from tests.live import BASE_DIR
 from tests.live import child_env
 from tests.workers import database_url
+from tests.workers import settings_module
 
 pytestmark = pytest.mark.process
 
@@ -21,7 +22,8 @@ KEYS = 50
 
 def test_concurrent_enqueuers_create_one_task_per_key(transactional_db, tmp_path):
     go = tmp_path / "go"
-    env = child_env(database_url())
+    # The settings of this run (Django 6's, or the 5.2 backport's in make test-django52).
+    env = child_env(database_url(), DJANGO_SETTINGS_MODULE=settings_module())
     enqueuers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.dbtasks.unique_enqueuer", str(KEYS), str(go)],
