@@ -99,7 +99,7 @@ class ResultSummary:
     status: TaskResultStatus  # what Django's TaskResult.status says
     state: State  # dbtasks' finer state
     attempts: int  # runs started so far, the current one included
-    max_attempts: int  # from the queue's policy
+    max_attempts: int  # from the policy: the task's override, or its queue's
     last_error: TaskError | None  # of the latest failed attempt, or the cancellation
     enqueued_at: datetime
     run_after: datetime | None
@@ -225,7 +225,7 @@ def _summary(
         status=row.public_status,
         state=state_of(row, now),
         attempts=row.attempt_count,
-        max_attempts=backend.config.policy(row.queue_name).max_attempts,
+        max_attempts=backend.config.policy(row.queue_name, row.task_path).max_attempts,
         last_error=last_error,
         enqueued_at=row.enqueued_at,
         run_after=row.run_after,

@@ -94,7 +94,10 @@ def test_bulk_lookup_agrees_with_get_result(django_user_model, ntfy):
         if result.status == "SUCCESSFUL":
             assert summary.return_value == result.return_value
         assert summary.last_error == (result.errors[-1] if result.errors else None)
-        assert summary.max_attempts == backend.config.policy(result.task.queue_name).max_attempts
+        assert (
+            summary.max_attempts
+            == backend.config.policy(result.task.queue_name, result.task.module_path).max_attempts
+        )
         history = with_history[result_id].history
         assert history is not None
         assert [attempt.error for attempt in history if attempt.error] == result.errors
