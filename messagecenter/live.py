@@ -1,7 +1,7 @@
 """The page's live channel: which rows changed, and when to ask again.
 
 One request a page, however many rows it shows: the page sends what each
-unfinished row shows (its ``progress``, from ``dbtasks.results``), one query
+unfinished row shows (its ``progress``, from ``dbtasks.progress``), one query
 reads them all back, and only rows that differ are sent back. ``pace()``
 sets the rhythm from what is due, so a page of rows scheduled for later
 stays quiet until the earliest is due.
@@ -19,8 +19,8 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from dbtasks.progress import with_progress
 from dbtasks.results import State
-from dbtasks.results import with_progress
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
 

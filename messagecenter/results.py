@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from dbtasks.compat import TaskError
+from dbtasks.progress import live_workers
+from dbtasks.progress import progress_of
 from dbtasks.results import ResultSummary
 from dbtasks.results import State
 from dbtasks.results import get_results
-from dbtasks.results import live_workers
-from dbtasks.results import progress_of
 from messagecenter.errors import one_line_error
 from messagecenter.errors import plain_error
 from messagecenter.models import Notification
@@ -62,7 +62,7 @@ class Delivery:
 
     @property
     def progress(self) -> str:
-        """What the live poll compares (``dbtasks.results.with_progress``)."""
+        """What the live poll compares (``dbtasks.progress.with_progress``)."""
         return "" if self.summary is None else progress_of(self.summary)
 
     @property

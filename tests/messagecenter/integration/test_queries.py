@@ -3,7 +3,7 @@
 The list page never calls ``get_result()`` per row (two queries each): the
 results of a page are read in one query (``dbtasks.results.get_results``).
 An unchanged poll reads the progress of every row it asks about with the
-notifications, in one query (``dbtasks.results.with_progress``).
+notifications, in one query (``dbtasks.progress.with_progress``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dbtasks.models import DBTaskResult
+from dbtasks.progress import progress_of
 from dbtasks.results import get_backend
 from dbtasks.results import get_results
-from dbtasks.results import progress_of
 from messagecenter import live
 from messagecenter.channels import default_channel
 from messagecenter.models import Notification
