@@ -3,8 +3,9 @@
 - ``loop.py``: the ``Worker``: claim, hand rows to threads, stop cleanly.
 - ``options.py``: its flags, id and queues.
 - ``inflight.py``: which claimed rows it holds and how many threads they use.
-- ``pool.py``: the task threads; ``execution.py``: running one row and
-  recording its outcome; ``connections.py``: keeping a thread's connection.
+- ``pool.py``: the task threads; ``execution.py``: running one row;
+  ``outcomes.py``: closing its attempt with the outcome;
+  ``connections.py``: keeping a thread's connection.
 - ``maintenance.py``: the chores between claims (``recovery.py``,
   ``schedules.py``, hand-backs, purge); ``heartbeat.py``: proof of life,
   also from a child process (``pulse.py``, ``pulse_child.py``).

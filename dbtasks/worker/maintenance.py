@@ -30,7 +30,7 @@ from dbtasks.purge import purge_expired
 from dbtasks.queues import paused_queues
 from dbtasks.sql import semaphores
 from dbtasks.sql.stage import stage_due
-from dbtasks.worker.execution import record_attempt
+from dbtasks.worker.outcomes import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
 from dbtasks.worker.schedules import enqueue_due
 from dbtasks.worker.summaries import summarise_due_minutes

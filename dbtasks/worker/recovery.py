@@ -18,7 +18,7 @@ from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
 from dbtasks.options import BackendOptions
-from dbtasks.worker.execution import record_attempt
+from dbtasks.worker.outcomes import record_attempt
 
 logger = logging.getLogger(__name__)
 

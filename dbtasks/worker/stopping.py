@@ -16,7 +16,7 @@ from django.db import DatabaseError
 
 from dbtasks.exceptions import AttemptClosed
 from dbtasks.exceptions import WorkerShutdown
-from dbtasks.worker.execution import record_attempt
+from dbtasks.worker.outcomes import record_attempt
 
 if TYPE_CHECKING:
     from dbtasks.worker.loop import Worker

@@ -17,8 +17,8 @@ from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
-from dbtasks.worker.execution import record_attempt
 from dbtasks.worker.inflight import InFlight
+from dbtasks.worker.outcomes import record_attempt
 from tests import tasks
 from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import row_of

@@ -8,7 +8,7 @@ import logging
 from django.utils import timezone
 
 from dbtasks.exceptions import WorkerLost
-from dbtasks.worker.execution import record_attempt
+from dbtasks.worker.outcomes import record_attempt
 from tests.dbtasks import control_tasks
 from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import row_of

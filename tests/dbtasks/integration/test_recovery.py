@@ -10,7 +10,7 @@ from dbtasks.compat import TaskResultStatus
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
-from dbtasks.worker.execution import record_attempt
+from dbtasks.worker.outcomes import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
 from tests import tasks
 from tests.dbtasks.helpers import default_backend

@@ -16,7 +16,7 @@ from dbtasks.exceptions import InvalidTaskArguments
 from dbtasks.models import FAILED
 from dbtasks.models import SUCCESSFUL
 from dbtasks.sql import close
-from dbtasks.worker import execution
+from dbtasks.worker import outcomes
 from dbtasks.worker.storable import MAX_TRACEBACK_LENGTH
 from dbtasks.worker.storable import is_permanent
 from dbtasks.worker.storable import storable_text
@@ -88,7 +88,7 @@ def test_arguments_over_the_limit_are_refused_at_enqueue(settings) -> None:
 
 def test_an_outcome_the_database_refuses_for_good_is_replaced(monkeypatch, worker) -> None:
     """The first write fails as a value the column cannot hold; the substitute is recorded."""
-    real_close = close.close_attempt  # what execution imported
+    real_close = close.close_attempt  # what outcomes imported
     refused = []
 
     def refuse_return_values(row, *, changes, **kwargs):
@@ -97,7 +97,7 @@ def test_an_outcome_the_database_refuses_for_good_is_replaced(monkeypatch, worke
             raise DataError("value too long for type character varying(10)")
         return real_close(row, changes=changes, **kwargs)
 
-    monkeypatch.setattr(execution, "close_attempt", refuse_return_values)
+    monkeypatch.setattr(outcomes, "close_attempt", refuse_return_values)
     result = tasks.returns_text_of.enqueue(10)
     worker()
     row = row_of(result)
@@ -109,7 +109,7 @@ def test_an_outcome_the_database_refuses_for_good_is_replaced(monkeypatch, worke
 
 
 def test_a_transient_error_is_retried_until_the_outcome_is_stored(monkeypatch, worker) -> None:
-    real_close = close.close_attempt  # what execution imported
+    real_close = close.close_attempt  # what outcomes imported
     failures: list[int] = []
 
     def fail_twice(row, **kwargs):
@@ -118,7 +118,7 @@ def test_a_transient_error_is_retried_until_the_outcome_is_stored(monkeypatch, w
             raise OperationalError("server closed the connection unexpectedly")
         return real_close(row, **kwargs)
 
-    monkeypatch.setattr(execution, "close_attempt", fail_twice)
+    monkeypatch.setattr(outcomes, "close_attempt", fail_twice)
     result = tasks.returns_text_of.enqueue(10)
     worker()
     row = row_of(result)

@@ -17,7 +17,7 @@ from dbtasks.models import BLOCKED
 from dbtasks.models import READY
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.claim import claim
-from dbtasks.worker.execution import record_attempt
+from dbtasks.worker.outcomes import record_attempt
 from tests import tasks
 from tests.dbtasks.helpers import race
 
