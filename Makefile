@@ -33,24 +33,15 @@ run-offline: install ## `make run` with a local stand-in ntfy server: nothing le
 browser: install ## Make sure a Chromium for the end-to-end tests is there.
 	@$(RUN) python -m devtools.browser
 
-test: install browser ## Lint, check, and run the whole suite (SQLite, then Postgres if reachable).
+test: install browser ## Lint, check, type check and run the whole suite (SQLite, and Postgres if reachable, side by side).
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy
 	DJANGO_SETTINGS_MODULE=tests.settings $(RUN) python manage.py check --fail-level WARNING
 	DJANGO_SETTINGS_MODULE=tests.settings $(RUN) python manage.py makemigrations --check --dry-run
-	$(RUN) pytest
-	@$(MAKE) --no-print-directory test-postgres
+	$(RUN) python -m devtools.passes
 
 test-postgres: install ## Rerun the database tests on Postgres (TEST_POSTGRES_URL).
-	@if [ -z "$$TEST_POSTGRES_URL" ]; then \
-		echo "Postgres pass skipped: TEST_POSTGRES_URL is empty."; \
-	elif ! $(RUN) python -m devtools.pg_ready "$$TEST_POSTGRES_URL"; then \
-		echo "Postgres pass skipped: nothing answers at TEST_POSTGRES_URL."; \
-	else \
-		DATABASE_URL="$$TEST_POSTGRES_URL" $(RUN) pytest tests/dbtasks/integration tests/dbtasks/process tests/dbtasks/postgres \
-			tests/messagecenter/integration tests/messagecenter/process tests/deploy; \
-	fi
+	$(RUN) python -m devtools.passes --only postgres
 
 test-django52: install ## Run the dbtasks tests on Django 5.2 LTS with the django-tasks backport.
 	$(UV) venv --quiet --allow-existing --python 3.12 .venv-django52

@@ -1,0 +1,41 @@
+"""`make test`'s passes (devtools/passes.py): what they run and how they report."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from devtools import passes
+
+
+def test_the_postgres_pass_reruns_folders_that_exist():
+    for path in passes.POSTGRES_PATHS:
+        assert (passes.ROOT / path).is_dir(), path
+
+
+def test_without_a_postgres_url_the_pass_is_skipped_and_says_so(monkeypatch, capsys):
+    monkeypatch.setenv("TEST_POSTGRES_URL", "")
+
+    assert passes.main(["--only", "postgres"]) == 0
+
+    assert "Postgres pass skipped: TEST_POSTGRES_URL is empty." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("code", "failed"), [(0, []), (3, ["demo"])])
+def test_a_background_pass_logs_and_reports_its_outcome(
+    tmp_path, monkeypatch, capsys, code, failed
+):
+    monkeypatch.setattr(passes, "LOGS", tmp_path)
+    monkeypatch.setattr(passes, "ROOT", tmp_path)
+    script = f"print('first'); print('second'); print('last'); raise SystemExit({code})"
+    demo = passes.Pass("demo", [sys.executable, "-c", script])
+
+    demo.start()
+
+    assert demo.finish() == failed
+    out = capsys.readouterr().out
+    assert (tmp_path / "demo.log").read_text().splitlines() == ["first", "second", "last"]
+    assert "last" in out
+    assert ("passed in" in out) is (code == 0)
+    assert (f"FAILED (exit {code})" in out) is (code != 0)
