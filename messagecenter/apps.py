@@ -13,6 +13,7 @@ class MessageCenterConfig(AppConfig):
 
     def ready(self) -> None:
         from messagecenter.checks import check_allowed_hosts
+        from messagecenter.checks import check_channel_token_keys
         from messagecenter.checks import check_ntfy_allowed_networks
         from messagecenter.checks import check_ntfy_url
         from messagecenter.checks import check_secret_key
@@ -21,3 +22,4 @@ class MessageCenterConfig(AppConfig):
         checks.register(check_ntfy_allowed_networks)
         checks.register(check_secret_key)
         checks.register(check_allowed_hosts)
+        checks.register(check_channel_token_keys)

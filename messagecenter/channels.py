@@ -6,7 +6,8 @@ empty ``server_url`` means "the default server", read when a message is
 sent: moving the default server moves every channel that never chose one.
 
 A channel's access token is write-only: the pages show its last four
-characters, never the whole of it, and it is never logged.
+characters, never the whole of it, and it is never logged. It is stored
+encrypted (``messagecenter/tokens.py``): the row holds only the ciphertext.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from django.db import IntegrityError
 from django.db import models
 from django.db import transaction
 from django.utils import timezone
+
+from messagecenter import tokens
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -55,8 +58,8 @@ class Channel(models.Model):
     # Empty: the default server (NTFY_DEFAULT_SERVER), read at send time.
     server_url = models.URLField(max_length=300, blank=True)
     topic = models.CharField(max_length=64)
-    # Write-only: shown as its last four characters, never in full.
-    token = models.CharField(max_length=200, blank=True)
+    # The access token, encrypted (Fernet); read and set it as ``token``.
+    token_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = ChannelQuerySet.as_manager()
@@ -92,14 +95,27 @@ class Channel(models.Model):
         return f"ntfy://{host_and_path}"
 
     @property
+    def token(self) -> str:
+        """The access token, decrypted ("" for none); raise ``tokens.TokenUnreadable``."""
+        return tokens.decrypt(self.token_encrypted, channel=self.name)
+
+    @token.setter
+    def token(self, value: str) -> None:
+        self.token_encrypted = tokens.encrypt(value)
+
+    @property
     def token_hint(self) -> str:
         """What the pages show of the token: its last four characters.
 
         A token of eight characters or fewer shows none (four would be half of it).
         """
-        if not self.token:
+        if not self.token_encrypted:
             return ""
-        return f"…{self.token[-4:]}" if len(self.token) > 8 else "(saved)"
+        try:
+            token = self.token
+        except tokens.TokenUnreadable:
+            return "(saved, but unreadable with the current key)"
+        return f"…{token[-4:]}" if len(token) > 8 else "(saved)"
 
 
 def default_channel(user: User) -> Channel:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from messagecenter import tokens
 from messagecenter.ntfy import NTFY_URL_HELP
 from messagecenter.ntfy import split_topic_url
 
@@ -95,3 +96,37 @@ def check_allowed_hosts(
     if settings.DEBUG or settings.ALLOWED_HOSTS:
         return []
     return [checks.Error(E004_MSG, hint=E004_HINT, id="messagecenter.E004")]
+
+
+E006_MSG = "CHANNEL_TOKEN_KEY entry {position} of {count} is not a Fernet key."
+E006_HINT = (
+    "Each comma-separated key is 32 url-safe base64-encoded bytes, e.g. the output of "
+    "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
+)
+W001_MSG = (
+    "CHANNEL_TOKEN_KEY is not set, so channels' access tokens are encrypted with a key "
+    "derived from SECRET_KEY: a new SECRET_KEY would make them unreadable."
+)
+W001_HINT = "Set CHANNEL_TOKEN_KEY to a Fernet key of its own (E006's hint says how to make one)."
+
+
+def check_channel_token_keys(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Every CHANNEL_TOKEN_KEY entry must be a Fernet key; production should set one.
+
+    The message names the entry's position, never the key: it is a secret.
+    """
+    keys = settings.CHANNEL_TOKEN_KEYS
+    if not keys:
+        if settings.DEBUG:
+            return []
+        return [checks.Warning(W001_MSG, hint=W001_HINT, id="messagecenter.W001")]
+    return [
+        checks.Error(
+            E006_MSG.format(position=position, count=len(keys)),
+            hint=E006_HINT,
+            id="messagecenter.E006",
+        )
+        for position in tokens.malformed_keys()
+    ]

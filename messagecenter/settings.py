@@ -242,6 +242,15 @@ NTFY_DEFAULT_SERVER = os.environ.get("NTFY_DEFAULT_SERVER", "") or (
 )
 
 
+# --- Channel tokens ---------------------------------------------------------
+
+# Channels' access tokens are stored encrypted (messagecenter/tokens.py) with
+# these comma-separated Fernet keys: the first encrypts, all decrypt (put a new
+# key first, then run rotate_channel_tokens). Empty: a key derived from
+# SECRET_KEY, which production should not rely on (messagecenter.W001).
+CHANNEL_TOKEN_KEYS = env_list("CHANNEL_TOKEN_KEY")
+
+
 # --- Request size -----------------------------------------------------------
 
 # The largest body accepted (messagecenter.middleware): the forms here post

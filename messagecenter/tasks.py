@@ -16,6 +16,7 @@ from dbtasks.cancellation import raise_if_cancelled
 from dbtasks.exceptions import PermanentFailure
 from dbtasks.exceptions import RetryLater
 from messagecenter import ntfy
+from messagecenter import tokens
 from messagecenter.channels import Channel
 from messagecenter.channels import default_channel
 from messagecenter.models import Notification
@@ -39,8 +40,9 @@ def send_notification(notification_id: int, channel_id: int | None = None) -> di
     instead, chained to the cause: dbtasks then marks the task FAILED at
     once, with no retry. That is how a task tells dbtasks "do not retry";
     here it covers ntfy refusing the message (400, 401, 403, 404, 413, a
-    redirect, an answer that is not ntfy's) and a notification that no
-    longer exists. Other backends see an ordinary exception.
+    redirect, an answer that is not ntfy's), a notification that no
+    longer exists and a token no configured key can decrypt. Other backends
+    see an ordinary exception.
 
     Delivery is at least once: if the worker dies after ntfy accepted the
     message but before the result is recorded, the retry sends it again.
@@ -60,7 +62,11 @@ def send_notification(notification_id: int, channel_id: int | None = None) -> di
         tags=notification.tags,
     )
     try:
-        return ntfy.publish(message, url=channel.topic_url, token=channel.token)
+        token = channel.token
+    except tokens.TokenUnreadable as error:
+        raise PermanentFailure(str(error)) from None  # the cause would only repeat it
+    try:
+        return ntfy.publish(message, url=channel.topic_url, token=token)
     except ImproperlyConfigured as error:
         # Not an http(s) URL with a valid topic: the channel must be fixed.
         raise PermanentFailure(f"Channel {channel.name!r}: {error}") from error

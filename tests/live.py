@@ -13,6 +13,7 @@ Nothing here needs pytest, so the load generator's command line
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shlex
@@ -273,6 +274,8 @@ def child_env(database_url: str, **extra: str) -> dict[str, str]:
 # The environment a deployment sets (README, Procfile, docker-compose.yml).
 PRODUCTION_ENV = {
     "SECRET_KEY": secrets.token_urlsafe(50),
+    # A Fernet key: 32 random bytes, url-safe base64.
+    "CHANNEL_TOKEN_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     "ALLOWED_HOSTS": "example.com",
     "NTFY_URL": "https://ntfy.example/topic",
     "DATABASE_URL": "sqlite:////tmp/messagecenter-check-deploy.sqlite3",

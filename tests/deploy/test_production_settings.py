@@ -30,6 +30,7 @@ def test_check_deploy_reports_nothing():
         ("SECRET_KEY", "security.W009"),
         ("ALLOWED_HOSTS", "security.W020"),
         ("NTFY_URL", "messagecenter.E001"),
+        ("CHANNEL_TOKEN_KEY", "messagecenter.W001"),
     ],
 )
 def test_check_deploy_names_a_missing_variable(name, check_id):

@@ -8,6 +8,7 @@ from messagecenter.channels import Channel
 from messagecenter.models import Notification
 from messagecenter.throttle import SIGN_UP_PER_ADDRESS
 from messagecenter.throttle import ThrottleCount
+from messagecenter.tokens import encrypt
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,9 @@ def staff(client, django_user_model):
 
 
 def test_staff_see_a_users_channels_and_notifications_without_the_token(staff, alice):
-    channel = Channel.objects.create(owner=alice, name="Pager", topic="alice-pager", token=TOKEN)
+    channel = Channel.objects.create(
+        owner=alice, name="Pager", topic="alice-pager", token_encrypted=encrypt(TOKEN)
+    )
     Notification.objects.create(owner=alice, channel=channel, message="disk full")
     pages = [
         staff.get("/admin/messagecenter/channel/"),
@@ -38,7 +41,9 @@ def test_staff_see_a_users_channels_and_notifications_without_the_token(staff, a
 
 
 def test_saving_a_channel_in_the_admin_keeps_its_token(staff, alice):
-    channel = Channel.objects.create(owner=alice, name="Pager", topic="alice-pager", token=TOKEN)
+    channel = Channel.objects.create(
+        owner=alice, name="Pager", topic="alice-pager", token_encrypted=encrypt(TOKEN)
+    )
     data = {"owner": alice.pk, "name": "Renamed", "server_url": "", "topic": "alice-pager"}
     response = staff.post(f"/admin/messagecenter/channel/{channel.pk}/change/", data)
     assert response.status_code == 302

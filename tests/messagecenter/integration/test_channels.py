@@ -20,6 +20,7 @@ from messagecenter.channels import Channel
 from messagecenter.channels import default_channel
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
+from messagecenter.tokens import encrypt
 from tests.conftest import run_worker
 from tests.html import parse
 
@@ -90,14 +91,18 @@ def test_invalid_channels_are_refused_with_a_clear_error(signed_in, alice, data,
 
 
 def test_the_token_is_never_shown_back_only_its_last_four_characters(signed_in, alice):
-    channel = Channel.objects.create(owner=alice, name="Protected", topic="locked", token=TOKEN)
+    channel = Channel.objects.create(
+        owner=alice, name="Protected", topic="locked", token_encrypted=encrypt(TOKEN)
+    )
     for url in ("/channels/", f"/channels/{channel.pk}/", "/"):
         content = signed_in.get(url).content.decode()
         assert TOKEN not in content
         assert TOKEN[:-4] not in content
     assert f"…{TOKEN[-4:]}" in signed_in.get(f"/channels/{channel.pk}/").content.decode()
 
-    short = Channel.objects.create(owner=alice, name="Short", topic="short", token="tk_12")
+    short = Channel.objects.create(
+        owner=alice, name="Short", topic="short", token_encrypted=encrypt("tk_12")
+    )
     assert short.token_hint == "(saved)"  # four characters would give most of it away
 
     # Saving with the token field empty keeps the token; "remove" clears it.
@@ -129,7 +134,9 @@ def test_the_subscribe_panel_has_the_topic_links_and_an_inline_qr_code(signed_in
 
 
 def test_a_test_notification_reaches_the_channel_with_its_token(signed_in, alice, ntfy):
-    channel = Channel.objects.create(owner=alice, name="Phone", topic="alices-phone", token=TOKEN)
+    channel = Channel.objects.create(
+        owner=alice, name="Phone", topic="alices-phone", token_encrypted=encrypt(TOKEN)
+    )
     response = signed_in.post(f"/channels/{channel.pk}/test/")
     assert response.status_code == 302
     run_worker()

@@ -41,6 +41,7 @@ from django.urls.resolvers import RoutePattern
 from dbtasks.models import DBTaskResult
 from messagecenter.channels import Channel
 from messagecenter.models import Notification
+from messagecenter.tokens import encrypt
 from messagecenter.views import enqueue_delivery
 
 pytestmark = pytest.mark.django_db
@@ -194,7 +195,9 @@ def test_one_user_reaches_nothing_of_anothers(django_user_model):
     bob = django_user_model.objects.create_user("bob", password="pw-bob-0123")
     notification = Notification.objects.create(owner=alice, message=SECRET, title=SECRET)
     enqueue_delivery(notification)
-    channel = Channel.objects.create(owner=alice, name=SECRET, topic="alices-topic", token=SECRET)
+    channel = Channel.objects.create(
+        owner=alice, name=SECRET, topic="alices-topic", token_encrypted=encrypt(SECRET)
+    )
     DBTaskResult.objects.update(status="FAILED")  # so that a retry, were it allowed, would run
     task_result_id = notification.task_result_id
 
