@@ -8,7 +8,6 @@ Running tasks is the worker's job (``dbtasks/worker/loop.py``).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -110,9 +109,9 @@ class DatabaseBackend(BaseTaskBackend):
         template = rows.new_row(self, task, (), {})  # validates the task and the backend
         new_rows = []
         for args, kwargs in calls:
-            # A copy of one row (its own state included) costs far less than
-            # a new model instance; only the arguments differ.
-            row = copy.copy(template)
+            # A copy of one row costs far less than a new model instance; only
+            # the arguments differ.
+            row = rows.copy_row(template)
             row.arguments = rows.serialize_arguments(
                 args, kwargs, max_size=self.config.max_arguments_size
             )
