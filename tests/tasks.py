@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -181,3 +182,25 @@ def record_run_and_wait(key: str, seconds: float) -> str:
     TaskRun.objects.create(key=key, pid=os.getpid())
     threading.Event().wait(seconds)
     return key
+
+
+@task
+def kills_its_process(key: str, how: str, after: list[str]) -> None:
+    """A poison pill: count the run in TaskRun, then end the worker's process.
+
+    ``how``: "exit" (``os._exit``) or "kill" (SIGKILL to itself). It first
+    waits (30 s at most) until each task in ``after`` has recorded a run, so
+    that on its first run it dies with them in the middle of theirs.
+    """
+    from tests.testapp.models import TaskRun
+
+    TaskRun.objects.create(key=key, pid=os.getpid())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        started = TaskRun.objects.filter(key__in=after).values("key").distinct().count()
+        if started == len(set(after)):
+            break
+        time.sleep(0.01)
+    if how == "exit":
+        os._exit(70)
+    os.kill(os.getpid(), signal.SIGKILL)

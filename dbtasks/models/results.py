@@ -83,6 +83,11 @@ class DBTaskResult(models.Model):
     attempt_count = models.PositiveIntegerField(default=0)
     # The worker running it now; empty unless RUNNING.
     worker_id = models.CharField(max_length=MAX_LENGTH_WORKER_ID, blank=True)
+    # Set when a worker died while running it: it may be what killed the
+    # process (os._exit, a signal, a crash in C code). From then on it runs
+    # alone in a worker process, so another death is blamed on it for sure
+    # and never again on tasks that shared the process (dbtasks/worker/alone.py).
+    run_alone = models.BooleanField(default=False, db_default=False)
 
     objects = DBTaskResultQuerySet.as_manager()
 
@@ -95,8 +100,17 @@ class DBTaskResult(models.Model):
             # and the queue comes first, so other queues' backlogs are not
             # walked either. available_after orders a priority's rows oldest
             # first (READY rows are due: staging put them there when due).
+            # Tasks to run alone are a range of their own in each queue:
+            # ordinary claims never read them.
             models.Index(
-                fields=["backend_name", "queue_name", "-priority", "available_after", "id"],
+                fields=[
+                    "backend_name",
+                    "queue_name",
+                    "run_alone",
+                    "-priority",
+                    "available_after",
+                    "id",
+                ],
                 condition=models.Q(status=READY),
                 name="dbtasks_ready_idx",
             ),

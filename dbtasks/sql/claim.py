@@ -9,9 +9,10 @@ wait short instead of an error).
 
 Its cost does not depend on the rows it does not take. Only READY rows are
 claimable, and ``dbtasks_ready_idx`` holds only them, keyed by (backend,
-queue, priority, age): rows due later are SCHEDULED (``dbtasks/sql/stage.py``
-makes them READY when due), finished and running rows are not in the index,
-and each queue the worker serves is its own range of it. For a worker
+queue, run alone, priority, age): rows due later are SCHEDULED
+(``dbtasks/sql/stage.py`` makes them READY when due), finished and running
+rows are not in the index, and each queue the worker serves is its own
+range of it (tasks to run alone, another). For a worker
 serving several queues the statement reads the best ``limit`` rows of each
 queue (one short index range each) and keeps the best ``limit`` of those,
 so another queue's backlog is never walked::
@@ -58,11 +59,14 @@ def claim(
     worker_id: str,
     limit: int,
     now: datetime,
+    alone: bool = False,
 ) -> list[DBTaskResult]:
     """Mark up to ``limit`` ready rows RUNNING for ``worker_id`` and return them.
 
     Order: highest priority first, then earliest ``available_after``, then id,
-    across all of ``queues``. ``attempt_count`` counts this run.
+    across all of ``queues``. ``attempt_count`` counts this run. ``alone``:
+    claim among the rows to run alone (``run_alone``) instead of the others
+    (``dbtasks/worker/alone.py``).
     """
     if not queues or limit < 1:
         return []
@@ -73,9 +77,11 @@ def claim(
     columns = ", ".join(quote(column_of(field)) for field in DBTaskResult._meta.concrete_fields)
     at = connection.ops.adapt_datetimefield_value(now)
     if connection.vendor == "postgresql":
-        chosen, chosen_params = best_rows_postgres(connection, backend_name, queues, limit, at)
+        chosen, chosen_params = best_rows_postgres(
+            connection, backend_name, queues, limit, at, alone
+        )
     else:
-        chosen, chosen_params = best_rows_union(connection, backend_name, queues, limit, at)
+        chosen, chosen_params = best_rows_union(connection, backend_name, queues, limit, at, alone)
     sql = f"""
         UPDATE {table}
         SET status = %s,
@@ -95,7 +101,11 @@ def claim(
 
 
 def one_queue(
-    connection: BaseDatabaseWrapper, queue: tuple[str, list[Any]], backend_name: str, at: Any
+    connection: BaseDatabaseWrapper,
+    queue: tuple[str, list[Any]],
+    backend_name: str,
+    at: Any,
+    alone: bool = False,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause of one queue's claimable rows, and its parameters.
 
@@ -119,6 +129,7 @@ def one_queue(
         (f"{table}.status = '{READY.value}'", []),
         (f"{table}.backend_name = %s", [backend_name]),
         (f"{table}.queue_name = {queue_sql}", queue_params),
+        (f"{table}.run_alone = %s", [alone]),
         (f"{table}.available_after <= %s", [at]),
     ]
     sql = " AND ".join(condition for condition, _ in conditions)
@@ -126,7 +137,12 @@ def one_queue(
 
 
 def best_rows_postgres(
-    connection: BaseDatabaseWrapper, backend_name: str, queues: Sequence[str], limit: int, at: Any
+    connection: BaseDatabaseWrapper,
+    backend_name: str,
+    queues: Sequence[str],
+    limit: int,
+    at: Any,
+    alone: bool = False,
 ) -> tuple[str, list[Any]]:
     """The ids of the best ``limit`` rows across ``queues``, locked, skipping locked ones.
 
@@ -135,7 +151,7 @@ def best_rows_postgres(
     is one index range read in claim order, stopped after ``limit`` rows.
     """
     table = connection.ops.quote_name(DBTaskResult._meta.db_table)
-    where, params = one_queue(connection, ("queues.name", []), backend_name, at)
+    where, params = one_queue(connection, ("queues.name", []), backend_name, at, alone)
     sql = f"""
         SELECT best.id
         FROM unnest(%s::text[]) AS queues(name)
@@ -153,13 +169,18 @@ def best_rows_postgres(
 
 
 def best_rows_union(
-    connection: BaseDatabaseWrapper, backend_name: str, queues: Sequence[str], limit: int, at: Any
+    connection: BaseDatabaseWrapper,
+    backend_name: str,
+    queues: Sequence[str],
+    limit: int,
+    at: Any,
+    alone: bool = False,
 ) -> tuple[str, list[Any]]:
     """The ids of the best ``limit`` rows across ``queues``: one index range per queue."""
     table = connection.ops.quote_name(DBTaskResult._meta.db_table)
     branches, params = [], []
     for queue in queues:
-        where, where_params = one_queue(connection, ("%s", [queue]), backend_name, at)
+        where, where_params = one_queue(connection, ("%s", [queue]), backend_name, at, alone)
         branches.append(
             f"SELECT * FROM (SELECT id, priority, available_after FROM {table} "
             f"WHERE {where} ORDER BY {ORDER} LIMIT %s)"

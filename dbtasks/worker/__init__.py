@@ -3,6 +3,8 @@
 - ``loop.py``: the ``Worker``: claim, hand rows to threads, stop cleanly.
 - ``options.py``: its flags, id and queues.
 - ``inflight.py``: which claimed rows it holds and how many threads they use.
+- ``claiming.py``: its claims; ``alone.py``: tasks that run alone after their
+  worker died under them (a poison pill takes down only itself).
 - ``pool.py``: the task threads; ``execution.py``: running one row;
   ``outcomes.py``: closing its attempt with the outcome;
   ``connections.py``: keeping a thread's connection.

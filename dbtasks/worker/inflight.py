@@ -25,7 +25,8 @@ class InFlight:
 
     Of those rows, *running* ones have not finished their code (so they hold
     a thread) and *waiting* ones have no thread yet. *Chaining* threads
-    (SQLite) are claiming their own next task. Every method takes the lock;
+    (SQLite) are claiming their own next task. While a row to run alone is
+    here (``alone.py``), no thread is free. Every method takes the lock;
     ``lock`` is public so a caller can make several calls one step.
     """
 
@@ -35,6 +36,7 @@ class InFlight:
         self._rows: dict[ClaimKey, DBTaskResult] = {}
         self._running: set[ClaimKey] = set()
         self._waiting: set[ClaimKey] = set()
+        self._alone: set[ClaimKey] = set()
         self.chaining = 0
         self.claimed = 0  # rows claimed in this worker's life
         self.processed = 0  # attempts run to their end
@@ -59,7 +61,14 @@ class InFlight:
     def free_threads(self) -> int:
         """Threads free for another task (see ``Worker._capacity``)."""
         with self.lock:
+            if self._alone:
+                return 0
             return self.threads - len(self._running) - self.chaining
+
+    def running_alone(self) -> bool:
+        """A row to run alone is claimed and not closed yet."""
+        with self.lock:
+            return bool(self._alone)
 
     def add(self, rows: list[DBTaskResult]) -> None:
         """Rows just claimed: each will hold a thread until its code is done."""
@@ -68,6 +77,8 @@ class InFlight:
             for row in rows:
                 self._rows[claim_key(row)] = row
                 self._running.add(claim_key(row))
+                if row.run_alone:
+                    self._alone.add(claim_key(row))
 
     def queue(self, row: DBTaskResult) -> None:
         """``row`` is handed to the threads and waits for one."""
@@ -92,6 +103,7 @@ class InFlight:
         with self.lock:
             self._rows.pop(claim_key(row), None)
             self._running.discard(claim_key(row))
+            self._alone.discard(claim_key(row))
             if ran:
                 self.processed += 1
 

@@ -38,8 +38,9 @@ from dbtasks.backend import DatabaseBackend
 from dbtasks.cancellation import StopReason
 from dbtasks.clock import DatabaseClock
 from dbtasks.models import DBTaskResult
-from dbtasks.sql.claim import claim
 from dbtasks.sql.notify import start_listener
+from dbtasks.worker.alone import AloneTasks
+from dbtasks.worker.claiming import claim_rows
 from dbtasks.worker.connections import discard_if_broken
 from dbtasks.worker.fencing import watch_attempts
 from dbtasks.worker.heartbeat import Heartbeat
@@ -115,6 +116,7 @@ class Worker:
         )
         self._signals = SignalInbox()
         self.in_flight = InFlight(options.threads)
+        self.alone = AloneTasks(self)
         # Held while claiming and registering the claimed rows (see
         # Maintenance.hand_back_lost_claims).
         self.claim_lock = threading.Lock()
@@ -297,19 +299,4 @@ class Worker:
 
     def claim(self, *, limit: int | None = None) -> list[DBTaskResult]:
         """Claim up to ``limit`` rows (default: one per free thread) and count them."""
-        with self.claim_lock:
-            with self.in_flight.lock:
-                if limit is None:
-                    limit = self.in_flight.free_threads()
-                if self.options.max_tasks is not None:
-                    limit = min(limit, self.options.max_tasks - self.in_flight.claimed)
-            rows = claim(
-                db=self.db,
-                backend_name=self.backend.alias,
-                queues=[name for name in self.queues if name not in self.paused],
-                worker_id=self.id,
-                limit=limit,
-                now=self.clock(),
-            )
-            self.in_flight.add(rows)
-        return rows
+        return claim_rows(self, limit)

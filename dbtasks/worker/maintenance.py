@@ -5,7 +5,8 @@ has its own pace, so most calls do nothing.
 
 - Every heartbeat interval: close the attempts of workers whose heartbeat
   stopped (``recovery.py``), hand back rows claimed for this worker
-  that it never received, and read which queues are paused.
+  that it never received, read which queues are paused, and look for
+  tasks to run alone (``alone.py``).
 - Twice a second: make due SCHEDULED rows READY (``dbtasks/sql/stage.py``),
   and enqueue due ticks of recurring schedules (``schedules.py``).
 - Every few seconds: count the minutes that ended (``summaries.py``), once,
@@ -77,6 +78,7 @@ class Maintenance:
             )
             self.hand_back_lost_claims()
             self.refresh_paused()
+            worker.alone.refresh(worker.clock())
             self.repair_concurrency_slots()
         if now >= self._next_stage:
             self._next_stage = now + STAGE_INTERVAL

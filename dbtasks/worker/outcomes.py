@@ -55,20 +55,27 @@ def record_attempt(
     error: BaseException | None = None,
     return_value: Any = None,
     retry: bool = True,
+    suspect: bool = False,
+    run_alone: bool = False,
 ) -> DBTaskAttempt | None:
     """Close the row's running attempt; return it, or None if it was not ours.
 
     Success ends the task. A failure schedules a retry after the backoff,
     unless no attempt is left, the error is a ``PermanentFailure`` or
     ``TaskCancelled``, a cancel was requested, or the caller says retrying
-    cannot help (``retry=False``).
+    cannot help (``retry=False``). A ``suspect`` failure (its worker died
+    with other attempts in flight, any of which may have killed it) is
+    retried even if no attempt is left: a task never fails on a suspicion.
+    ``run_alone``: the task runs alone from now on (``alone.py``).
     """
     changes: dict[str, Any] = {"worker_id": ""}
+    if run_alone:
+        changes["run_alone"] = True
     if error is None:
         changes |= {"status": SUCCESSFUL, "finished_at": now, "return_value": return_value}
     elif (
         retry
-        and policy.should_retry(row.attempt_count)
+        and (suspect or policy.should_retry(row.attempt_count))
         and not isinstance(error, PermanentFailure | TaskCancelled)
         and row.cancel_requested_at is None
     ):

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import task_backends
+from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
+from dbtasks.models import DBWorker
 from dbtasks.worker import EXIT_OK
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
@@ -128,3 +130,30 @@ def race[T](call: Callable[[], T], *, threads: int = 4) -> list[T]:
     for thread in started:
         thread.join(timeout=patience(30))
     return returned
+
+
+def running_on(worker_id, *, heartbeat_age, attempt=1, run_alone=False):
+    """A task RUNNING on ``worker_id``, whose last heartbeat is ``heartbeat_age`` old."""
+    from tests import tasks
+
+    now = timezone.now()
+    result = tasks.echo.enqueue()
+    DBTaskResult.objects.filter(pk=result.id).update(
+        status=RUNNING,
+        worker_id=worker_id,
+        attempt_count=attempt,
+        started_at=now - timedelta(minutes=1),
+        last_attempted_at=now - timedelta(minutes=1),
+        run_alone=run_alone,
+    )
+    DBWorker.objects.update_or_create(
+        worker_id=worker_id,
+        defaults={
+            "backend_name": "default",
+            "hostname": "h",
+            "pid": 1,
+            "started_at": now - timedelta(minutes=1),
+            "heartbeat_at": now - heartbeat_age,
+        },
+    )
+    return result

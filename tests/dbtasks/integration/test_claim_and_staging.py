@@ -157,7 +157,9 @@ def test_on_sqlite_each_queue_is_one_search_of_the_ready_index(db):
     reads = [step for step in steps if "dbtasks_dbtaskresult" in step]
     searches = [step for step in reads if "USING INDEX dbtasks_ready_idx" in step]
     assert len(searches) == 3, steps
-    assert all("(backend_name=? AND queue_name=?)" in step for step in searches), steps
+    assert all("(backend_name=? AND queue_name=? AND run_alone=?)" in step for step in searches), (
+        steps
+    )
     # Besides those, only the UPDATE's lookups by primary key; no scan.
     assert set(reads) - set(searches) == {
         "SEARCH dbtasks_dbtaskresult USING INTEGER PRIMARY KEY (rowid=?)"

@@ -12,36 +12,12 @@ from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
 from dbtasks.worker.outcomes import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
-from tests import tasks
 from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import override_options
 from tests.dbtasks.helpers import race
+from tests.dbtasks.helpers import running_on
 
 TIMEOUT = timedelta(seconds=2)  # tests/settings.py: heartbeat_timeout
-
-
-def running_on(worker_id, *, heartbeat_age, attempt=1):
-    """A task RUNNING on ``worker_id``, whose last heartbeat is ``heartbeat_age`` old."""
-    now = timezone.now()
-    result = tasks.echo.enqueue()
-    DBTaskResult.objects.filter(pk=result.id).update(
-        status=TaskResultStatus.RUNNING,
-        worker_id=worker_id,
-        attempt_count=attempt,
-        started_at=now - timedelta(minutes=1),
-        last_attempted_at=now - timedelta(minutes=1),
-    )
-    DBWorker.objects.update_or_create(
-        worker_id=worker_id,
-        defaults={
-            "backend_name": "default",
-            "hostname": "h",
-            "pid": 1,
-            "started_at": now - timedelta(minutes=1),
-            "heartbeat_at": now - heartbeat_age,
-        },
-    )
-    return result
 
 
 def recover(now=None):

@@ -1,0 +1,48 @@
+"""A worker's claims: how many rows, of which kind, registered as they commit.
+
+``Worker.claim`` (the main loop, and on SQLite a task thread claiming its
+own next task) comes here. The claim itself is ``dbtasks/sql/claim.py``;
+``alone.py`` decides whether to claim ordinary rows or one to run alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dbtasks.models import DBTaskResult
+from dbtasks.sql.claim import claim
+
+if TYPE_CHECKING:
+    from dbtasks.worker.loop import Worker
+
+
+def claim_rows(worker: Worker, limit: int | None) -> list[DBTaskResult]:
+    """Claim up to ``limit`` rows (default: one per free thread) for ``worker``.
+
+    The rows are registered in ``in_flight`` under ``claim_lock``, which
+    ``Maintenance.hand_back_lost_claims`` relies on.
+    """
+    in_flight = worker.in_flight
+    with worker.claim_lock:
+        with in_flight.lock:
+            if limit is None:
+                limit = in_flight.free_threads()
+            if worker.options.max_tasks is not None:
+                limit = min(limit, worker.options.max_tasks - in_flight.claimed)
+            plan = worker.alone.plan(limit)
+        rows: list[DBTaskResult] = []
+        for count, alone in plan:
+            rows = claim(
+                db=worker.db,
+                backend_name=worker.backend.alias,
+                queues=[name for name in worker.queues if name not in worker.paused],
+                worker_id=worker.id,
+                limit=count,
+                now=worker.clock(),
+                alone=alone,
+            )
+            if rows or not alone:
+                break
+            worker.alone.none_left()
+        in_flight.add(rows)
+    return rows
