@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -55,8 +56,12 @@ def settings_module() -> str:
 class WorkerProcess(Service):
     """One ``manage.py dbtasks_worker`` subprocess, its output going to a file."""
 
-    def __init__(self, args: list[str], *, env: dict[str, str], log: Path) -> None:
-        super().__init__(f"worker {' '.join(args)}".strip(), [*WORKER, *args], env, log)
+    def __init__(
+        self, args: list[str], *, env: dict[str, str], log: Path, prefix: Sequence[str] = ()
+    ) -> None:
+        """``prefix``: what runs the command (``ip netns exec ...``: the pid stays the same)."""
+        name = f"worker {' '.join(args)}".strip()
+        super().__init__(name, [*prefix, *WORKER, *args], env, log)
         self.args = args
         self.start()
 
