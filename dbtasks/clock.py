@@ -39,6 +39,11 @@ logger = logging.getLogger(__name__)
 
 # An offset this large is worth a line in the log: the host's clock is off.
 NOTABLE_OFFSET = timedelta(seconds=1)
+# A reading may be off by half its round trip. One that took longer than
+# this (a query that hung on a cut network and was answered after the heal,
+# a stalled server) never replaces a closer one: an error of seconds would
+# make the worker take live workers for lost, or run tasks early.
+MAX_ROUND_TRIP = 0.5  # seconds
 
 
 class DatabaseClock:
@@ -49,6 +54,8 @@ class DatabaseClock:
         # Written by sync() in one thread, read by all: a single reference
         # assignment, so readers see the old offset or the new one.
         self.offset = timedelta(0)
+        # The round trip of the reading the offset comes from (None: not measured yet).
+        self.round_trip: float | None = None
 
     def __call__(self) -> datetime:
         return timezone.now() + self.offset
@@ -58,13 +65,20 @@ class DatabaseClock:
 
         The server's clock is read between two readings of ours; the
         midpoint is taken as the moment the server read it, so the error
-        is at most half a round trip.
+        is at most half a round trip. A slow reading is kept only if the
+        offset in use came from a slower one (see ``MAX_ROUND_TRIP``).
         """
         if connections[self.alias].vendor != "postgresql":
             return self.offset  # one machine, one clock
+        started = time.monotonic()
         before = time.time()
         server_now = database_time(self.alias)
         after = time.time()
+        round_trip = time.monotonic() - started
+        if self.round_trip is not None and round_trip > max(MAX_ROUND_TRIP, self.round_trip):
+            logger.info("Clock reading ignored: its round trip took %.3fs", round_trip)
+            return self.offset
+        self.round_trip = round_trip
         local_now = datetime.fromtimestamp((before + after) / 2, tz=UTC)
         offset = server_now - local_now
         if abs(offset - self.offset) >= NOTABLE_OFFSET:

@@ -27,6 +27,10 @@ class CannotMake(RuntimeError):
     """Namespaces cannot be made here; the message says why."""
 
 
+class Taken(RuntimeError):
+    """The tag's first namespace exists already: another fleet (another test run) has it."""
+
+
 def ip(*args: str) -> None:
     """Run ``ip *args``; raise with its error output if it fails."""
     done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
@@ -76,9 +80,10 @@ class Fleet:
         try:
             ip("netns", "add", namespace)
         except RuntimeError as error:
-            if not self.hosts:  # the first one: namespaces cannot be made here
-                raise CannotMake(str(error)) from None
-            raise
+            if self.hosts:
+                raise
+            # The first one: the tag is someone else's, or namespaces cannot be made here.
+            raise (Taken if "File exists" in str(error) else CannotMake)(str(error)) from None
         self._undo.append(lambda: ip("netns", "delete", namespace))
         ip("link", "add", host.veth, "type", "veth", "peer", "name", inside)
         # Deleting either end deletes the pair (the namespace's deletion would too).
