@@ -19,6 +19,9 @@ from django.utils import timezone
 
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.claim import claim
+from dbtasks.worker import Worker
+from dbtasks.worker import WorkerOptions
+from tests.dbtasks.helpers import default_backend
 
 FINISHED_ROWS = 100_000
 SCHEDULED_ROWS = 20_000
@@ -101,8 +104,8 @@ def indexes_of(explain_json):
     return {node["Index Name"] for node in plan_nodes(top["Plan"]) if "Index Name" in node}
 
 
-def claim_statement():
-    """The SQL and parameters claim() sends, captured as it runs (then rolled back)."""
+def captured(call):
+    """The statements ``call()`` sends, captured as it runs (then rolled back)."""
     sent = []
 
     def capture(execute, sql, params, many, context):
@@ -110,6 +113,15 @@ def claim_statement():
         return execute(sql, params, many, context)
 
     with transaction.atomic(), connection.execute_wrapper(capture):
+        call()
+        transaction.set_rollback(True)
+    return sent
+
+
+def claim_statement(alone=False):
+    """The SQL and parameters claim() sends (``alone``: for a row to run alone)."""
+
+    def claim_rows():
         rows = claim(
             db="default",
             backend_name="default",
@@ -117,10 +129,11 @@ def claim_statement():
             worker_id="w",
             limit=4,
             now=timezone.now(),
+            alone=alone,
         )
-        assert len(rows) == 4
-        transaction.set_rollback(True)
-    (statement,) = sent
+        assert len(rows) == (0 if alone else 4)
+
+    (statement,) = captured(claim_rows)
     return statement
 
 
@@ -159,6 +172,17 @@ def test_the_claim_uses_the_ready_index_with_a_generic_plan(big_table):
     scans = scans_of(plan)
     assert ("Seq Scan", None) not in scans, scans
     assert "dbtasks_ready_idx" in indexes_of(plan), plan
+
+
+def test_tasks_to_run_alone_are_looked_for_and_claimed_in_the_ready_index(big_table):
+    # A worker looks for them every heartbeat interval, and claims one when idle.
+    worker = Worker(default_backend(), WorkerOptions())
+    (look,) = captured(lambda: worker.alone.refresh(timezone.now()))
+
+    for sql, params in [look, claim_statement(alone=True)]:
+        plan = explain(sql, params)
+        assert ("Seq Scan", None) not in scans_of(plan), plan
+        assert "dbtasks_ready_idx" in indexes_of(plan), plan
 
 
 @pytest.mark.parametrize(
