@@ -18,6 +18,7 @@ from django.core import checks
 from django.core.exceptions import SuspiciousOperation
 from django.db import connections
 from django.db import router
+from django.db import transaction
 
 from dbtasks import checks as dbtasks_checks
 from dbtasks import rows
@@ -101,11 +102,18 @@ class DatabaseBackend(BaseTaskBackend):
         ``task_enqueued`` signal per result, the caller's transaction), at a
         fraction of the cost per task. All or nothing: if any call's
         arguments are refused, nothing is written; the rows are inserted
-        together or not at all.
+        together or not at all. A task with a concurrency limit is enqueued
+        call by call (in one transaction): each row computes its key and
+        takes a slot or waits BLOCKED, as ``enqueue()`` does.
         """
         from dbtasks.models import READY
         from dbtasks.sql.bulk import insert_many
 
+        calls = list(calls)
+        if self.config.policy(task.queue_name, task.module_path).concurrency is not None:
+            # Each row has its own key and takes its own slot: one at a time.
+            with transaction.atomic(using=self.db_alias):
+                return [self.enqueue(task, args, kwargs) for args, kwargs in calls]
         template = rows.new_row(self, task, (), {})  # validates the task and the backend
         new_rows = []
         for args, kwargs in calls:

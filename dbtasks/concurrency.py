@@ -17,6 +17,12 @@ is written READY and takes the slot; the others are written BLOCKED and get
 one, oldest (by priority, then time) first, when a slot is given back: in the
 same transaction as the attempt that gives it back ends for good or goes to
 wait for a retry. See ``dbtasks.sql.semaphores``.
+
+``"fair": True`` shares the workers between keys: a task's priority then
+orders it only among its own key's tasks (which BLOCKED row gets the next
+slot), and in the claim every key's tasks rank alike, in the order they got
+their slot. One key's backlog, urgent or not, then waits behind each other
+key's next task instead of ahead of it.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from dbtasks.option_values import positive_int
 from dbtasks.option_values import reject_unknown
 
 MAX_KEY_LENGTH = 255
-_KEYS = ("limit", "key")
+_KEYS = ("limit", "key", "fair")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,8 @@ class Concurrency:
     # An argument name, or a dotted path to a function of (args, kwargs); None: one key.
     key: str | None = None
     scope: str | None = None
+    # Priority orders only the key's own tasks; the claim ranks every key alike.
+    fair: bool = False
 
     @property
     def key_function(self) -> bool:
@@ -82,7 +90,7 @@ class Concurrency:
 
 
 def parse_concurrency(value: object, *, key: str, scope: str | None) -> Concurrency | None:
-    """Validate one ``"concurrency"`` option: {"limit": N, "key": name or dotted path}."""
+    """Validate one ``"concurrency"`` option: {"limit": N, "key": ..., "fair": bool}."""
     if value is None:
         return None
     options = mapping(value, key=key)
@@ -98,7 +106,10 @@ def parse_concurrency(value: object, *, key: str, scope: str | None) -> Concurre
             f"{key}['key'] must be an argument name or a dotted path to a function "
             f"of (args, kwargs), got {name!r}."
         )
-    return Concurrency(limit=limit, key=name, scope=scope)
+    fair = options.get("fair", False)
+    if not isinstance(fair, bool):
+        raise OptionError(f"{key}['fair'] must be True or False, got {fair!r}.")
+    return Concurrency(limit=limit, key=name, scope=scope, fair=fair)
 
 
 def check_key_function(concurrency: Concurrency) -> str | None:

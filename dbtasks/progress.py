@@ -78,6 +78,11 @@ def with_progress[M: Model](
             Q(status__in=[State.READY, State.SCHEDULED]) & Q(available_after__gt=Now()),
             then=Value(State.SCHEDULED.value),
         ),
+        # As state_of(): a limited row waiting for its time reads SCHEDULED.
+        When(
+            Q(status=State.BLOCKED) & ~Q(concurrency_key="") & Q(available_after__gt=Now()),
+            then=Value(State.SCHEDULED.value),
+        ),
         When(status=State.SCHEDULED, then=Value(State.READY.value)),
         default=F("status"),
         output_field=CharField(),

@@ -181,11 +181,18 @@ def _attempt(attempt: DBTaskAttempt) -> Attempt:
 
 
 def state_of(row: DBTaskResult, now: datetime) -> State:
-    """The finer state of a row: SCHEDULED while it waits for its time."""
+    """The finer state of a row: SCHEDULED while it waits for its time.
+
+    A row with a concurrency limit waits for its time BLOCKED (without a
+    slot): it reads SCHEDULED too until then, and BLOCKED once only a slot
+    is missing.
+    """
     if row.cancelled_at is not None:
         return State.CANCELLED
     if row.status in (State.READY, State.SCHEDULED):
         return State.SCHEDULED if row.available_after > now else State.READY
+    if row.status == State.BLOCKED and row.concurrency_key and row.available_after > now:
+        return State.SCHEDULED
     return State(row.status)
 
 

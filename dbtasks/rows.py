@@ -94,6 +94,8 @@ def new_row(
         backend_name=backend.alias,
         queue_name=task.queue_name,
         priority=task.priority,
+        # A fair key's rows claim alike; their priority orders their key's own.
+        claim_priority=0 if concurrency is not None and concurrency.fair else task.priority,
         run_after=task.run_after,
         takes_context=task.takes_context,
         arguments=arguments,

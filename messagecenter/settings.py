@@ -189,7 +189,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The database backend from dbtasks/. OPTIONS are documented in the README
 # ("Configure queues") and validated by `manage.py check`.
-TASKS = {
+# Fair sharing: at most this many of a user's deliveries READY or RUNNING at
+# once; the rest wait BLOCKED in their own order (urgent first), and across
+# users the claim ignores priority (README, "Many users").
+SENDS_AT_ONCE_PER_USER = env_int("SENDS_AT_ONCE_PER_USER", 2)
+TASKS: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "dbtasks.backend.DatabaseBackend",
         "QUEUES": ["default"],
@@ -203,6 +207,15 @@ TASKS = {
                 "purge-results": {
                     "task": "dbtasks.tasks.purge_expired_results",
                     "cron": "17 * * * *",
+                },
+            },
+            "tasks": {
+                "messagecenter.tasks.send_notification": {
+                    "concurrency": {
+                        "limit": SENDS_AT_ONCE_PER_USER,
+                        "key": "messagecenter.tasks.sender_key",
+                        "fair": True,
+                    }
                 },
             },
         },

@@ -7,6 +7,8 @@ follows it with ``send_notification.get_result(result_id)``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -89,3 +91,15 @@ def channel_for(notification: Notification, channel_id: int | None) -> Channel:
         return Channel.objects.get(pk=wanted, owner_id=notification.owner_id)
     except Channel.DoesNotExist as error:
         raise PermanentFailure(f"Channel {wanted} no longer exists.") from error
+
+
+def sender_key(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """The concurrency key of a delivery: its sender (``TASKS`` OPTIONS in settings.py).
+
+    dbtasks calls it as the task is enqueued, in the enqueuing transaction,
+    so the new notification is there to read. Every way a delivery is
+    enqueued (a send, a retry, a channel's test) is limited per sender.
+    """
+    notification_id = kwargs.get("notification_id", args[0] if args else None)
+    owners = Notification.objects.filter(pk=notification_id).values_list("owner_id", flat=True)
+    return f"user:{owners.first()}"

@@ -14,6 +14,7 @@ import tempfile
 
 from messagecenter.settings import *  # noqa: F403
 from messagecenter.settings import BASE_DIR
+from messagecenter.settings import TASKS as PROJECT_TASKS
 from messagecenter.settings import database_config
 from tests.task_settings import tasks
 
@@ -66,6 +67,9 @@ TASKS = tasks("django.tasks.backends.immediate.ImmediateBackend")
 # TEST_TASK_BACKEND='{"QUEUES": ["default"]}': the bad-configuration tests
 # start subprocesses with mistakes there.
 TASKS["default"] |= json.loads(os.environ.get("TEST_TASK_BACKEND", "{}"))
+# The project's per-task OPTIONS (each user's sends limited and shared
+# fairly), so the tests send through the same limits as production.
+TASKS["default"]["OPTIONS"].setdefault("tasks", PROJECT_TASKS["default"]["OPTIONS"]["tasks"])
 
 LOGGING = {
     "version": 1,

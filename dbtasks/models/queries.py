@@ -24,7 +24,7 @@ class DBTaskResultQuerySet(models.QuerySet["DBTaskResult"]):
     def ready(self, now: datetime) -> DBTaskResultQuerySet:
         """Rows a worker may claim now, in the order it claims them."""
         return self.filter(status=READY, available_after__lte=now).order_by(
-            "-priority", "available_after", "id"
+            "-claim_priority", "available_after", "id"
         )
 
     def finished(self) -> DBTaskResultQuerySet:

@@ -46,6 +46,10 @@ class DBTaskResult(models.Model):
     backend_name = models.CharField(max_length=100)
     queue_name = models.CharField(max_length=100)
     priority = models.SmallIntegerField(default=0)
+    # The priority the claim orders by: the task's own, except for the rows
+    # of a fair concurrency key (dbtasks.concurrency), which all claim at 0:
+    # their priority orders only their key's own waiting rows.
+    claim_priority = models.SmallIntegerField(default=0, db_default=0)
     run_after = models.DateTimeField(null=True, blank=True)
     takes_context = models.BooleanField(default=False)
     # {"args": [...], "kwargs": {...}}, checked to survive a JSON round trip.
@@ -107,7 +111,7 @@ class DBTaskResult(models.Model):
                     "backend_name",
                     "queue_name",
                     "run_alone",
-                    "-priority",
+                    "-claim_priority",
                     "available_after",
                     "id",
                 ],

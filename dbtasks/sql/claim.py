@@ -48,7 +48,7 @@ from dbtasks.models import DBTaskResult
 from dbtasks.sql.build import column_of
 
 # The claim's order, that of dbtasks_ready_idx after (backend, queue).
-ORDER = "priority DESC, available_after, id"
+ORDER = "claim_priority DESC, available_after, id"
 
 
 def claim(
@@ -63,10 +63,11 @@ def claim(
 ) -> list[DBTaskResult]:
     """Mark up to ``limit`` ready rows RUNNING for ``worker_id`` and return them.
 
-    Order: highest priority first, then earliest ``available_after``, then id,
-    across all of ``queues``. ``attempt_count`` counts this run. ``alone``:
-    claim among the rows to run alone (``run_alone``) instead of the others
-    (``dbtasks/worker/alone.py``).
+    Order: highest ``claim_priority`` first (the task's priority, or 0 for
+    a fair concurrency key's rows), then earliest ``available_after``, then
+    id, across all of ``queues``. ``attempt_count`` counts this run.
+    ``alone``: claim among the rows to run alone (``run_alone``) instead of
+    the others (``dbtasks/worker/alone.py``).
     """
     if not queues or limit < 1:
         return []
@@ -96,7 +97,7 @@ def claim(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = [DBTaskResult.from_db(db, FIELD_NAMES, values) for values in converted(cursor, db)]
-    rows.sort(key=lambda row: (-row.priority, row.available_after, row.pk))
+    rows.sort(key=lambda row: (-row.claim_priority, row.available_after, row.pk))
     return rows
 
 
@@ -156,13 +157,13 @@ def best_rows_postgres(
         SELECT best.id
         FROM unnest(%s::text[]) AS queues(name)
         CROSS JOIN LATERAL (
-            SELECT id, priority, available_after FROM {table}
+            SELECT id, claim_priority, available_after FROM {table}
             WHERE {where}
             ORDER BY {ORDER}
             LIMIT %s
             FOR UPDATE SKIP LOCKED
         ) AS best
-        ORDER BY best.priority DESC, best.available_after, best.id
+        ORDER BY best.claim_priority DESC, best.available_after, best.id
         LIMIT %s
     """
     return sql, [list(queues), *params, limit, limit]
@@ -182,7 +183,7 @@ def best_rows_union(
     for queue in queues:
         where, where_params = one_queue(connection, ("%s", [queue]), backend_name, at, alone)
         branches.append(
-            f"SELECT * FROM (SELECT id, priority, available_after FROM {table} "
+            f"SELECT * FROM (SELECT id, claim_priority, available_after FROM {table} "
             f"WHERE {where} ORDER BY {ORDER} LIMIT %s)"
         )
         params += [*where_params, limit]

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import F
+from django.db.models import Q
 
 from dbtasks.models import BLOCKED
 from dbtasks.models import READY
@@ -29,6 +30,9 @@ from dbtasks.models import DBTaskResult
 
 # The states that hold a slot of the row's key.
 HOLDING = (READY, SCHEDULED, RUNNING)
+# BLOCKED rows that wait for a slot only: not a workflow member still
+# waiting on other members (its release asks for a slot when it is time).
+WAITS_FOR_A_SLOT = Q(status=BLOCKED) & (Q(in_workflow=False) | Q(workflow_member__waiting_for=0))
 
 
 def take_slot(db: str, backend_name: str, key: str, limit: int) -> bool:
@@ -55,6 +59,10 @@ def give_back(db: str, backend_name: str, keys: Iterable[str], now: datetime) ->
 
     Only rows that are due get a slot (a retry still in its backoff waits
     BLOCKED without one), in the order workers claim: priority, then time.
+    A row that gets one is available from now: it joins the claim's order
+    behind the rows that became READY while it waited, as if enqueued now
+    (else a key's backlog, older than everything enqueued since, would be
+    claimed ahead of every other key's tasks each time it got a slot).
     Return how many rows were made READY.
     """
     promoted = 0
@@ -67,13 +75,15 @@ def give_back(db: str, backend_name: str, keys: Iterable[str], now: datetime) ->
         holders = rows.filter(status__in=HOLDING).count()
         ready = 0
         if holders < limit:
-            waiting = rows.filter(status=BLOCKED, in_workflow=False, available_after__lte=now)
+            waiting = rows.filter(WAITS_FOR_A_SLOT, available_after__lte=now)
             ids = list(
                 waiting.order_by("-priority", "available_after", "id").values_list("pk", flat=True)[
                     : limit - holders
                 ]
             )
-            ready = rows.filter(pk__in=ids, status=BLOCKED).update(status=READY)
+            ready = rows.filter(pk__in=ids, status=BLOCKED).update(
+                status=READY, available_after=now
+            )
         semaphore.update(in_use=holders + ready)
         promoted += ready
     return promoted
@@ -82,9 +92,7 @@ def give_back(db: str, backend_name: str, keys: Iterable[str], now: datetime) ->
 def keys_to_repair(db: str, backend_name: str) -> set[str]:
     """Keys whose count may be off: slots in use, or rows waiting for one."""
     in_use = DBSemaphore.objects.using(db).filter(backend_name=backend_name, in_use__gt=0)
-    blocked = DBTaskResult.objects.using(db).filter(
-        backend_name=backend_name, status=BLOCKED, in_workflow=False
-    )
+    blocked = DBTaskResult.objects.using(db).filter(WAITS_FOR_A_SLOT, backend_name=backend_name)
     return set(in_use.values_list("key", flat=True)) | set(
         blocked.exclude(concurrency_key="").values_list("concurrency_key", flat=True).distinct()
     )

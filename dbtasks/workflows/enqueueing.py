@@ -21,6 +21,7 @@ from dbtasks.compat import TaskResult
 from dbtasks.models import BLOCKED
 from dbtasks.models import READY
 from dbtasks.models import DBTaskResult
+from dbtasks.sql import semaphores
 from dbtasks.workflows.building import Planned
 from dbtasks.workflows.models import DBWorkflow
 from dbtasks.workflows.models import DBWorkflowMember
@@ -61,7 +62,8 @@ def enqueue(members: list[Planned], *, name: str) -> WorkflowResult:
         ids = [int(result.id) for result in results]
         tasks = DBTaskResult.objects.using(db)
         tasks.filter(pk__in=ids).update(in_workflow=True)
-        tasks.filter(pk__in=[ids[m.position] for m in members if m.waits_on]).update(status=BLOCKED)
+        waiting = tasks.filter(pk__in=[ids[m.position] for m in members if m.waits_on])
+        waiting.update(status=BLOCKED)
         dependants: dict[int, list[int]] = {}
         for member in members:
             for position in member.waits_on:
@@ -78,6 +80,11 @@ def enqueue(members: list[Planned], *, name: str) -> WorkflowResult:
             )
             for member in members
         )
+        # A waiting member that took a concurrency slot as it was enqueued
+        # gives it back: it asks for one again when it is released.
+        limited = waiting.exclude(concurrency_key="").values_list("backend_name", "concurrency_key")
+        for backend_name, key in set(limited):
+            semaphores.give_back(db, backend_name, [key], timezone.now())
     # As written: no need to read it back.
     return WorkflowResult(
         id=str(workflow.pk),

@@ -33,11 +33,13 @@ from dbtasks.compat import task_backends
 from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.models import BLOCKED
 from dbtasks.models import FAILED
+from dbtasks.models import READY
 from dbtasks.models import SUCCESSFUL
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBTaskResultQuerySet
 from dbtasks.models import waiting_status
+from dbtasks.sql import semaphores
 from dbtasks.workflows.models import VALUE
 from dbtasks.workflows.models import DBWorkflowMember
 
@@ -80,16 +82,32 @@ def release(db: str, result_id: int) -> None:
         cancel_dependant(db, result_id, because=str(error), now=now)
         return
     available_after = max(now, row.run_after or now)
+    # Due later (its run_after): SCHEDULED, staged to READY when due.
+    status = waiting_status(available_after, now)
+    backend = task_backends[row.backend_name] if row.backend_name in settings.TASKS else None
+    if row.concurrency_key and not takes_slot(db, backend, row, status):
+        status = BLOCKED  # waits for its key's next free slot, like any limited row
     released = tasks.filter(pk=result_id, status=BLOCKED).update(
-        # Due later (its run_after): SCHEDULED, staged to READY when due.
-        status=waiting_status(available_after, now),
+        status=status,
         arguments={"args": [passed, *args], "kwargs": kwargs},
         available_after=available_after,
     )
-    if released and row.backend_name in settings.TASKS:
-        backend = task_backends[row.backend_name]
-        if isinstance(backend, DatabaseBackend):  # as enqueue checked; else workers poll
-            backend.notify_workers(row.queue_name)
+    if released and status != BLOCKED and isinstance(backend, DatabaseBackend):
+        backend.notify_workers(row.queue_name)  # as enqueue checked; else workers poll
+
+
+def takes_slot(db: str, backend: object, row: DBTaskResult, status: str) -> bool:
+    """Whether a released member with a concurrency limit gets a slot of its key now.
+
+    Only a member that is due may; the others wait BLOCKED without one, and
+    the semaphore's give-back (or the workers' repair) hands them one later.
+    """
+    if status != READY or not isinstance(backend, DatabaseBackend):
+        return False
+    concurrency = backend.config.policy(row.queue_name, row.task_path).concurrency
+    if concurrency is None:  # the option was removed since: nothing limits it
+        return True
+    return semaphores.take_slot(db, backend.alias, row.concurrency_key, concurrency.limit)
 
 
 def failed_step(previous: DBTaskResult | None, member: DBWorkflowMember) -> str:

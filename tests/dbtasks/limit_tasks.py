@@ -34,3 +34,11 @@ def fails(tenant: str) -> None:
 def tenant_key(args: list[object], kwargs: dict[str, object]) -> str:
     """A key function: the tenant, whether passed by position or by name."""
     return str(kwargs.get("tenant", args[0] if args else ""))
+
+
+@task
+def report(outcomes: list[dict[str, object]], tenant: str) -> int:
+    """A group's callback: records itself like ``limited``."""
+    record(f"start:{tenant}:report")
+    record(f"end:{tenant}:report")
+    return len(outcomes)

@@ -14,7 +14,7 @@ from django.db.models import F
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
-from dbtasks.models import SCHEDULED
+from dbtasks.models import BLOCKED
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.purge import purge_older
 from messagecenter.channels import default_channel
@@ -205,7 +205,8 @@ def test_retries_wait_for_the_backoff(signed_in, ntfy, settings):
     run_worker()
     assert len(ntfy.requests) == 1
     row = DBTaskResult.objects.get()
-    assert row.status == SCHEDULED
+    # Sends are limited per user (settings.TASKS): it waits without its slot.
+    assert row.status == BLOCKED
     # After failed attempt 1 the task waits backoff_factor ** 1 = 4 seconds,
     # counted from the moment the attempt failed.
     failed_at = row.attempts.get(number=1).stopped_at
@@ -355,12 +356,22 @@ def test_scheduled_notification_waits_for_its_time(signed_in, ntfy):
     assert "Scheduled for" in row_of(signed_in, notification).text
 
 
-def test_urgent_notifications_are_delivered_first(signed_in, ntfy):
+def test_urgent_notifications_go_ahead_of_the_senders_waiting_ones(signed_in, ntfy):
+    # The first two take alice's two slots (settings.TASKS) and go first;
+    # among those waiting for a slot, urgent goes before high before low.
+    send(signed_in, message="first")
+    send(signed_in, message="second")
     send(signed_in, message="low", priority="2")
     send(signed_in, message="urgent", priority="5")
     send(signed_in, message="high", priority="4")
     run_worker()
-    assert [request.json["message"] for request in ntfy.requests] == ["urgent", "high", "low"]
+    assert [request.json["message"] for request in ntfy.requests] == [
+        "first",
+        "second",
+        "urgent",
+        "high",
+        "low",
+    ]
 
 
 # --- A slow or failing ntfy: every fault ends as the retry policy says ----------------

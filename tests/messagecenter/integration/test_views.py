@@ -259,8 +259,12 @@ def seen(notification, state="READY", attempts=0):
 
 def test_poll_answers_204_while_nothing_changed(signed_in, alice):
     notifications = [make_notification(alice) for _ in range(3)]
+    # The third waits for one of alice's two slots (settings.TASKS): BLOCKED.
+    states = DBTaskResult.objects.order_by("pk").values_list("status", flat=True)
     response = signed_in.get(
-        "/notifications/live/", {"seen": [seen(n) for n in notifications]}, **HTMX
+        "/notifications/live/",
+        {"seen": [seen(n, state) for n, state in zip(notifications, states, strict=True)]},
+        **HTMX,
     )
     assert response.status_code == 204
     assert response.content == b""
