@@ -46,6 +46,7 @@ def fill(count: int, *, queue: str, status: str, priority: int, due_in: int) -> 
         "backend_name": "'default'",
         "queue_name": f"'{queue}'",
         "priority": str(priority),
+        "claim_priority": str(priority),
         "takes_context": "false" if postgres else "0",
         "arguments": '\'{"args": [], "kwargs": {}}\'',
         "status": f"'{status}'",

@@ -26,15 +26,15 @@ def insert(cursor, *, count, queue, status, priority, due, attempt_count=0, work
     cursor.execute(
         """
         INSERT INTO dbtasks_dbtaskresult (
-            task_path, backend_name, queue_name, priority, takes_context, arguments,
-            status, enqueued_at, available_after, attempt_count, worker_id
+            task_path, backend_name, queue_name, priority, claim_priority, takes_context,
+            arguments, status, enqueued_at, available_after, attempt_count, worker_id
         )
-        SELECT 'tests.tasks.noop', 'default', %s, %s, false, '{"args": [], "kwargs": {}}',
+        SELECT 'tests.tasks.noop', 'default', %s, %s, %s, false, '{"args": [], "kwargs": {}}',
                %s, now(), now() + %s * interval '1 second' + n * interval '1 microsecond',
                %s, %s
         FROM generate_series(1, %s) AS n
         """,
-        [queue, priority, status, due, attempt_count, worker_id, count],
+        [queue, priority, priority, status, due, attempt_count, worker_id, count],
     )
 
 

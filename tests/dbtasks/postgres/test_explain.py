@@ -52,11 +52,11 @@ def big_table(db):
         cursor.execute(
             """
             INSERT INTO dbtasks_dbtaskresult (
-                task_path, backend_name, queue_name, priority, takes_context, arguments,
-                status, enqueued_at, available_after, attempt_count, worker_id
+                task_path, backend_name, queue_name, priority, claim_priority, takes_context,
+                arguments, status, enqueued_at, available_after, attempt_count, worker_id
             )
             SELECT
-                'tests.tasks.noop', 'default', 'default', mod(n, 3), false,
+                'tests.tasks.noop', 'default', 'default', mod(n, 3), mod(n, 3), false,
                 '{"args": [], "kwargs": {}}',
                 CASE WHEN n <= 5 THEN 'RUNNING' ELSE 'READY' END,
                 now(), now(), CASE WHEN n <= 5 THEN 1 ELSE 0 END,
