@@ -26,7 +26,6 @@ from django.utils import timezone
 
 from dbtasks.models import BLOCKED
 from dbtasks.models import FINISHED
-from dbtasks.models import READY
 from dbtasks.models import RUNNING
 from dbtasks.models import SCHEDULED
 from dbtasks.models import DBTaskAttempt
@@ -54,9 +53,9 @@ def close_attempt(
     if not (releases_members or limited):
         return write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
     now = timezone.now()
-    waits = changes.get("status") in (READY, SCHEDULED)
-    if limited and waits and changes["available_after"] > now:
+    if limited and changes.get("status") == SCHEDULED:
         # A retry in its backoff waits without a slot; it takes one again when due.
+        # (SCHEDULED: due later by the clock the worker closed the attempt with.)
         changes = {**changes, "status": BLOCKED}
     db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
     with transaction.atomic(using=db):
