@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.live import PRODUCTION_ENV
 from tests.live import manage
 from tests.live import production_env
 
@@ -166,7 +167,12 @@ def environment(case: Case, database: Path) -> dict[str, str]:
             for key, value in os.environ.items()
             if not key.startswith(("DJANGO_", "DATABASE_", "NTFY_", "TEST_", "SECRET_"))
         }
-        env |= {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": f"sqlite:///{database}"}
+        env |= {
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": f"sqlite:///{database}",
+            # DEBUG is off here: without its own token key, messagecenter.W001 would warn.
+            "CHANNEL_TOKEN_KEY": PRODUCTION_ENV["CHANNEL_TOKEN_KEY"],
+        }
     return env | case.env
 
 
