@@ -22,11 +22,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from django.db import connections
 
+from dbtasks.clock import database_time
 from tests.live import manage
 from tests.netns import CannotMake
 from tests.netns import Fleet
@@ -39,6 +41,13 @@ from tests.workers import settings_module
 
 PORTS = range(5451, 5460)  # private clusters of the fleet tests, and no one else's
 ALIAS = "fleet"  # the cluster's database, in this process's DATABASES (and its name)
+
+HEARTBEAT_INTERVAL = 0.25  # seconds
+HEARTBEAT_TIMEOUT = 3.0
+OPTIONS = {"heartbeat_interval": "250 ms", "heartbeat_timeout": "3 seconds", "max_attempts": 3}
+# The documented bound: a cut host's last beat is at most the cut, and
+# another worker looks for lost workers every heartbeat interval.
+RECOVERY_BOUND = HEARTBEAT_TIMEOUT + HEARTBEAT_INTERVAL
 
 
 class FleetRouter:
@@ -139,3 +148,18 @@ def migrated(run: FleetRun, django_db_blocker, settings) -> Iterator[FleetRun]:
         connections[ALIAS].close()
         del connections[ALIAS]
         del connections.settings[ALIAS]
+
+
+def now() -> datetime:
+    """The cluster's time."""
+    return database_time(ALIAS)
+
+
+def sessions_of(host: Host) -> list[tuple[str, str | None]]:
+    """The state and wait event type of each database session coming from ``host``."""
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT state, wait_event_type FROM pg_stat_activity WHERE client_addr = %s",
+            [host.address],
+        )
+        return list(cursor.fetchall())

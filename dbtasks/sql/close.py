@@ -35,6 +35,8 @@ from dbtasks.sql.build import column_of
 from dbtasks.sql.build import concrete_field
 from dbtasks.sql.build import insert_parts
 from dbtasks.sql.build import mark_saved
+from dbtasks.sql.transactions import heartbeat_timeout_of
+from dbtasks.sql.transactions import short_transaction
 from dbtasks.workflows.release import member_finished
 
 
@@ -58,7 +60,7 @@ def close_attempt(
         # (SCHEDULED: due later by the clock the worker closed the attempt with.)
         changes = {**changes, "status": BLOCKED}
     db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
-    with transaction.atomic(using=db):
+    with short_transaction(db, idle_limit=heartbeat_timeout_of(row.backend_name)):
         closed = write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
         if closed and releases_members:
             member_finished(db, row.pk)

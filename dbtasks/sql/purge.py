@@ -8,26 +8,32 @@ never holds a long lock.
 from __future__ import annotations
 
 from datetime import datetime
+from datetime import timedelta
 from typing import Literal
 
-from django.db import transaction
 from django.db.models import Exists
 from django.db.models import OuterRef
 
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBTaskResultQuerySet
+from dbtasks.sql.transactions import heartbeat_timeout_of
+from dbtasks.sql.transactions import short_transaction
 from dbtasks.workflows.models import DBWorkflow
 from dbtasks.workflows.models import DBWorkflowMember
 
 
 def delete_in_batches(
-    rows: DBTaskResultQuerySet, *, batch_size: int, limit: int | None = None
+    rows: DBTaskResultQuerySet,
+    *,
+    batch_size: int,
+    limit: int | None = None,
+    idle_limit: timedelta | None = None,
 ) -> int:
     """Delete the rows (and their attempts) ``batch_size`` at a time; return how many."""
     deleted = 0
     while limit is None or deleted < limit:
         size = batch_size if limit is None else min(batch_size, limit - deleted)
-        with transaction.atomic(using=rows.db):
+        with short_transaction(rows.db, idle_limit=idle_limit):
             ids = list(rows.order_by().values_list("pk", flat=True)[:size])
             if not ids:
                 break
@@ -59,7 +65,8 @@ def purge_older(
     rows = _OLDER_THAN[kind](
         DBTaskResult.objects.using(db).filter(backend_name=backend_name), before
     )
-    return delete_in_batches(rows, batch_size=batch_size, limit=limit)
+    idle_limit = heartbeat_timeout_of(backend_name)
+    return delete_in_batches(rows, batch_size=batch_size, limit=limit, idle_limit=idle_limit)
 
 
 def purge_empty_workflows(*, db: str, backend_name: str, batch_size: int = 1000) -> int:

@@ -23,7 +23,6 @@ import time
 from typing import TYPE_CHECKING
 
 from django.db import DatabaseError
-from django.db import transaction
 
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
@@ -31,6 +30,7 @@ from dbtasks.purge import purge_expired
 from dbtasks.queues import paused_queues
 from dbtasks.sql import semaphores
 from dbtasks.sql.stage import stage_due
+from dbtasks.sql.transactions import short_transaction
 from dbtasks.worker.outcomes import record_attempt
 from dbtasks.worker.recovery import recover_lost_tasks
 from dbtasks.worker.schedules import enqueue_due
@@ -126,7 +126,7 @@ class Maintenance:
         keys = semaphores.keys_to_repair(worker.db, alias)
         if not keys:
             return
-        with transaction.atomic(using=worker.db):
+        with short_transaction(worker.db, idle_limit=worker.config.heartbeat_timeout):
             promoted = semaphores.give_back(worker.db, alias, keys, worker.clock())
         if promoted:
             logger.info("Worker %s gave %d free concurrency slots", worker.id, promoted)

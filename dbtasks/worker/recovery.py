@@ -21,13 +21,12 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db import transaction
-
 from dbtasks.exceptions import WorkerLost
 from dbtasks.models import RUNNING
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
 from dbtasks.options import BackendOptions
+from dbtasks.sql.transactions import short_transaction
 from dbtasks.worker.outcomes import record_attempt
 
 logger = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ def close_lost_attempts(
     """
     cutoff = now - config.heartbeat_timeout
     closed = 0
-    with transaction.atomic(using=db):
+    with short_transaction(db, idle_limit=config.heartbeat_timeout):
         in_flight = list(
             DBTaskResult.objects.using(db)
             .select_for_update()

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from croniter import croniter
 from django.db import IntegrityError
-from django.db import transaction
 from django.utils.module_loading import import_string
 
 from dbtasks.compat import Task
 from dbtasks.options import Schedule
+from dbtasks.sql.transactions import short_transaction
 
 if TYPE_CHECKING:
     from dbtasks.backend import DatabaseBackend
@@ -62,7 +62,7 @@ def enqueue_due(backend: DatabaseBackend, *, now: datetime) -> int:
             priority=schedule.priority,
         )
         try:
-            with transaction.atomic(using=backend.db_alias):
+            with short_transaction(backend.db_alias, idle_limit=backend.config.heartbeat_timeout):
                 ticks.create(schedule=schedule.name, tick_at=tick)
                 result = task.enqueue(*schedule.args, **schedule.kwargs)
                 ticks.filter(schedule=schedule.name, tick_at=tick).update(result_id=result.id)

@@ -48,6 +48,7 @@ from dbtasks.models import FAILED
 from dbtasks.models import SUCCESSFUL
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.sql.transactions import short_transaction
 
 if TYPE_CHECKING:
     from dbtasks.backend import DatabaseBackend
@@ -166,7 +167,7 @@ def summarise_due_minutes(backend: DatabaseBackend, *, now: datetime, limit: int
     for minute in due_minutes(backend, now=now)[:limit]:
         counts = count_minute(backend, minute)
         try:
-            with transaction.atomic(using=db):
+            with short_transaction(db, idle_limit=backend.config.heartbeat_timeout):
                 DBMinuteSummary.objects.using(db).create(
                     backend_name=backend.alias,
                     minute=minute,

@@ -21,9 +21,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.db import connections
 
-from dbtasks.clock import database_time
 from dbtasks.models import FAILED
 from dbtasks.models import RUNNING
 from dbtasks.models import SUCCESSFUL
@@ -31,7 +29,10 @@ from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
 from tests import tasks
-from tests.fleet import ALIAS
+from tests.fleet import OPTIONS
+from tests.fleet import RECOVERY_BOUND
+from tests.fleet import now
+from tests.fleet import sessions_of
 from tests.live import patience
 from tests.live import wait_until
 from tests.netns import Host
@@ -47,28 +48,11 @@ pytestmark = [
     ),
 ]
 
-HEARTBEAT_INTERVAL = 0.25  # seconds
-HEARTBEAT_TIMEOUT = 3.0
-OPTIONS = {"heartbeat_interval": "250 ms", "heartbeat_timeout": "3 seconds", "max_attempts": 3}
-# The documented bound: the cut host's last beat is at most the cut, and
-# another worker looks for lost workers every heartbeat interval.
-RECOVERY_BOUND = HEARTBEAT_TIMEOUT + HEARTBEAT_INTERVAL
 TASK_SECONDS = 1.5
 # The line a worker logs when the outcome of an attempt closed by someone else is refused.
 DISCARDED = re.compile(
     r"attempt \d+ was closed by someone else .*; its outcome is discarded$", re.MULTILINE
 )
-
-
-def now() -> datetime:
-    return database_time(ALIAS)
-
-
-def sessions_of(host: Host) -> list[str]:
-    """The states of the database sessions coming from ``host``."""
-    with connections[ALIAS].cursor() as cursor:
-        cursor.execute("SELECT state FROM pg_stat_activity WHERE client_addr = %s", [host.address])
-        return [state for (state,) in cursor.fetchall()]
 
 
 def running_for(worker_id: str) -> set[int]:
@@ -102,7 +86,7 @@ def cut_mid_task(host: Host, worker: WorkerProcess, worker_id: str) -> tuple[dat
     host.cut()
     # What the host sent before the cut has been handled once its sessions are idle.
     wait_until(
-        lambda: "active" not in sessions_of(host),
+        lambda: "active" not in [state for state, _ in sessions_of(host)],
         timeout=30,
         what="the cut host's last queries to finish on the server",
     )

@@ -1,0 +1,50 @@
+"""dbtasks' own transactions: short, and ended by the server if their client goes quiet.
+
+A worker cut off from the database (or frozen) between two statements of a
+transaction leaves it open on the server, holding its row locks until the
+server finds the connection dead: over two hours with default TCP
+keepalives. Every worker that recovers or repairs those rows, or enqueues
+the same schedule tick, would wait as long. dbtasks' own transactions last
+milliseconds, so each asks the server (``SET LOCAL
+idle_in_transaction_session_timeout``) to end it once its client has been
+quiet inside it for ``heartbeat_timeout``: by then others take that worker
+for lost anyway, and the rollback leaves its rows as they were for them.
+
+Postgres only: SQLite's clients share one machine, with no network between.
+Task code's own transactions are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections
+from django.db import transaction
+
+from dbtasks.compat import task_backends
+
+
+@contextmanager
+def short_transaction(db: str, *, idle_limit: timedelta | None) -> Iterator[None]:
+    """``transaction.atomic(using=db)`` that the server ends after ``idle_limit`` of silence."""
+    with transaction.atomic(using=db):
+        connection = connections[db]
+        if idle_limit is not None and connection.vendor == "postgresql":
+            milliseconds = max(1, round(idle_limit.total_seconds() * 1000))
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+                    [str(milliseconds)],
+                )
+        yield
+
+
+def heartbeat_timeout_of(backend_name: str) -> timedelta | None:
+    """The heartbeat timeout of the dbtasks backend ``backend_name`` (None: not one)."""
+    from dbtasks.backend import DatabaseBackend
+
+    backend = task_backends[backend_name] if backend_name in settings.TASKS else None
+    return backend.config.heartbeat_timeout if isinstance(backend, DatabaseBackend) else None
