@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.db import connections
 
 from dbtasks.clock import database_time
@@ -39,6 +40,15 @@ from tests.pg_cluster import port_is_free
 from tests.workers import WorkerProcess
 from tests.workers import settings_module
 
+# The marks of a fleet test module: real processes, slow, Postgres only.
+FLEET_TEST = [
+    pytest.mark.process,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="SQLite cannot be shared over a network: the fleet test needs Postgres",
+    ),
+]
 PORTS = range(5451, 5460)  # private clusters of the fleet tests, and no one else's
 ALIAS = "fleet"  # the cluster's database, in this process's DATABASES (and its name)
 

@@ -19,9 +19,6 @@ from collections import Counter
 from datetime import datetime
 from datetime import timedelta
 
-import pytest
-from django.db import connection
-
 from dbtasks.models import FAILED
 from dbtasks.models import RUNNING
 from dbtasks.models import SUCCESSFUL
@@ -29,6 +26,7 @@ from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
 from tests import tasks
+from tests.fleet import FLEET_TEST
 from tests.fleet import OPTIONS
 from tests.fleet import RECOVERY_BOUND
 from tests.fleet import now
@@ -39,14 +37,7 @@ from tests.netns import Host
 from tests.testapp.models import TaskRun
 from tests.workers import WorkerProcess
 
-pytestmark = [
-    pytest.mark.process,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="SQLite cannot be shared over a network: the fleet test needs Postgres",
-    ),
-]
+pytestmark = FLEET_TEST
 
 TASK_SECONDS = 1.5
 # The line a worker logs when the outcome of an attempt closed by someone else is refused.

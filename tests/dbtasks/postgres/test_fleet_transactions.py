@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg
-import pytest
-from django.db import connection
 from django.db import connections
 
 from dbtasks.models import SUCCESSFUL
@@ -33,6 +31,7 @@ from dbtasks.models import DBTaskResult
 from tests import tasks
 from tests.dbtasks.helpers import override_options
 from tests.fleet import ALIAS
+from tests.fleet import FLEET_TEST
 from tests.fleet import OPTIONS
 from tests.fleet import RECOVERY_BOUND
 from tests.fleet import now
@@ -41,14 +40,7 @@ from tests.live import patience
 from tests.live import wait_until
 from tests.testapp.models import TaskRun
 
-pytestmark = [
-    pytest.mark.process,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="SQLite cannot be shared over a network: the fleet test needs Postgres",
-    ),
-]
+pytestmark = FLEET_TEST
 
 LIMITED = {**OPTIONS, "queues": {"other": {"concurrency": {"limit": 5}}}}
 
