@@ -1,19 +1,25 @@
 """The admin for support: notifications (how their delivery went, their task), channels
-(never their tokens) and the throttle's counts."""
+(never their tokens), send quotas and the throttle's counts."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.contrib import admin
+from django.db.models import Count
+from django.db.models import Q
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from messagecenter.models import Channel
 from messagecenter.models import Notification
+from messagecenter.models import SendQuota
 from messagecenter.models import ThrottleCount
 from messagecenter.results import delivery_of
 
@@ -21,8 +27,10 @@ if TYPE_CHECKING:  # ModelAdmin is generic for type checkers only
     NotificationModelAdmin = admin.ModelAdmin[Notification]
     ChannelModelAdmin = admin.ModelAdmin[Channel]
     ThrottleModelAdmin = admin.ModelAdmin[ThrottleCount]
+    QuotaModelAdmin = admin.ModelAdmin[SendQuota]
 else:
     NotificationModelAdmin = ChannelModelAdmin = ThrottleModelAdmin = admin.ModelAdmin
+    QuotaModelAdmin = admin.ModelAdmin
 
 
 @admin.register(Notification)
@@ -96,3 +104,35 @@ class ThrottleCountAdmin(ThrottleModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(SendQuota)
+class SendQuotaAdmin(QuotaModelAdmin):
+    """A user's own send limits (empty: the site's), beside what they sent lately.
+
+    Every user who has sent has a row (made at their first send); add one
+    to set the limits of a user who has not.
+    """
+
+    list_display = ["user", "per_hour", "per_day", "sent_past_hour", "sent_past_day", "note"]
+    list_editable = ["per_hour", "per_day"]
+    search_fields = ["user__username", "user__email", "note"]
+    raw_id_fields = ["user"]
+    list_select_related = ["user"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SendQuota]:
+        now = timezone.now()
+        recent = {
+            "sent_hour": Q(user__notifications__created_at__gt=now - timedelta(hours=1)),
+            "sent_day": Q(user__notifications__created_at__gt=now - timedelta(days=1)),
+        }
+        counts = {name: Count("user__notifications", filter=q) for name, q in recent.items()}
+        return super().get_queryset(request).annotate(**counts)
+
+    @admin.display(description="sent in the past hour", ordering="sent_hour")
+    def sent_past_hour(self, quota: SendQuota) -> int:
+        return int(getattr(quota, "sent_hour", 0))
+
+    @admin.display(description="sent in the past 24 hours", ordering="sent_day")
+    def sent_past_day(self, quota: SendQuota) -> int:
+        return int(getattr(quota, "sent_day", 0))

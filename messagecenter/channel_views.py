@@ -18,6 +18,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.http import require_POST
 
+from messagecenter import quotas
 from messagecenter.channel_forms import ChannelForm
 from messagecenter.channels import Channel
 from messagecenter.channels import default_channel
@@ -71,11 +72,16 @@ def channel_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def channel_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Send a test notification to the channel; it appears in the list like any other."""
     channel = get_object_or_404(Channel, pk=pk, owner=request.user)
-    with transaction.atomic():
-        notification = Notification.objects.create(
-            owner=request.user, channel=channel, title="Test", message=TEST_MESSAGE
-        )
-        enqueue_delivery(notification)
+    try:
+        with transaction.atomic():
+            quotas.reserve(request.user)  # a test counts like any send
+            notification = Notification.objects.create(
+                owner=request.user, channel=channel, title="Test", message=TEST_MESSAGE
+            )
+            enqueue_delivery(notification)
+    except quotas.QuotaReached as reached:
+        messages.error(request, reached.message())
+        return redirect("channel-list")
     messages.success(request, f"Test notification queued for “{channel.name}”.")
     return redirect("index")
 

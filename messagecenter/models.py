@@ -13,9 +13,10 @@ from django.db import models
 from django.utils import timezone
 
 from messagecenter.channels import Channel
+from messagecenter.quotas import SendQuota
 from messagecenter.throttle import ThrottleCount
 
-__all__ = ["TASK_PRIORITIES", "Channel", "Notification", "ThrottleCount"]
+__all__ = ["TASK_PRIORITIES", "Channel", "Notification", "SendQuota", "ThrottleCount"]
 
 
 class Notification(models.Model):

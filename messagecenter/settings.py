@@ -189,6 +189,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The database backend from dbtasks/. OPTIONS are documented in the README
 # ("Configure queues") and validated by `manage.py check`.
+# Each user's send quota (messagecenter/quotas.py): notifications per rolling
+# hour and per rolling 24 hours; a SendQuota row in the admin overrides them.
+SENDS_PER_HOUR = env_int("SENDS_PER_HOUR", 100)
+SENDS_PER_DAY = env_int("SENDS_PER_DAY", 1000)
 # Fair sharing: at most this many of a user's deliveries READY or RUNNING at
 # once; the rest wait BLOCKED in their own order (urgent first), and across
 # users the claim ignores priority (README, "Many users").

@@ -33,9 +33,11 @@ from dbtasks.backend import DatabaseBackend
 from dbtasks.results import State
 from dbtasks.unique import enqueue_unique
 from messagecenter import live as live_rows
+from messagecenter import quotas
 from messagecenter.channels import default_channel
 from messagecenter.forms import NotificationForm
 from messagecenter.models import Notification
+from messagecenter.quotas import QuotaReached
 from messagecenter.results import Delivery
 from messagecenter.results import deliveries_for
 from messagecenter.results import delivery_of
@@ -62,7 +64,10 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = NotificationForm(request.POST, owner=request.user)
         if form.is_valid():
-            notification = create_notification(request, form)
+            try:
+                notification = create_notification(request, form)
+            except QuotaReached as reached:
+                return quota_reached(request, form, reached)
             if request.htmx:
                 # A fresh form, and the new row out of band at the top of the list.
                 context = {
@@ -81,6 +86,20 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
             return render(request, f"{TEMPLATE}#notification-form", {"form": form}, status=422)
         return render_index(request, form, status=422)
     return render_index(request, NotificationForm(owner=request.user))
+
+
+def quota_reached(
+    request: HtmxHttpRequest, form: NotificationForm, reached: QuotaReached
+) -> HttpResponse:
+    """The form again, nothing sent, with when the next send is allowed (429, Retry-After)."""
+    form.add_error(None, reached.message(form.cleaned_data.get("time_zone")))
+    if request.htmx:  # base.html's htmx-config swaps 429 too
+        response = render(request, f"{TEMPLATE}#notification-form", {"form": form}, status=429)
+    else:
+        response = render_index(request, form, status=429)
+    if reached.retry_after:
+        response["Retry-After"] = str(reached.retry_after)
+    return response
 
 
 def render_index(
@@ -114,7 +133,8 @@ def create_notification(request: HtmxHttpRequest, form: NotificationForm) -> Not
 
     The form's token makes a second post of the same form (a double click, a
     resent request) a duplicate while the first delivery is unfinished: it
-    returns the first notification and nothing new is saved or sent.
+    returns the first notification and nothing new is saved or sent. Past
+    the user's send quota it raises ``QuotaReached`` and saves nothing.
     """
     # With a database task backend, enqueue() inserts the task row on this
     # same connection: inside atomic() the notification and its task commit
@@ -125,6 +145,7 @@ def create_notification(request: HtmxHttpRequest, form: NotificationForm) -> Not
     token = form.cleaned_data.get("idempotency_key")
     key = f"messagecenter.send:{request.user.pk}:{token}" if token else None
     with transaction.atomic():
+        quotas.reserve(request.user)  # raises QuotaReached, nothing saved
         notification = form.save(commit=False)
         notification.owner = request.user
         if notification.channel is None:

@@ -6,6 +6,7 @@ import pytest
 
 from messagecenter.channels import Channel
 from messagecenter.models import Notification
+from messagecenter.models import SendQuota
 from messagecenter.throttle import SIGN_UP_PER_ADDRESS
 from messagecenter.throttle import ThrottleCount
 from messagecenter.tokens import encrypt
@@ -58,3 +59,33 @@ def test_staff_lift_a_block_by_deleting_its_count(staff):
     assert staff.get("/admin/messagecenter/throttlecount/").status_code == 200
     ThrottleCount.objects.all().delete()  # what the changelist's delete action does
     assert SIGN_UP_PER_ADDRESS.wait("203.0.113.9") is None
+
+
+def test_staff_read_a_notification_and_its_failed_delivery_without_the_token(staff, alice):
+    channel = Channel.objects.create(
+        owner=alice, name="Pager", topic="alice-pager", token_encrypted=encrypt(TOKEN)
+    )
+    notification = Notification.objects.create(owner=alice, channel=channel, message="disk full")
+
+    page = staff.get(f"/admin/messagecenter/notification/{notification.pk}/change/")
+
+    assert page.status_code == 200
+    assert "disk full" in page.content.decode()
+    assert TOKEN not in page.content.decode()
+
+
+def test_staff_see_and_set_a_users_send_quota(staff, alice):
+    Notification.objects.create(owner=alice, message="one")
+    SendQuota.objects.create(user=alice)
+
+    listing = staff.get("/admin/messagecenter/sendquota/").content.decode()
+    response = staff.post(
+        f"/admin/messagecenter/sendquota/{alice.pk}/change/",
+        {"user": alice.pk, "per_hour": "5", "per_day": "", "note": "pilot customer"},
+    )
+
+    assert "alice" in listing
+    assert 'class="field-sent_past_hour">1<' in listing
+    assert response.status_code == 302
+    quota = SendQuota.objects.get(user=alice)
+    assert (quota.per_hour, quota.per_day, quota.note) == (5, None, "pilot customer")
