@@ -71,13 +71,14 @@ def test_a_host_cut_off_inside_a_transaction_releases_its_locks(fleet, settings)
     cut.wait_registered()
     other = fleet.start_worker(host_b, "--queue", "default", options=LIMITED)
     other.wait_registered()
-    result = tasks.record_run.using(queue_name="other").enqueue("held", 2)
+    result = tasks.record_run.using(queue_name="other").enqueue("held", 4)
     wait_until(
         lambda: TaskRun.objects.filter(key="held").exists(),
         timeout=60,
         what="host a to start the task",
     )
 
+    # The task runs 4 s: its own close comes after the cut, and never arrives.
     with slots_held(fleet.cluster.url("127.0.0.1", ALIAS)):
         wait_until(
             lambda: ("active", "Lock") in sessions_of(host_a),
