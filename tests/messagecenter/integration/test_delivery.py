@@ -196,7 +196,9 @@ def test_retries_wait_for_the_backoff(signed_in, ntfy, settings):
         **settings.TASKS,
         "default": {
             **settings.TASKS["default"],
-            "OPTIONS": {**options, "backoff_factor": 4},
+            # A minute: long enough that a slow machine still reads the page
+            # and runs the worker again before the wait is over.
+            "OPTIONS": {**options, "backoff_factor": 60},
         },
     }
     ntfy.fail_first(1, status=503)
@@ -207,10 +209,10 @@ def test_retries_wait_for_the_backoff(signed_in, ntfy, settings):
     row = DBTaskResult.objects.get()
     # Sends are limited per user (settings.TASKS): it waits without its slot.
     assert row.status == BLOCKED
-    # After failed attempt 1 the task waits backoff_factor ** 1 = 4 seconds,
+    # After failed attempt 1 the task waits backoff_factor ** 1 = 60 seconds,
     # counted from the moment the attempt failed.
     failed_at = row.attempts.get(number=1).stopped_at
-    assert row.available_after - failed_at == dt.timedelta(seconds=4)
+    assert row.available_after - failed_at == dt.timedelta(seconds=60)
     page_row = row_of(signed_in, notification)
     assert page_row.attrs["data-status"] == "SCHEDULED"
     assert page_row.find(".status").text == "Retrying"
@@ -221,7 +223,7 @@ def test_retries_wait_for_the_backoff(signed_in, ntfy, settings):
     run_worker()  # too early: nothing to do
     assert len(ntfy.requests) == 1
 
-    pass_time_for_tasks(seconds=5)
+    pass_time_for_tasks(seconds=61)
     run_worker()
     assert len(ntfy.requests) == 2
     assert result_of(notification).status == TaskResultStatus.SUCCESSFUL

@@ -1,15 +1,20 @@
 """Throttling of sign-in, sign-up and password reset: refused before hashing, never for long.
 
 Time moves by patching ``timezone.now`` as the throttle reads it, so a
-window's end is reached without waiting.
+window's end is reached without waiting; otherwise it stands still just after
+the start of every limit's window, so that a slow machine cannot carry a
+test's hits across a window's end.
 """
 
 from __future__ import annotations
 
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 from unittest import mock
 
 import pytest
+import time_machine
 from django.contrib.auth import authenticate
 from django.test import Client
 from django.utils import timezone
@@ -26,6 +31,13 @@ ALICE_HOME = "198.51.100.20"
 def sign_in(client: Client, password: str, *, address: str, username: str = "alice"):
     data = {"username": username, "password": password}
     return client.post("/accounts/login/", data, REMOTE_ADDR=address)
+
+
+@pytest.fixture(autouse=True)
+def start_of_a_window():
+    # On the hour: the start of a window of every limit (minutes or hours long).
+    with time_machine.travel(datetime(2026, 1, 5, 9, 0, 1, tzinfo=UTC), tick=False):
+        yield
 
 
 @pytest.fixture
