@@ -72,6 +72,31 @@ def test_missed_ticks_are_caught_up_once(db, every_five_minutes):
     assert DBTaskResult.objects.count() == 2
 
 
+def test_ticks_missed_by_a_late_worker_are_each_enqueued_in_order(db, settings):
+    override_options(
+        settings, schedules={"tick": {"task": "tests.tasks.echo", "cron": "* * * * * *"}}
+    )
+    backend = default_backend()
+    enqueue_due(backend, now=at(12, 0, 0))
+
+    # No worker checked for 3 seconds (a loaded machine): none of them is skipped.
+    assert enqueue_due(backend, now=at(12, 0, 3)) == 3
+    assert enqueue_due(backend, now=at(12, 0, 3)) == 0
+    ticks = DBScheduleTick.objects.order_by("tick_at").values_list("tick_at", flat=True)
+    assert list(ticks) == [at(12, 0, second) for second in range(4)]
+    results = DBTaskResult.objects.order_by("pk").values_list("pk", flat=True)
+    assert [tick.result_id for tick in DBScheduleTick.objects.order_by("tick_at")] == [
+        str(pk) for pk in results
+    ]
+
+
+def test_a_tick_behind_the_latest_enqueued_one_is_never_enqueued(db, every_five_minutes):
+    enqueue_due(every_five_minutes, now=at(12, 5))
+
+    assert enqueue_due(every_five_minutes, now=at(12, 4)) == 0
+    assert DBScheduleTick.objects.count() == 1
+
+
 def test_workers_racing_for_a_tick_enqueue_it_once(transactional_db, every_five_minutes):
     counts = race(lambda: enqueue_due(default_backend(), now=at(12, 2)))
 
