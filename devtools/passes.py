@@ -21,6 +21,7 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from dataclasses import field
@@ -53,6 +54,7 @@ class Pass:
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     seconds: float = 0.0
+    timer: threading.Thread = field(init=False)
 
     @property
     def log(self) -> Path:
@@ -68,14 +70,22 @@ class Pass:
                 self.process = subprocess.Popen(
                     self.command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
+        self.timer = threading.Thread(target=self.time_it, daemon=True)
+        self.timer.start()
 
     def finish(self) -> list[str]:
         """Wait for the pass, report it; return [its name] if it failed."""
         assert self.process is not None, "start() first"
+        self.timer.join()
         code = self.process.wait()
-        self.seconds = time.monotonic() - self.started
         self.report(code)
         return [self.name] if code else []
+
+    def time_it(self) -> None:
+        """Note how long the pass took the moment it ends (it may be reported later)."""
+        assert self.process is not None, "start() first"
+        self.process.wait()
+        self.seconds = time.monotonic() - self.started
 
     def report(self, code: int) -> None:
         if not self.foreground:

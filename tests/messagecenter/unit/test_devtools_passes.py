@@ -39,3 +39,19 @@ def test_a_background_pass_logs_and_reports_its_outcome(
     assert "last" in out
     assert ("passed in" in out) is (code == 0)
     assert (f"FAILED (exit {code})" in out) is (code != 0)
+
+
+def test_a_pass_reported_after_another_keeps_its_own_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(passes, "LOGS", tmp_path)
+    monkeypatch.setattr(passes, "ROOT", tmp_path)
+    early = passes.Pass("early", [sys.executable, "-c", "pass"])
+    early.start()
+    early.timer.join()  # it has ended
+    took = early.seconds
+    later = passes.Pass("later", [sys.executable, "-c", "pass"])
+    later.start()
+    later.finish()
+
+    early.finish()  # reported only now
+
+    assert 0 < took == early.seconds
