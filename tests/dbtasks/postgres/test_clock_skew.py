@@ -47,6 +47,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 SKEWS = ["+120s", "-120s"]
+# How late a loaded machine may start something: far below the skews, so
+# that lateness by a worker's clock (two minutes) still fails.
+LATE_BY_LOAD = timedelta(seconds=30)
 
 
 def skewed(start_worker, skew: str, *args: str, **kwargs):
@@ -107,7 +110,7 @@ def test_a_task_runs_when_it_is_due_by_the_servers_clock(start_worker, skew):
     row = DBTaskResult.objects.get(pk=result.id)
     assert claimed_seen_at >= due, f"claimed {due - claimed_seen_at} early"
     assert row.last_attempted_at is not None
-    assert due <= row.last_attempted_at < due + timedelta(seconds=5)
+    assert due <= row.last_attempted_at < due + LATE_BY_LOAD
 
 
 @pytest.mark.parametrize("skew", SKEWS)
@@ -121,7 +124,7 @@ def test_an_immediate_task_runs_at_once(start_worker, skew):
     )
     row = DBTaskResult.objects.get(pk=result.id)
     assert row.last_attempted_at is not None
-    assert row.last_attempted_at - row.enqueued_at < timedelta(seconds=5)
+    assert row.last_attempted_at - row.enqueued_at < LATE_BY_LOAD
 
 
 EVERY_TWO_SECONDS = {
@@ -149,7 +152,7 @@ def test_each_cron_tick_is_enqueued_once_and_on_time(start_worker):
         late = enqueued[tick.result_id] - tick.tick_at
         # A worker 120 s ahead would enqueue ticks 2 minutes early, one
         # 120 s behind 2 minutes late.
-        assert timedelta(0) <= late < timedelta(seconds=5), (tick.tick_at, late)
+        assert timedelta(0) <= late < LATE_BY_LOAD, (tick.tick_at, late)
     spacing = {later.tick_at - earlier.tick_at for earlier, later in itertools.pairwise(ticks)}
     assert spacing <= {timedelta(seconds=2 * n) for n in range(1, 4)}  # no tick twice
 
