@@ -221,6 +221,11 @@ class DatabaseBackend(BaseTaskBackend):
         """Whether enqueues wake idle workers through Postgres LISTEN/NOTIFY."""
         return self.config.listen_notify and connections[self.db_alias].vendor == "postgresql"
 
+    @property
+    def listen_alias(self) -> str:
+        """The database workers LISTEN on: OPTIONS['listen_database'], else the tasks' own."""
+        return self.config.listen_database or self.db_alias
+
     def notify_workers(self, queue_name: str) -> None:
         """Wake idle workers at once on Postgres; delivered only if the transaction commits.
 

@@ -34,6 +34,20 @@ W001_MSG = (
 W001_HINT = "Set DATABASES[{db!r}]['OPTIONS']['transaction_mode'] = 'IMMEDIATE'."
 W002_MSG = "Database {db!r} is SQLite without WAL; workers and web requests will block each other."
 W002_HINT = "Add 'PRAGMA journal_mode=WAL;' to DATABASES[{db!r}]['OPTIONS']['init_command']."
+E004_MSG = "TASKS[{alias!r}]['OPTIONS']['listen_database'] is {listen!r}: {problem}."
+E004_HINT = (
+    "Name a DATABASES alias that connects to the tasks' Postgres database directly, "
+    "not through a pooler (the README's 'PgBouncer' section)."
+)
+W003_MSG = (
+    "Database {db!r} is behind a pooler (TASKS[{alias!r}]['OPTIONS']['listen_database'] "
+    "is set) but {problem}; in transaction mode the next transaction may run on another "
+    "server connection."
+)
+W003_HINT = (
+    "Set DATABASES[{db!r}]['DISABLE_SERVER_SIDE_CURSORS'] = True and leave "
+    "'prepare_threshold' and 'server_side_binding' out of its OPTIONS."
+)
 
 
 def check_backend(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
@@ -51,6 +65,7 @@ def check_backend(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
     yield from _check_schedules(backend)
     yield from _check_concurrency_keys(backend)
     yield from _check_sqlite(backend.db_alias)
+    yield from _check_listen_database(backend)
 
 
 def _check_schedules(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
@@ -91,4 +106,40 @@ def _check_sqlite(db: str) -> Iterator[checks.CheckMessage]:
     if "journal_mode=wal" not in init_command:
         yield checks.Warning(
             W002_MSG.format(db=db), hint=W002_HINT.format(db=db), id="dbtasks.W002"
+        )
+
+
+def _check_listen_database(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
+    """A LISTEN connection apart from the pooled one: a Postgres alias (same database:
+    NOTIFY is per database, and through a pooler the names may differ, so not checked)."""
+    listen, db = backend.config.listen_database, backend.db_alias
+    if listen is None:
+        return
+    if listen not in connections:
+        problem = f"not in DATABASES ({', '.join(sorted(connections))})"
+    elif connections[listen].vendor != "postgresql" or connections[db].vendor != "postgresql":
+        problem = "LISTEN/NOTIFY needs both it and the tasks' database on PostgreSQL"
+    else:
+        yield from _check_pooled(backend.alias, db)
+        return
+    yield checks.Error(
+        E004_MSG.format(alias=backend.alias, listen=listen, problem=problem),
+        hint=E004_HINT,
+        id="dbtasks.E004",
+    )
+
+
+def _check_pooled(alias: str, db: str) -> Iterator[checks.CheckMessage]:
+    settings_dict = connections[db].settings_dict
+    options = settings_dict.get("OPTIONS", {})
+    problems = []
+    if not settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        problems.append("has server-side cursors (DISABLE_SERVER_SIDE_CURSORS is off)")
+    if options.get("prepare_threshold") is not None or options.get("server_side_binding"):
+        problems.append("prepares statements (OPTIONS 'prepare_threshold'/'server_side_binding')")
+    if problems:
+        yield checks.Warning(
+            W003_MSG.format(db=db, alias=alias, problem=" and ".join(problems)),
+            hint=W003_HINT.format(db=db),
+            id="dbtasks.W003",
         )

@@ -98,6 +98,9 @@ class BackendOptions:
     heartbeat_timeout: timedelta = timedelta(seconds=30)
     schedules: tuple[Schedule, ...] = ()
     listen_notify: bool = True
+    # The DATABASES alias workers LISTEN on (None: the tasks' own): a direct
+    # connection when the tasks' database is behind PgBouncer.
+    listen_database: str | None = None
     # The most a task's arguments and return value may take as JSON (bytes).
     max_arguments_size: int | None = DEFAULT_MAX_PAYLOAD_SIZE
     max_return_size: int | None = DEFAULT_MAX_PAYLOAD_SIZE
@@ -132,6 +135,7 @@ _TOP_KEYS = (
     "heartbeat_timeout",
     "schedules",
     "listen_notify",
+    "listen_database",
     "max_arguments_size",
     "max_return_size",
 )
@@ -286,6 +290,15 @@ def parse_options(alias: str, queues: Iterable[str], options: object) -> Backend
     if not isinstance(listen_notify, bool):
         raise OptionError(f"{key}['listen_notify'] must be True or False, got {listen_notify!r}.")
 
+    listen_database = options.get("listen_database")
+    if listen_database is not None and (
+        not isinstance(listen_database, str) or not listen_database
+    ):
+        raise OptionError(
+            f"{key}['listen_database'] must name a DATABASES alias (or be None), "
+            f"got {listen_database!r}."
+        )
+
     return BackendOptions(
         default_policy=default_policy,
         policies=policies,
@@ -294,6 +307,7 @@ def parse_options(alias: str, queues: Iterable[str], options: object) -> Backend
         heartbeat_timeout=heartbeat_timeout,
         schedules=schedules,
         listen_notify=listen_notify,
+        listen_database=listen_database,
         max_arguments_size=_optional_size(
             options.get("max_arguments_size", DEFAULT_MAX_PAYLOAD_SIZE),
             key=f"{key}['max_arguments_size']",

@@ -13,12 +13,17 @@ KEY = "TASKS['default']['OPTIONS']"
 QUEUES = ("default", "low_priority")
 TOP_KEYS = (
     "backoff_factor, backoff_max, concurrency, heartbeat_interval, heartbeat_timeout, "
-    "listen_notify, max_arguments_size, max_attempts, max_return_size, purge, queues, "
-    "schedules, tasks, timeout"
+    "listen_database, listen_notify, max_arguments_size, max_attempts, max_return_size, purge, "
+    "queues, schedules, tasks, timeout"
 )
 
 # pytest.param(options, message, id=...): parametrize ("options", "message") with it.
 OPTION_ERRORS = [
+    pytest.param(
+        {"listen_database": 5},
+        f"{KEY}['listen_database'] must name a DATABASES alias (or be None), got 5.",
+        id="listen-database-not-a-name",
+    ),
     pytest.param(
         {"max_arguments_size": "10 MB"},
         f"{KEY}['max_arguments_size'] must be a number of bytes (a positive integer) "

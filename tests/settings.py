@@ -48,6 +48,13 @@ else:
         )
     }
 
+# Workers behind PgBouncer (tests/dbtasks/postgres/test_pgbouncer.py): DATABASE_URL
+# is the pooler, TEST_LISTEN_DATABASE_URL the server itself, for LISTEN (the
+# worker is told with TEST_TASK_OPTIONS='{"listen_database": "listen"}').
+if os.environ.get("TEST_LISTEN_DATABASE_URL"):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["listen"] = database_config(os.environ["TEST_LISTEN_DATABASE_URL"])
+
 # A stand-in ntfy server is started by the tests that deliver; nothing here
 # ever reaches the internet.
 NTFY_URL = os.environ.get("NTFY_URL", "http://127.0.0.1:9/test-topic")

@@ -11,7 +11,8 @@
 - ``maintenance.py``: the chores between claims (``recovery.py``,
   ``schedules.py``, hand-backs, purge); ``heartbeat.py``: proof of life,
   also from a child process (``pulse.py``, ``pulse_child.py``).
-- ``stopping.py``: the grace period and what is given back after it.
+- ``stopping.py``: the grace period and what is given back after it;
+  ``outage.py``: waiting out a database that refuses connections.
 - ``signals.py``: SIGTERM and SIGINT; ``interrupts.py``: asking running
   attempts to stop (cancel requests, timeouts, stuck threads, and attempts
   closed under a running task: ``fencing.py``).
@@ -26,11 +27,13 @@ from dbtasks.worker.options import select_queues
 from dbtasks.worker.stopping import EXIT_FORCED
 from dbtasks.worker.stopping import EXIT_HUNG
 from dbtasks.worker.stopping import EXIT_OK
+from dbtasks.worker.stopping import EXIT_STALLED
 
 __all__ = [
     "EXIT_FORCED",
     "EXIT_HUNG",
     "EXIT_OK",
+    "EXIT_STALLED",
     "Worker",
     "WorkerOptions",
     "make_worker_id",

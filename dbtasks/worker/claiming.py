@@ -26,7 +26,8 @@ def claim_rows(worker: Worker, limit: int | None) -> list[DBTaskResult]:
     with worker.claim_lock:
         with in_flight.lock:
             if limit is None:
-                limit = in_flight.free_threads()
+                # None while a task thread could not connect a moment ago (outage.py).
+                limit = 0 if worker.outage.claims_held() else in_flight.free_threads()
             if worker.options.max_tasks is not None:
                 limit = min(limit, worker.options.max_tasks - in_flight.claimed)
             plan = worker.alone.plan(limit)

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ from django.db import connections
 
 from dbtasks.models import DBWorker
 from dbtasks.worker.connections import discard_if_broken
+from dbtasks.worker.pulse import Pulse
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Heartbeat:
         # running tasks' cancel requests there.
         self.after_beat = after_beat
         self.sync_clock = sync_clock  # DatabaseClock.sync: measured at start and every beat
+        self._next_beat = 0.0  # tend(): monotonic time of the next beat
 
     def register(self) -> None:
         self.sync_clock()
@@ -87,21 +90,73 @@ class Heartbeat:
             logger.warning("Worker %s was presumed lost; registering again", self.worker_id)
             self.register()
 
+    def beat_once(self) -> None:
+        """Beat, then the work after it; a failure is logged and tried again next time."""
+        try:
+            self.beat()
+            self.after_beat()
+        except DatabaseError:
+            logger.warning("Worker %s heartbeat failed", self.worker_id, exc_info=True)
+            discard_if_broken(self.db)
+
+    def tend(self) -> None:
+        """``beat_once()`` if an interval has passed since the last (the caller's thread)."""
+        now = time.monotonic()
+        if now >= self._next_beat:
+            self._next_beat = now + self.interval.total_seconds()
+            self.beat_once()
+
     def start(self, *, stop: threading.Event) -> threading.Thread:
         """Beat every ``interval`` in a thread until ``stop`` is set; a failed beat is retried."""
 
         def beat_until_stopped() -> None:
             try:
                 while not stop.wait(self.interval.total_seconds()):
-                    try:
-                        self.beat()
-                        self.after_beat()
-                    except DatabaseError:
-                        logger.warning("Worker %s heartbeat failed", self.worker_id, exc_info=True)
-                        discard_if_broken(self.db)
+                    self.beat_once()
             finally:
                 connections.close_all()
 
         thread = threading.Thread(target=beat_until_stopped, name="dbtasks-heartbeat", daemon=True)
         thread.start()
         return thread
+
+
+class Beating:
+    """Who beats for a worker: its child process, or else a thread.
+
+    With the child (``pulse.py``) beating on time, the rest of a beat's work
+    (registering again, the clock offset, cancel requests, fencing), none of
+    which must be on time, is done by the worker's main thread on its own
+    connection (``tend()``), so no thread holds a connection for it.
+    """
+
+    def __init__(self, heartbeat: Heartbeat, pulse: Pulse | None) -> None:
+        self.heartbeat = heartbeat
+        self.pulse = pulse
+        self.stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.pulse is not None:
+            self.pulse.start()
+        else:
+            self._thread = self.heartbeat.start(stop=self.stopped)
+
+    def tend(self) -> None:
+        """In the main thread, between claims."""
+        if self.pulse is not None and not self.stopped.is_set():
+            self.heartbeat.tend()
+            if not self.pulse.alive() and not self.stopped.is_set():
+                logger.warning(
+                    "Worker %s: heartbeat process exited; starting another",
+                    self.heartbeat.worker_id,
+                )
+                self.pulse.start()
+
+    def stop(self) -> None:
+        """No more beats: the worker's heartbeat ages from now on."""
+        self.stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.pulse is not None:
+            self.pulse.stop()

@@ -59,7 +59,15 @@ class InFlight:
             return not self._rows and not self.chaining
 
     def free_threads(self) -> int:
-        """Threads free for another task (see ``Worker._capacity``)."""
+        """Threads free for another task, as the main thread claims for them.
+
+        Postgres (``Worker.overlap``): a task whose code has returned no
+        longer counts, so the next claim runs while the last outcome is
+        written, on two connections at once; the row claimed meanwhile waits
+        those few milliseconds for its thread. SQLite: a thread that
+        finished a task claims its next one itself (``Runner._chain``), so
+        it still counts.
+        """
         with self.lock:
             if self._alone:
                 return 0

@@ -4,12 +4,13 @@ The main thread claims rows (``dbtasks/sql/claim.py``) and hands them to a
 pool of ``threads`` threads (``pool.py``), which run them (``execution.py``).
 Between claims it does the chores of ``maintenance.py``: closing lost
 workers' attempts, handing back claims it never received, enqueueing due
-recurring tasks, purging old results. A heartbeat thread (``heartbeat.py``)
-proves this process is alive; on Postgres a listener thread
-(``dbtasks/sql/notify.py``) wakes the loop as soon as a task is enqueued.
+recurring tasks, purging old results, the heartbeat's chores
+(``heartbeat.py``; a child process beats). On Postgres a listener thread
+(``dbtasks/sql/notify.py``) wakes the loop when a task is enqueued.
+``outage.py``: what the worker does while the database refuses it.
 
 Under a backlog, claiming is what a no-op task mostly costs, so it is
-pipelined (see ``_capacity``): on Postgres the main thread claims a thread's
+pipelined (see ``InFlight.free_threads``): on Postgres the main thread claims a thread's
 next task while the thread still records the last one's outcome; on SQLite,
 which writes one transaction at a time, a thread that finished a task claims
 its next one itself (``_chain``).
@@ -43,6 +44,7 @@ from dbtasks.worker.alone import AloneTasks
 from dbtasks.worker.claiming import claim_rows
 from dbtasks.worker.connections import discard_if_broken
 from dbtasks.worker.fencing import watch_attempts
+from dbtasks.worker.heartbeat import Beating
 from dbtasks.worker.heartbeat import Heartbeat
 from dbtasks.worker.inflight import InFlight
 from dbtasks.worker.interrupts import Interrupts
@@ -51,12 +53,14 @@ from dbtasks.worker.maintenance import Maintenance
 from dbtasks.worker.options import WorkerOptions
 from dbtasks.worker.options import make_worker_id
 from dbtasks.worker.options import select_queues
+from dbtasks.worker.outage import Outage
 from dbtasks.worker.pool import TaskThreads
 from dbtasks.worker.pulse import Pulse
 from dbtasks.worker.pulse import can_share
 from dbtasks.worker.running import Runner
 from dbtasks.worker.signals import SignalInbox
 from dbtasks.worker.stopping import EXIT_HUNG
+from dbtasks.worker.stopping import EXIT_STALLED
 from dbtasks.worker.stopping import drain
 
 logger = logging.getLogger(__name__)
@@ -92,8 +96,8 @@ class Worker:
         self.abandon = threading.Event()  # stop now, give running attempts back
         self.wake = threading.Event()  # something changed: look for work
         self.stop_requested_at: float | None = None
-        self._background_stop = threading.Event()  # ends the heartbeat and listener threads
-        self._heartbeat = Heartbeat(
+        self._background_stop = threading.Event()  # ends the listener thread
+        heartbeat = Heartbeat(
             db=self.db,
             worker_id=self.id,
             backend_name=backend.alias,
@@ -101,19 +105,14 @@ class Worker:
             threads=options.threads,
             interval=self.config.heartbeat_interval,
             clock=self.clock,
-            after_beat=self._after_beat,
+            after_beat=lambda: watch_attempts(self.interrupts, db=self.db, worker_id=self.id),
             sync_clock=database_clock.sync if clock is None else lambda: None,
         )
         # The heartbeat that task code holding the GIL cannot starve (pulse.py).
-        self._pulse = (
-            Pulse(
-                db=self.db,
-                worker_id=self.id,
-                interval=self.config.heartbeat_interval.total_seconds(),
-            )
-            if clock is None and options.heartbeat_process and can_share(self.db)
-            else None
-        )
+        interval = self.config.heartbeat_interval.total_seconds()
+        pulse = Pulse(db=self.db, worker_id=self.id, interval=interval)
+        with_pulse = clock is None and options.heartbeat_process and can_share(self.db)
+        self.beating = Beating(heartbeat, pulse if with_pulse else None)
         self._signals = SignalInbox()
         self.in_flight = InFlight(options.threads)
         self.alone = AloneTasks(self)
@@ -129,6 +128,7 @@ class Worker:
         self.hung_exit = False
         self.max_hung_threads = options.max_hung_threads or options.threads
         self._maintenance = Maintenance(self)
+        self.outage = Outage(self)
 
     @property
     def stop_requested(self) -> bool:
@@ -146,12 +146,12 @@ class Worker:
         """Work until stopped; return the exit code (0, or 1 after a forced stop)."""
         restore_signals = self._install_signal_handlers()
         try:
-            self._heartbeat.register()
-            if self._pulse is not None:
-                self._pulse.start()
-            threads = [self._heartbeat.start(stop=self._background_stop)]
+            self.outage.register()
+            self.beating.start()
+            threads: list[threading.Thread] = []
             if self.backend.uses_listen_notify() and not self.options.oneshot:
-                threads.append(start_listener(self.db, wake=self.wake, stop=self._background_stop))
+                listen = self.backend.listen_alias
+                threads.append(start_listener(listen, wake=self.wake, stop=self._background_stop))
             logger.info(
                 "Worker %s started: queues=%s threads=%d backend=%s",
                 self.id,
@@ -166,15 +166,16 @@ class Worker:
                 code = drain(self)
                 if self.hung_exit:
                     code = EXIT_HUNG
+                if self.outage.stalled:
+                    code = EXIT_STALLED
             finally:
                 # Abandoned threads may run for a long time yet: do not wait.
                 pool.shutdown(wait=not self.abandon.is_set())
                 self._background_stop.set()
                 for thread in threads:
                     thread.join(timeout=5)
-                if self._pulse is not None:
-                    self._pulse.stop()
-                self._heartbeat.unregister()
+                self.beating.stop()
+                self.beating.heartbeat.unregister()
         finally:
             restore_signals()
         logger.info("Worker %s stopped after %d tasks (exit %d)", self.id, self.processed, code)
@@ -199,13 +200,10 @@ class Worker:
         """
         return self.interrupts.interrupt(row_id, attempt, reason)
 
-    def _after_beat(self) -> None:
-        """In the heartbeat thread, after each beat: watch the attempts, mind the pulse."""
-        watch_attempts(self.interrupts, db=self.db, worker_id=self.id)
-        pulse = self._pulse
-        if pulse is not None and not pulse.alive() and not self._background_stop.is_set():
-            logger.warning("Worker %s: heartbeat process exited; starting another", self.id)
-            pulse.start()
+    def tend(self) -> None:
+        """In the main thread, between claims: the heartbeat's chores, the stall check."""
+        self.outage.check()
+        self.beating.tend()
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         return self._signals.install()
@@ -249,6 +247,7 @@ class Worker:
             # made itself READY again (a retry) after the claim looked.
             idle = self.in_flight.idle()
             try:
+                self.tend()
                 self._maintenance.run()
                 rows = self.claim()
             except DatabaseError:
@@ -266,9 +265,9 @@ class Worker:
                 delay = self.options.delay_min
             if self._should_exit(claimed_any=bool(rows), idle=idle):
                 break
-            if rows and self._capacity() > 0:
+            if rows and self.in_flight.free_threads() > 0:
                 continue  # more may be ready: claim again at once
-            if self._capacity() == 0:
+            if self.in_flight.free_threads() == 0:
                 # Busy: a finishing task sets wake. The timeout keeps housekeeping
                 # going while threads chain their own claims (SQLite).
                 self.wait(
@@ -285,17 +284,6 @@ class Worker:
             self.stopping.set()
             return True
         return self.options.oneshot and not claimed_any and idle
-
-    def _capacity(self) -> int:
-        """Threads free for another task, as the main thread claims for them.
-
-        Postgres (``_overlap``): a task whose code has returned no longer
-        counts, so the next claim runs while the last outcome is written,
-        on two connections at once; the row claimed meanwhile waits those
-        few milliseconds for its thread. SQLite: a thread that finished a
-        task claims its next one itself (``_chain``), so it still counts.
-        """
-        return self.in_flight.free_threads()
 
     def claim(self, *, limit: int | None = None) -> list[DBTaskResult]:
         """Claim up to ``limit`` rows (default: one per free thread) and count them."""

@@ -101,7 +101,8 @@ class Maintenance:
         its reply arrives, the worker sees an error and the rows stay RUNNING
         under our live heartbeat, where lost-worker recovery never looks.
         A claim registers its rows in ``in_flight`` under ``claim_lock``,
-        so a row RUNNING for us and not in flight is one of those.
+        so a row RUNNING for us and not in flight is one of those, or one
+        whose task thread could not connect (``outage.py``).
         """
         worker = self.worker
         with worker.claim_lock:  # no claim may commit between the snapshot and the query
@@ -112,7 +113,7 @@ class Maintenance:
                 .exclude(pk__in=ours)
             )
         for row in strays:
-            worker.runner.hand_back(row, "its claim's reply never reached the worker")
+            worker.runner.hand_back(row, "its claim's reply, or a connection, never came")
 
     def repair_concurrency_slots(self) -> None:
         """Recount the slots of concurrency limits, and give free ones to BLOCKED rows.

@@ -4,8 +4,9 @@ A ``ThreadPoolExecutor`` would almost do, but its threads end without
 closing the database connections Django opened in them. Those sessions then
 outlive the worker: on Postgres an in-process worker (tests, a worker
 embedded in another program) leaves the database "being accessed by other
-users". Each thread here keeps its connection for its whole life, as the
-worker's main thread does, and closes it when it ends.
+users". Each thread here keeps its connection while it has work, and
+closes it when it goes idle or ends: an idle worker holds none for its task
+threads (the connection bound in the README's guarantees).
 
 A thread stuck in a task past its timeout can be *retired*: a new thread
 takes its place, so the worker keeps its capacity, and the old one ends as
@@ -91,6 +92,9 @@ class TaskThreads:
                 try:
                     row, waited = self._inbox.get_nowait(), False
                 except queue.Empty:
+                    # Idle: give the connection back to the server (or the pool)
+                    # rather than hold it until the next task.
+                    connections.close_all()
                     row, waited = self._inbox.get(), True
                 if row is None:
                     return

@@ -2,7 +2,7 @@
 
 ``Runner.run_one`` is what each thread of the pool (``pool.py``) calls with
 a row the main thread claimed for it. On SQLite the thread then claims its
-own next task (``_chain``), see ``Worker._capacity`` for why.
+own next task (``_chain``), see ``InFlight.free_threads`` for why.
 """
 
 from __future__ import annotations
@@ -57,11 +57,14 @@ class Runner:
             # Stopping: a row that has not started goes back as it was.
             self.hand_back(row, "the worker is stopping")
             return self._finished(row, ran=False)
+        recheck_before_task(worker.db, health_check=ping)
+        if not worker.outage.connect(row):
+            # The server refuses us: the main thread hands the row back (outage.py).
+            return self._finished(row, ran=False)
         completed = False
         policy = worker.config.policy(row.queue_name, row.task_path)
         control = worker.interrupts.begin(row, policy.timeout)
         try:
-            recheck_before_task(worker.db, health_check=ping)
             execute(
                 row,
                 worker_id=worker.id,
@@ -86,11 +89,15 @@ class Runner:
         return self._finished(row)
 
     def _ran(self, row: DBTaskResult) -> None:
-        """The task's code is done: on Postgres its thread is as good as free (see _capacity)."""
+        """The task's code is done: on Postgres its thread is as good as free.
+
+        See ``InFlight.free_threads``.
+        """
         worker = self.worker
         # From now on this thread closes the attempt: the heartbeat must not
         # take that close for someone else's (dbtasks/worker/fencing.py).
         worker.interrupts.code_done(row)
+        worker.outage.recording(row)
         if worker.overlap:
             worker.in_flight.code_done(row)
             worker.wake.set()
@@ -98,6 +105,7 @@ class Runner:
     def _finished(self, row: DBTaskResult, *, ran: bool = True) -> bool:
         """Forget a row whose attempt is closed; return whether this thread claims the next."""
         worker = self.worker
+        worker.outage.recorded(row)
         with worker.in_flight.lock:
             worker.in_flight.finish(row, ran=ran)
             # A thread the worker gave up on (past its task's timeout) ends here.

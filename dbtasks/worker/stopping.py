@@ -27,6 +27,8 @@ EXIT_OK = 0
 EXIT_FORCED = 1
 # Too many threads stuck in tasks past their timeout: start a fresh process.
 EXIT_HUNG = 3
+# An outcome could not be recorded for longer than heartbeat_timeout (outage.py).
+EXIT_STALLED = 4
 
 
 def drain(worker: Worker) -> int:
@@ -45,10 +47,12 @@ def drain(worker: Worker) -> int:
                 break
         worker.wait(remaining)
         worker.wake.clear()
+        worker.tend()
     if not worker.in_flight:
         return EXIT_OK
     worker.abandon.set()
-    give_back(worker)
+    if not worker.outage.stalled:  # else the database would not take it either
+        give_back(worker)
     return EXIT_FORCED
 
 

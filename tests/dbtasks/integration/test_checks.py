@@ -136,3 +136,67 @@ def test_sqlite_without_immediate_transactions_or_wal_is_warned_about(monkeypatc
             "Add 'PRAGMA journal_mode=WAL;' to DATABASES['default']['OPTIONS']['init_command'].",
         ),
     ]
+
+
+LISTEN_HINT = (
+    "Name a DATABASES alias that connects to the tasks' Postgres database directly, "
+    "not through a pooler (the README's 'PgBouncer' section)."
+)
+
+
+def test_listen_database_must_name_a_databases_alias(settings):
+    configure(settings, {"listen_database": "direct"})
+
+    errors = list(task_backends["default"].check())
+
+    assert [(error.id, error.msg, error.hint) for error in errors] == [
+        (
+            "dbtasks.E004",
+            f"{KEY}['listen_database'] is 'direct': not in DATABASES (default).",
+            LISTEN_HINT,
+        )
+    ]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite settings only")
+def test_listen_database_needs_postgres(settings):
+    configure(settings, {"listen_database": "default"})
+
+    errors = list(task_backends["default"].check())
+
+    assert [(error.id, error.msg) for error in errors] == [
+        (
+            "dbtasks.E004",
+            (
+                f"{KEY}['listen_database'] is 'default': LISTEN/NOTIFY needs both it and the "
+                "tasks' database on PostgreSQL."
+            ),
+        )
+    ]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="Postgres settings only")
+def test_a_pooled_database_with_server_side_cursors_or_prepared_statements_is_warned_about(
+    settings, monkeypatch
+):
+    configure(settings, {"listen_database": "default"})
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", False)
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {"prepare_threshold": 5})
+
+    warnings = list(task_backends["default"].check())
+
+    assert [(warning.id, warning.msg) for warning in warnings] == [
+        (
+            "dbtasks.W003",
+            (
+                "Database 'default' is behind a pooler (TASKS['default']['OPTIONS']"
+                "['listen_database'] is set) but has server-side cursors "
+                "(DISABLE_SERVER_SIDE_CURSORS is off) and prepares statements (OPTIONS "
+                "'prepare_threshold'/'server_side_binding'); in transaction mode the next "
+                "transaction may run on another server connection."
+            ),
+        )
+    ]
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {})
+    assert list(task_backends["default"].check()) == []
