@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 def watch_attempts(interrupts: Interrupts, *, db: str, worker_id: str) -> None:
-    """Pass on cancel requests and fence closed attempts (run by the heartbeat thread)."""
+    """Pass on cancel requests and fence closed attempts (after each beat)."""
     running = interrupts.snapshot()
     if not running:
         return

@@ -54,7 +54,7 @@ class Heartbeat:
         self.threads = threads
         self.interval = interval
         self.clock = clock
-        # Run after each beat, in the heartbeat thread: the worker reads its
+        # Run after each beat, in the beating thread: the worker reads its
         # running tasks' cancel requests there.
         self.after_beat = after_beat
         self.sync_clock = sync_clock  # DatabaseClock.sync: measured at start and every beat
@@ -134,9 +134,11 @@ class Beating:
         self.heartbeat = heartbeat
         self.pulse = pulse
         self.stopped = threading.Event()
+        self.started = False
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self.started = True
         if self.pulse is not None:
             self.pulse.start()
         else:
@@ -144,7 +146,7 @@ class Beating:
 
     def tend(self) -> None:
         """In the main thread, between claims."""
-        if self.pulse is not None and not self.stopped.is_set():
+        if self.pulse is not None and self.started and not self.stopped.is_set():
             self.heartbeat.tend()
             if not self.pulse.alive() and not self.stopped.is_set():
                 logger.warning(

@@ -6,7 +6,7 @@ so that a request for one attempt never reaches the next one of the same
 row. Three things ask an attempt to stop:
 
 - a cancel request, or the attempt closed by someone else (the worker was
-  presumed lost): the heartbeat thread reads the rows this worker runs
+  presumed lost): the heartbeat's chores read the rows this worker runs
   (``dbtasks/worker/fencing.py``);
 - its ``timeout``: the main thread's chores look at the deadlines
   (``due()``), and close an attempt that has not stopped ``SETTLE`` seconds

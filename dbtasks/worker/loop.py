@@ -231,6 +231,7 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.wake.wait(min(remaining, SIGNAL_CHECK_INTERVAL)):
                 return
+            self.tend()  # a long poll interval must not delay cancel requests
 
     # --- The loop -----------------------------------------------------------
 

@@ -100,8 +100,11 @@ class Outage:
 
     def _hold_claims(self) -> None:
         with self._lock:
+            now = time.monotonic()
+            if now < self._held_until:
+                return  # threads that were given rows together count once
             self._hold = min(max(self._hold * 2, HOLD_MIN), HOLD_MAX)
-            self._held_until = time.monotonic() + self._hold
+            self._held_until = now + self._hold
 
     def claims_held(self) -> bool:
         """Whether a task thread failed to connect a moment ago: claim nothing yet."""

@@ -5,8 +5,8 @@ closing the database connections Django opened in them. Those sessions then
 outlive the worker: on Postgres an in-process worker (tests, a worker
 embedded in another program) leaves the database "being accessed by other
 users". Each thread here keeps its connection while it has work, and
-closes it when it goes idle or ends: an idle worker holds none for its task
-threads (the connection bound in the README's guarantees).
+closes it after a second idle or when it ends: an idle worker holds none
+for its task threads (the connection bound in the README's guarantees).
 
 A thread stuck in a task past its timeout can be *retired*: a new thread
 takes its place, so the worker keeps its capacity, and the old one ends as
@@ -22,6 +22,9 @@ from collections.abc import Callable
 from django.db import connections
 
 from dbtasks.models import DBTaskResult
+
+# How long a task thread keeps its connection with no task to run.
+RELEASE_AFTER = 1.0  # seconds
 
 
 class TaskThreads:
@@ -86,16 +89,23 @@ class TaskThreads:
             for thread in threads:
                 thread.join()
 
+    def _next_or_release(self) -> DBTaskResult | None:
+        """Wait for a row; after ``RELEASE_AFTER`` idle, without holding a connection."""
+        try:
+            return self._inbox.get(timeout=RELEASE_AFTER)
+        except queue.Empty:
+            # Give the connection back to the server (or the pool) rather
+            # than hold it until the next task; a busy thread keeps its own.
+            connections.close_all()
+            return self._inbox.get()
+
     def _serve(self) -> None:
         try:
             while True:
                 try:
                     row, waited = self._inbox.get_nowait(), False
                 except queue.Empty:
-                    # Idle: give the connection back to the server (or the pool)
-                    # rather than hold it until the next task.
-                    connections.close_all()
-                    row, waited = self._inbox.get(), True
+                    row, waited = self._next_or_release(), True
                 if row is None:
                     return
                 self._run(row, waited)

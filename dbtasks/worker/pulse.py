@@ -9,10 +9,12 @@ and its attempt was closed as ``WorkerLost`` and run again.
 
 So a worker starts one child process (``pulse_child.py``) that writes its
 ``heartbeat_at`` every ``heartbeat_interval`` on its own database connection,
-in its own interpreter. The heartbeat thread keeps beating too (it also
-registers the worker again if it was presumed lost, measures the clock and
-watches the running attempts, none of which must be on time); the child is
-what keeps the heartbeat on time while a task holds the GIL.
+in its own interpreter. The worker's main thread beats too, between claims
+(``heartbeat.Beating``: it also registers the worker again if it was
+presumed lost, measures the clock and watches the running attempts, none
+of which must be on time), on its own connection, so the heartbeat thread
+and its connection are not needed; the child is what keeps the heartbeat
+on time while a task holds the GIL.
 
 The semantics of a heartbeat stay: the child beats only while its parent
 can run.
@@ -28,7 +30,7 @@ can run.
 - A whole host frozen or cut off: neither beats; as before.
 
 It costs one process (about 45 MB resident) and one database connection
-per worker.
+per worker, the one the heartbeat thread would hold.
 It is not used when the worker cannot share its database with a child
 (SQLite in memory) or runs on a clock of the caller's (tests).
 """

@@ -80,7 +80,7 @@ def main() -> int:
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
         except DatabaseError as error:
-            # The parent's own heartbeat thread says more; try again next time.
+            # The parent's own heartbeat says more; try again next time.
             logger.warning("heartbeat failed: %s", error)
             connection.close()
     connection.close()

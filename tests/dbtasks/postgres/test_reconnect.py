@@ -40,6 +40,11 @@ def terminate_worker_sessions():
         return cursor.fetchone()[0]
 
 
+def at_least_three_sessions():
+    sessions = set(worker_sessions())
+    return sessions if len(sessions) >= 3 else None
+
+
 def listening_again(killed):
     """Whether a new session (not one of ``killed``) is LISTENing."""
     return any(
@@ -63,9 +68,9 @@ def test_an_idle_worker_reconnects_and_goes_on(start_worker):
     run_and_wait("before")
 
     for round_ in range(3):
-        killed = set(worker_sessions())
-        # The main loop, the task thread and the listener (and the heartbeat
-        # thread's, unless it has not beaten yet).
+        # The main loop, the heartbeat process and the listener (an idle task
+        # thread has closed its connection), each back after the last round.
+        killed = wait_until(at_least_three_sessions, timeout=30, what="the worker's sessions")
         assert terminate_worker_sessions() >= 3
         wait_until(
             lambda: listening_again(killed),  # noqa: B023 - called before the loop goes on
@@ -95,6 +100,8 @@ def test_a_busy_worker_reconnects_between_tasks(start_worker):
         # Pull the plug while it works its way through the queue.
         # The lambda is called before the loop goes on.
         wait_until(lambda: succeeded() >= done, timeout=60, what=f"{done} tasks")  # noqa: B023
+        # Those of the last round back (task threads connect only while busy).
+        wait_until(at_least_three_sessions, timeout=30, what="the worker's sessions")
         assert terminate_worker_sessions() >= 3
 
     wait_until(lambda: succeeded() == len(results), timeout=90, what="every task to succeed")

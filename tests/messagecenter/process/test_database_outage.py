@@ -60,7 +60,10 @@ from tests.workers import database_url
 
 pytestmark = [pytest.mark.process, pytest.mark.postgres, pytest.mark.slow]
 
-OPTIONS = {"max_attempts": 10}
+# A heartbeat timeout longer than the outage: a worker that cannot record an
+# outcome for longer than it exits (4) for others to recover its attempts,
+# and these tests are about workers that ride an outage out.
+OPTIONS = {"max_attempts": 10, "heartbeat_timeout": "10 seconds"}
 DOWNTIME = 2.0  # seconds the server stays stopped in the restart test
 ERROR_PAGE = 'data-error-page="500"'  # templates/500.html
 RETRYING = "Database error; retrying in"  # dbtasks.worker's log line
