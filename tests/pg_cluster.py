@@ -50,7 +50,9 @@ def port_is_free(port: int) -> bool:
 class Cluster:
     """A running private cluster on ``port``, listening on loopback and ``addresses``."""
 
-    def __init__(self, port: int, *, addresses: list[str], trust: list[str]) -> None:
+    def __init__(
+        self, port: int, *, addresses: list[str], trust: list[str], max_connections: int = 50
+    ) -> None:
         self.port = port
         self.bin = bin_dir()
         try:
@@ -75,7 +77,7 @@ class Cluster:
                 f"-p {port} -c listen_addresses='{listen}' "
                 f"-c unix_socket_directories='{self.directory}' "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c shared_buffers=16MB -c max_connections=50"
+                f"-c shared_buffers=16MB -c max_connections={max_connections}"
             )
             self._as_postgres(
                 "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w",

@@ -23,6 +23,10 @@ from datetime import timedelta
 
 from django.db import DatabaseError
 from django.db import connections
+from django.db.models import DateTimeField
+from django.db.models import F
+from django.db.models import Value
+from django.db.models.functions import Greatest
 
 from dbtasks.models import DBWorker
 from dbtasks.worker.connections import discard_if_broken
@@ -86,7 +90,10 @@ class Heartbeat:
         """Prove this worker is alive (and register again if it was taken for dead)."""
         self.sync_clock()
         row = DBWorker.objects.using(self.db).filter(worker_id=self.worker_id)
-        if not row.update(heartbeat_at=self.clock()):
+        # Never back: a thread that read the clock and then waited for the GIL
+        # (a task holding it) would undo the heartbeat process's newer beat.
+        now = Value(self.clock(), output_field=DateTimeField())
+        if not row.update(heartbeat_at=Greatest(F("heartbeat_at"), now)):
             logger.warning("Worker %s was presumed lost; registering again", self.worker_id)
             self.register()
 

@@ -21,7 +21,7 @@ import pytest
 
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBWorker
-from tests.dbtasks.postgres.private import Cluster
+from tests.dbtasks.postgres.private import Server
 from tests.dbtasks.postgres.private import app_env
 from tests.dbtasks.postgres.private import private_cluster
 from tests.live import Service
@@ -54,7 +54,7 @@ for n in range({TASKS}):
 class Sampler:
     """Counts each worker's sessions in pg_stat_activity every 20 ms, in a thread."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Server) -> None:
         self.cluster = cluster
         self.most: Counter[str] = Counter()
         self.samples = 0
@@ -76,7 +76,7 @@ class Sampler:
             self.samples += 1
 
 
-def start_workers(cluster: Cluster, logs: Path) -> list[Service]:
+def start_workers(cluster: Server, logs: Path) -> list[Service]:
     workers = []
     for n in range(WORKERS):
         env = app_env(
