@@ -2,6 +2,8 @@
 
 The worker runs in a thread here and is stopped with request_stop(), what its
 signal handler leads to; tests/dbtasks/process/test_shutdown.py sends real signals.
+A task that must still be running when the worker gives it back blocks until
+the test ends (a task that only sleeps might finish first on a slow machine).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def test_a_stop_lets_the_running_task_finish_and_claims_nothing_more(start):
 
 
 def test_a_second_stop_gives_the_attempt_back_for_a_retry(start):
-    result = tasks.record_run.enqueue("given back", seconds=2)
+    result = tasks.blocks_until_released.enqueue("given back")
     running = start()
     wait_until_started(result)
 
@@ -94,7 +96,7 @@ def test_when_the_grace_period_is_over_the_attempt_is_given_back(start):
 
 def test_a_given_back_task_with_no_attempt_left_fails(start, settings):
     override_options(settings, max_attempts=1)
-    result = tasks.record_run.enqueue("no attempt left", seconds=2)
+    result = tasks.blocks_until_released.enqueue("no attempt left")
     running = start(grace=0)
     wait_until_started(result)
 
@@ -105,7 +107,7 @@ def test_a_given_back_task_with_no_attempt_left_fails(start, settings):
 
 
 def test_after_max_tasks_a_stop_starts_the_grace_period(start):
-    result = tasks.record_run.enqueue("max tasks", seconds=3)
+    result = tasks.blocks_until_released.enqueue("max tasks")
     running = start(max_tasks=1, grace=0.2)
     wait_until_started(result)
     # The worker has stopped claiming (--max-tasks) and waits for the task...
