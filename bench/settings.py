@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from messagecenter.environment import database_config
 from messagecenter.settings import TASKS as PROJECT_TASKS
-from messagecenter.settings import database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SYSTEM = os.environ.get("BENCH_SYSTEM", "dbtasks")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
+from messagecenter.environment import database_config
 from messagecenter.settings import *  # noqa: F403
-from messagecenter.settings import database_config
 
 DEBUG = False
 SECRET_KEY = "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"

@@ -4,61 +4,30 @@ Every value has a safe default for local development; production values come
 from environment variables (see the README's "Deploying" section). Missing
 production values are reported by system checks (``messagecenter/checks.py``)
 so ``manage.py check`` (and every command that runs the checks, the worker
-included) names them. Only a value that cannot be read at all raises here,
-with ``ImproperlyConfigured`` naming the variable: a malformed DATABASE_URL,
-or a number that is not one.
+included) names them. Only a value that cannot be read at all raises
+(``messagecenter/environment.py``, naming the variable).
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+# How each variable is read, and what is built from them (messagecenter/environment.py).
+from messagecenter.environment import database_config
+from messagecenter.environment import default_ntfy_server
+from messagecenter.environment import email_backend
+from messagecenter.environment import env_bool
+from messagecenter.environment import env_int
+from messagecenter.environment import env_list
+from messagecenter.environment import env_seconds
+from messagecenter.environment import log_level
+from messagecenter.environment import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_bool(name: str, *, default: bool) -> bool:
-    """Read a yes/no environment variable ("1", "true", "yes", "on" are true)."""
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    """Read a comma-separated environment variable into a list."""
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-def env_seconds(name: str, default: float) -> float:
-    """Read a positive number of seconds; an unreadable value names the variable."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ImproperlyConfigured(f"{name} must be a positive number of seconds, got {value!r}.")
-    return seconds
-
-
-def env_int(name: str, default: int) -> int:
-    """Read a whole number of at least 0; an unreadable value names the variable."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    if not value.isdigit():
-        raise ImproperlyConfigured(f"{name} must be a whole number of at least 0, got {value!r}.")
-    return int(value)
 
 
 # --- Core -------------------------------------------------------------------
@@ -129,53 +98,8 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------
 
-# SQLite needs three things to serve a web process and workers at once:
-# WAL (readers never block the writer), a busy timeout (wait for the write
-# lock instead of failing with "database is locked"), and IMMEDIATE
-# transactions (take the write lock at BEGIN, so two transactions never both
-# read and then deadlock upgrading to write). dbtasks.W001 checks the last.
-SQLITE_OPTIONS: dict[str, Any] = {
-    "init_command": (
-        "PRAGMA journal_mode=WAL;"
-        "PRAGMA synchronous=NORMAL;"
-        "PRAGMA busy_timeout=20000;"
-        "PRAGMA foreign_keys=ON;"
-    ),
-    "transaction_mode": "IMMEDIATE",
-    "timeout": 20,
-}
-
-
-def redact_password(url: str) -> str:
-    """The URL with its password replaced by ``***``, fit for an error message."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
-
-
-def database_config(url: str, *, name: str = "DATABASE_URL") -> dict[str, Any]:
-    """Build a DATABASES entry from a URL, with our SQLite options.
-
-    ``name`` is the variable the URL came from: a URL that cannot be parsed
-    raises ImproperlyConfigured naming it (dj-database-url's own errors do
-    not say which setting was wrong), with any password masked.
-    """
-    if not url.strip():
-        raise ImproperlyConfigured(
-            f"{name} is set but empty. Set it to a database URL such as "
-            "postgres://user:password@host:5432/name, or unset it for the local SQLite file."
-        )
-    try:
-        config: dict[str, Any] = dict(
-            dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
-        )
-    except ValueError as error:  # dj_database_url.ParseError, UnknownSchemeError
-        raise ImproperlyConfigured(
-            f"{name} {redact_password(url)!r} is not a database URL: {error}"
-        ) from None
-    if config["ENGINE"] == "django.db.backends.sqlite3":
-        config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
-    return config
-
-
+# SQLite gets WAL, a busy timeout and IMMEDIATE transactions
+# (messagecenter/environment.py, SQLITE_OPTIONS: why each).
 DATABASES = {
     "default": database_config(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
@@ -187,16 +111,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Tasks ------------------------------------------------------------------
 
-# The database backend from dbtasks/. OPTIONS are documented in the README
-# ("Configure queues") and validated by `manage.py check`.
 # Each user's send quota (messagecenter/quotas.py): notifications per rolling
 # hour and per rolling 24 hours; a SendQuota row in the admin overrides them.
 SENDS_PER_HOUR = env_int("SENDS_PER_HOUR", 100)
 SENDS_PER_DAY = env_int("SENDS_PER_DAY", 1000)
 # Fair sharing: at most this many of a user's deliveries READY or RUNNING at
-# once; the rest wait BLOCKED in their own order (urgent first), and across
-# users the claim ignores priority (README, "Many users").
+# once, the rest BLOCKED in their own order; "fair": across users the claim
+# ignores priority (README, "Many users").
 SENDS_AT_ONCE_PER_USER = env_int("SENDS_AT_ONCE_PER_USER", 2)
+# The database backend from dbtasks/. OPTIONS are documented in the README
+# ("Configure queues") and validated by `manage.py check`.
 TASKS: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "dbtasks.backend.DatabaseBackend",
@@ -252,15 +176,7 @@ NTFY_ALLOWED_NETWORKS = env_list("NTFY_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" 
 # The server of every user's own channels unless they choose another: each
 # new user gets a private random topic there. Without the setting, NTFY_URL's
 # server (a deployment that had one global topic), else ntfy.sh.
-NTFY_DEFAULT_SERVER = os.environ.get("NTFY_DEFAULT_SERVER", "") or (
-    NTFY_URL.rstrip("/").rpartition("/")[0] + "/"
-    if NTFY_URL.count("/") >= 3
-    else "https://ntfy.sh/"
-)
-
-
-# --- Channel tokens ---------------------------------------------------------
-
+NTFY_DEFAULT_SERVER = os.environ.get("NTFY_DEFAULT_SERVER", "") or default_ntfy_server(NTFY_URL)
 # Channels' access tokens are stored encrypted (messagecenter/tokens.py) with
 # these comma-separated Fernet keys: the first encrypts, all decrypt (put a new
 # key first, then run rotate_channel_tokens). Empty: a key derived from
@@ -287,12 +203,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 # browser tests) or DEBUG is on (the worker's console).
 EMAIL_BACKEND = "dbtasks.mail.TaskEmailBackend"
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "")
-if EMAIL_FILE_PATH:
-    DBTASKS_EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-elif DEBUG:
-    DBTASKS_EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-else:
-    DBTASKS_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+DBTASKS_EMAIL_BACKEND = email_backend(file_path=EMAIL_FILE_PATH, debug=DEBUG)
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
@@ -384,29 +295,5 @@ SECURE_CSP = {
 # --- Logging ----------------------------------------------------------------
 
 # Everything to stdout, one line per event: what process managers collect.
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
-if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-    # logging.config would fail with "Unknown level", without naming the variable.
-    raise ImproperlyConfigured(
-        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}."
-    )
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
-            "formatter": "plain",
-        },
-    },
-    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
-    "loggers": {
-        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-        # django.tasks logs every task start and finish (with tracebacks).
-        "django.tasks": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-    },
-}
+LOG_LEVEL = log_level(os.environ.get("LOG_LEVEL", ""))
+LOGGING = logging_config(LOG_LEVEL)

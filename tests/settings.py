@@ -12,10 +12,10 @@ import json
 import os
 import tempfile
 
+from messagecenter.environment import database_config
 from messagecenter.settings import *  # noqa: F403
 from messagecenter.settings import BASE_DIR
 from messagecenter.settings import TASKS as PROJECT_TASKS
-from messagecenter.settings import database_config
 from tests.task_settings import tasks
 
 DEBUG = False
