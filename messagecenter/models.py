@@ -62,11 +62,12 @@ class Notification(models.Model):
 
     @property
     def task_priority(self) -> int:
-        """The task's priority (-100..100): urgent and high jump the queue."""
+        """The task's priority (-100..100): urgent and high go ahead of the sender's own waiting
+        sends; the per-user limit is fair (settings.TASKS), so never ahead of other users'."""
         return TASK_PRIORITIES.get(self.priority, 0)
 
 
-# Workers claim higher task priorities first; everything else is 0, the default.
+# A sender's waiting sends get their slots highest first; everything else is 0.
 TASK_PRIORITIES: dict[int, int] = {
     Notification.Priority.URGENT: 20,
     Notification.Priority.HIGH: 10,
