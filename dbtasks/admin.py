@@ -224,7 +224,7 @@ class DBWorkerAdmin(ReadOnlyAdminMixin, WorkerAdmin):
 
 
 # Workflows have their own admin, beside their models (dbtasks/workflows/), and
-# concurrency limits theirs (dbtasks/semaphores_admin.py).
+# concurrency and rate limits theirs (dbtasks/semaphores_admin.py).
 from dbtasks import semaphores_admin  # noqa: E402, F401
 from dbtasks.workflows.admin import workflow_link  # noqa: E402
 

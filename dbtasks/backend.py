@@ -110,8 +110,9 @@ class DatabaseBackend(BaseTaskBackend):
         from dbtasks.sql.bulk import insert_many
 
         calls = list(calls)
-        if self.config.policy(task.queue_name, task.module_path).concurrency is not None:
-            # Each row has its own key and takes its own slot: one at a time.
+        policy = self.config.policy(task.queue_name, task.module_path)
+        if policy.concurrency or (policy.rate_limit and policy.rate_limit.key):
+            # Each row takes a slot, or has a key of its own: one enqueue per call.
             with transaction.atomic(using=self.db_alias):
                 return [self.enqueue(task, args, kwargs) for args, kwargs in calls]
         template = rows.new_row(self, task, (), {})  # validates the task and the backend

@@ -88,7 +88,10 @@ def _check_schedules(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
 def _check_concurrency_keys(backend: DatabaseBackend) -> Iterator[checks.CheckMessage]:
     config = backend.config
     policies = [config.default_policy, *config.policies.values(), *config.task_policies.values()]
-    problems = {check_key_function(p.concurrency) for p in policies if p.concurrency is not None}
+    problems = {check_key_function(p.concurrency.key) for p in policies if p.concurrency}
+    problems |= {
+        check_key_function(p.rate_limit.key, what="rate limit") for p in policies if p.rate_limit
+    }
     for problem in sorted(problem for problem in problems if problem is not None):
         yield checks.Error(problem, hint=E002_HINT.format(alias=backend.alias), id="dbtasks.E002")
 

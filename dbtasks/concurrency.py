@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from typing import ClassVar
 
 from django.utils.module_loading import import_string
 
@@ -45,20 +46,19 @@ MAX_KEY_LENGTH = 255
 _KEYS = ("limit", "key", "fair")
 
 
-@dataclass(frozen=True, slots=True)
-class Concurrency:
-    """A limit of ``limit`` slots per key; ``scope`` None means "the task's queue"."""
+class KeyedLimit:
+    """What concurrency and rate limits share: the key one call counts against."""
 
-    limit: int
+    __slots__ = ()
     # An argument name, or a dotted path to a function of (args, kwargs); None: one key.
-    key: str | None = None
-    scope: str | None = None
-    # Priority orders only the key's own tasks; the claim ranks every key alike.
-    fair: bool = False
+    key: str | None
+    # "task:<path>" for a task's limit; None means "the task's queue".
+    scope: str | None
+    what: ClassVar[str]  # the limit's name in errors
 
     @property
     def key_function(self) -> bool:
-        return self.key is not None and "." in self.key
+        return is_key_function(self.key)
 
     def key_for(
         self,
@@ -67,26 +67,74 @@ class Concurrency:
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
     ) -> str:
-        """The semaphore key of one call: scope, then the computed part if any."""
-        key = self.scope or f"queue:{queue_name}"
-        if self.key is None:
-            return key[:MAX_KEY_LENGTH]
-        if self.key_function:
-            value = import_string(self.key)(list(args), dict(kwargs))
-        else:
-            try:
-                bound = inspect.signature(func).bind(*args, **kwargs)
-            except TypeError as error:
-                message = f"Cannot compute the concurrency key {self.key!r}: {error}"
-                raise TypeError(message) from error
-            bound.apply_defaults()
-            if self.key not in bound.arguments:
-                raise TypeError(
-                    f"The concurrency key names argument {self.key!r}, which "
-                    f"{func.__qualname__}() does not take."
-                )
-            value = bound.arguments[self.key]
-        return f"{key}:{value}"[:MAX_KEY_LENGTH]
+        """The key of one call: scope, then the computed part if any."""
+        return limit_key(self.scope, self.key, func, queue_name, args, kwargs, what=self.what)
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency(KeyedLimit):
+    """A limit of ``limit`` slots per key."""
+
+    what: ClassVar[str] = "concurrency"
+
+    limit: int
+    key: str | None = None
+    scope: str | None = None
+    # Priority orders only the key's own tasks; the claim ranks every key alike.
+    fair: bool = False
+
+
+def is_key_function(key: str | None) -> bool:
+    """Whether a limit's ``key`` is a dotted path to a function (else an argument name)."""
+    return key is not None and "." in key
+
+
+def limit_key(
+    scope: str | None,
+    key: str | None,
+    func: Callable[..., Any],
+    queue_name: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    what: str,
+) -> str:
+    """The key one call counts against: ``scope`` (or the queue), then ``key``'s value.
+
+    Shared by concurrency and rate limits (``dbtasks.rate_limits``); ``what``
+    names the limit in errors.
+    """
+    prefix = scope or f"queue:{queue_name}"
+    if key is None:
+        return prefix[:MAX_KEY_LENGTH]
+    if is_key_function(key):
+        value = import_string(key)(list(args), dict(kwargs))
+    else:
+        try:
+            bound = inspect.signature(func).bind(*args, **kwargs)
+        except TypeError as error:
+            message = f"Cannot compute the {what} key {key!r}: {error}"
+            raise TypeError(message) from error
+        bound.apply_defaults()
+        if key not in bound.arguments:
+            raise TypeError(
+                f"The {what} key names argument {key!r}, which {func.__qualname__}() does not take."
+            )
+        value = bound.arguments[key]
+    return f"{prefix}:{value}"[:MAX_KEY_LENGTH]
+
+
+def key_name(options: Mapping[str, Any], *, key: str) -> str | None:
+    """Validate the ``"key"`` of a limit's options: an argument name or a dotted path."""
+    name = options.get("key")
+    if name is not None and (
+        not isinstance(name, str) or not all(part.isidentifier() for part in name.split("."))
+    ):
+        raise OptionError(
+            f"{key}['key'] must be an argument name or a dotted path to a function "
+            f"of (args, kwargs), got {name!r}."
+        )
+    return name
 
 
 def parse_concurrency(value: object, *, key: str, scope: str | None) -> Concurrency | None:
@@ -98,29 +146,20 @@ def parse_concurrency(value: object, *, key: str, scope: str | None) -> Concurre
     if "limit" not in options:
         raise OptionError(f"{key}['limit'] is required: how many may run at once.")
     limit = positive_int(options["limit"], key=f"{key}['limit']")
-    name = options.get("key")
-    if name is not None and (
-        not isinstance(name, str) or not all(part.isidentifier() for part in name.split("."))
-    ):
-        raise OptionError(
-            f"{key}['key'] must be an argument name or a dotted path to a function "
-            f"of (args, kwargs), got {name!r}."
-        )
     fair = options.get("fair", False)
     if not isinstance(fair, bool):
         raise OptionError(f"{key}['fair'] must be True or False, got {fair!r}.")
-    return Concurrency(limit=limit, key=name, scope=scope, fair=fair)
+    return Concurrency(limit=limit, key=key_name(options, key=key), scope=scope, fair=fair)
 
 
-def check_key_function(concurrency: Concurrency) -> str | None:
-    """The problem with a key function's dotted path, if any (for the system check)."""
-    if not concurrency.key_function:
+def check_key_function(key: str | None, *, what: str = "concurrency") -> str | None:
+    """The problem with a limit's key function's dotted path, if any (for the system check)."""
+    if key is None or not is_key_function(key):
         return None
-    assert concurrency.key is not None
     try:
-        function = import_string(concurrency.key)
+        function = import_string(key)
     except ImportError:
-        return f"The concurrency key function {concurrency.key!r} cannot be imported."
+        return f"The {what} key function {key!r} cannot be imported."
     if not callable(function):
-        return f"The concurrency key function {concurrency.key!r} is not callable."
+        return f"The {what} key function {key!r} is not callable."
     return None

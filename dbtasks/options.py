@@ -27,6 +27,10 @@ from dbtasks.option_values import optional_size as _optional_size
 from dbtasks.option_values import parse_duration
 from dbtasks.option_values import positive_int as _positive_int
 from dbtasks.option_values import reject_unknown as _reject_unknown
+from dbtasks.purge_options import PurgePolicy
+from dbtasks.purge_options import parse_purge
+from dbtasks.rate_limits import RateLimit
+from dbtasks.rate_limits import parse_rate_limit
 from dbtasks.schedule_options import Schedule
 from dbtasks.schedule_options import parse_schedule
 
@@ -55,6 +59,8 @@ class QueuePolicy:
     timeout: timedelta | None = None
     # At most this many READY or RUNNING at once per key (dbtasks.concurrency).
     concurrency: Concurrency | None = None
+    # At most this many starts per period per key (dbtasks.rate_limits).
+    rate_limit: RateLimit | None = None
 
     def backoff(self, failed_attempt: int) -> timedelta:
         """Return how long to wait after failed attempt number ``failed_attempt``."""
@@ -70,16 +76,6 @@ class QueuePolicy:
     def should_retry(self, attempts_made: int) -> bool:
         """Return whether a task that has run ``attempts_made`` times may run again."""
         return attempts_made < self.max_attempts
-
-
-@dataclass(frozen=True, slots=True)
-class PurgePolicy:
-    """How long results are kept, and how often workers delete older ones."""
-
-    finished: timedelta | None = timedelta(days=10)
-    unfinished: timedelta | None = timedelta(days=20)
-    interval: timedelta | None = timedelta(hours=1)
-    batch_size: int = 1000
 
 
 # 10 MiB: far more than ids and small documents need, far less than what
@@ -124,8 +120,14 @@ class BackendOptions:
         return self.policies.get(queue_name, self.default_policy)
 
 
-_QUEUE_KEYS = ("max_attempts", "backoff_factor", "backoff_max", "timeout", "concurrency")
-_PURGE_KEYS = ("finished", "unfinished", "interval", "batch_size")
+_QUEUE_KEYS = (
+    "max_attempts",
+    "backoff_factor",
+    "backoff_max",
+    "timeout",
+    "concurrency",
+    "rate_limit",
+)
 _TOP_KEYS = (
     *_QUEUE_KEYS,
     "queues",
@@ -144,10 +146,14 @@ _TOP_KEYS = (
 def _queue_policy(
     options: Mapping[str, Any], *, key: str, base: QueuePolicy, scope: str | None = None
 ) -> QueuePolicy:
-    concurrency = base.concurrency
+    concurrency, rate_limit = base.concurrency, base.rate_limit
     if "concurrency" in options:
         concurrency = parse_concurrency(
             options["concurrency"], key=f"{key}['concurrency']", scope=scope
+        )
+    if "rate_limit" in options:
+        rate_limit = parse_rate_limit(
+            options["rate_limit"], key=f"{key}['rate_limit']", scope=scope
         )
     return QueuePolicy(
         max_attempts=_positive_int(
@@ -162,6 +168,7 @@ def _queue_policy(
         ),
         timeout=_timeout(options.get("timeout", base.timeout), key=f"{key}['timeout']"),
         concurrency=concurrency,
+        rate_limit=rate_limit,
     )
 
 
@@ -198,25 +205,6 @@ def _task_overrides(
                 task_options, key=task_key, base=policy, scope=scope
             )
     return overrides, task_policies
-
-
-def _purge_policy(options: Mapping[str, Any], *, key: str) -> PurgePolicy:
-    _reject_unknown(options, _PURGE_KEYS, key=key)
-    default = PurgePolicy()
-    return PurgePolicy(
-        finished=_optional_duration(
-            options.get("finished", default.finished), key=f"{key}['finished']"
-        ),
-        unfinished=_optional_duration(
-            options.get("unfinished", default.unfinished), key=f"{key}['unfinished']"
-        ),
-        interval=_optional_duration(
-            options.get("interval", default.interval), key=f"{key}['interval']"
-        ),
-        batch_size=_positive_int(
-            options.get("batch_size", default.batch_size), key=f"{key}['batch_size']"
-        ),
-    )
 
 
 def parse_queues(alias: str, queues: object) -> set[str]:
@@ -259,7 +247,7 @@ def parse_options(alias: str, queues: Iterable[str], options: object) -> Backend
         default=default_policy,
     )
 
-    purge = _purge_policy(
+    purge = parse_purge(
         _mapping(options.get("purge", {}), key=f"{key}['purge']"), key=f"{key}['purge']"
     )
 

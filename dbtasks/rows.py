@@ -2,7 +2,8 @@
 
 ``DatabaseBackend.enqueue()`` and ``dbtasks.unique.enqueue_unique()`` both
 write through here, so validation, the JSON round trip of the arguments, the
-status a new row starts in and the concurrency slot are decided in one place.
+status a new row starts in, the concurrency slot and the rate-limit key are
+decided in one place.
 """
 
 from __future__ import annotations
@@ -85,17 +86,19 @@ def new_row(
     arguments = serialize_arguments(args, kwargs, max_size=config.max_arguments_size)
     now = timezone.now()
     available_after = task.run_after or now
-    concurrency = config.policy(task.queue_name, task.module_path).concurrency
-    concurrency_key = ""
-    if concurrency is not None:
-        concurrency_key = concurrency.key_for(task.func, task.queue_name, args, kwargs)
+    policy = config.policy(task.queue_name, task.module_path)
+    concurrency_key = rate_key = ""
+    if policy.concurrency is not None:
+        concurrency_key = policy.concurrency.key_for(task.func, task.queue_name, args, kwargs)
+    if policy.rate_limit is not None:
+        rate_key = policy.rate_limit.key_for(task.func, task.queue_name, args, kwargs)
     return DBTaskResult(
         task_path=task.module_path,
         backend_name=backend.alias,
         queue_name=task.queue_name,
         priority=task.priority,
         # A fair key's rows claim alike; their priority orders their key's own.
-        claim_priority=0 if concurrency is not None and concurrency.fair else task.priority,
+        claim_priority=0 if policy.concurrency and policy.concurrency.fair else task.priority,
         run_after=task.run_after,
         takes_context=task.takes_context,
         arguments=arguments,
@@ -105,6 +108,7 @@ def new_row(
         available_after=available_after,
         unique_key=unique_key,
         concurrency_key=concurrency_key,
+        rate_key=rate_key,
     )
 
 

@@ -1,7 +1,8 @@
-"""The admin for concurrency limits: each key's slots in use, and its BLOCKED tasks.
+"""The admin for concurrency and rate limits: each key's slots in use, or its next start.
 
 Registered by ``dbtasks/admin.py``. Read-only: the rows are written by
-``enqueue()`` and the workers (``dbtasks/sql/semaphores.py``).
+``enqueue()`` and the workers (``dbtasks/sql/semaphores.py``,
+``dbtasks/sql/rate_limits.py``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from dbtasks.models import DBRateBucket
 from dbtasks.models import DBSemaphore
 
 if TYPE_CHECKING:  # the admin classes are generic for type checkers only
     SemaphoreAdmin = admin.ModelAdmin[DBSemaphore]
+    RateBucketAdmin = admin.ModelAdmin[DBRateBucket]
 else:
-    SemaphoreAdmin = admin.ModelAdmin
+    SemaphoreAdmin = RateBucketAdmin = admin.ModelAdmin
 
 
 @admin.register(DBSemaphore)
@@ -41,3 +44,26 @@ class DBSemaphoreAdmin(SemaphoreAdmin):
         """A link to the key's tasks in the task admin."""
         url = reverse("admin:dbtasks_dbtaskresult_changelist")
         return format_html('<a href="{}?q={}">tasks</a>', url, semaphore.key)
+
+
+@admin.register(DBRateBucket)
+class DBRateBucketAdmin(RateBucketAdmin):
+    list_display = [
+        "key",
+        "queue_name",
+        "limit",
+        "period",
+        "next_at",
+        "window_starts",
+        "window_started_at",
+        "backend_name",
+    ]
+    list_filter = ["backend_name", "queue_name"]
+    search_fields = ["key"]
+    ordering = ["queue_name", "key"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -14,7 +14,7 @@ QUEUES = ("default", "low_priority")
 TOP_KEYS = (
     "backoff_factor, backoff_max, concurrency, heartbeat_interval, heartbeat_timeout, "
     "listen_database, listen_notify, max_arguments_size, max_attempts, max_return_size, purge, "
-    "queues, schedules, tasks, timeout"
+    "queues, rate_limit, schedules, tasks, timeout"
 )
 
 # pytest.param(options, message, id=...): parametrize ("options", "message") with it.
@@ -95,5 +95,38 @@ OPTION_ERRORS = [
         f"{KEY}['tasks']['app.tasks.send']['timeout'] needs a unit, got '5': write for "
         "example '5 seconds' or '5 days'.",
         id="task-timeout-without-unit",
+    ),
+    pytest.param(
+        {"queues": {"low_priority": {"rate_limit": {"limit": 10}}}},
+        f"{KEY}['queues']['low_priority']['rate_limit']['period'] is required: per how long.",
+        id="rate-limit-without-period",
+    ),
+    pytest.param(
+        {"rate_limit": {"limit": 0, "period": "1 second"}},
+        f"{KEY}['rate_limit']['limit'] must be a positive integer, got 0.",
+        id="rate-limit-zero",
+    ),
+    pytest.param(
+        {"tasks": {"app.tasks.send": {"rate_limit": {"limit": 10, "period": "1"}}}},
+        f"{KEY}['tasks']['app.tasks.send']['rate_limit']['period'] needs a unit, got '1': "
+        "write for example '1 seconds' or '1 days'.",
+        id="rate-limit-period-without-unit",
+    ),
+    pytest.param(
+        {"rate_limit": {"limit": 10, "period": "0 seconds"}},
+        f"{KEY}['rate_limit']['period'] must leave at least 1 ms between starts "
+        "(period / limit), got '0 seconds' for 10 starts.",
+        id="rate-limit-zero-period",
+    ),
+    pytest.param(
+        {"rate_limit": {"limit": 10, "period": "1 second", "per": "tenant"}},
+        f"{KEY}['rate_limit']['per'] is not a known option; known options are: key, limit, period.",
+        id="rate-limit-unknown-key",
+    ),
+    pytest.param(
+        {"rate_limit": {"limit": 10, "period": "1 second", "key": "tenant id"}},
+        f"{KEY}['rate_limit']['key'] must be an argument name or a dotted path to a "
+        "function of (args, kwargs), got 'tenant id'.",
+        id="rate-limit-bad-key",
     ),
 ]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from dbtasks.management.commands.dbtasks_worker import Command
-from dbtasks.options import _PURGE_KEYS
 from dbtasks.options import _QUEUE_KEYS
 from dbtasks.options import _TOP_KEYS
+from dbtasks.purge_options import _PURGE_KEYS
 from dbtasks.schedule_options import _SCHEDULE_KEYS
 from devtools import readme
 

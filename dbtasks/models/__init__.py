@@ -6,7 +6,7 @@
 - ``workers.py``: ``DBWorker``, one row per live worker with its heartbeat;
   a RUNNING task whose worker stopped heartbeating is closed as ``WorkerLost``.
 - ``schedules.py``: ``DBScheduleTick``, the recurring ticks already enqueued.
-- ``controls.py``: paused queues and concurrency slots.
+- ``controls.py``: paused queues, concurrency slots and rate-limit buckets.
 - Elsewhere, beside the code that uses them: ``DBMinuteSummary``
   (``dbtasks/minutes.py``, per-minute counts for the dashboard and the
   metrics) and the workflow tables (``dbtasks/workflows/models.py``);
@@ -18,6 +18,7 @@ from __future__ import annotations
 from dbtasks.minutes import DBMinuteSummary
 from dbtasks.models.attempts import DBTaskAttempt
 from dbtasks.models.controls import DBPausedQueue
+from dbtasks.models.controls import DBRateBucket
 from dbtasks.models.controls import DBSemaphore
 from dbtasks.models.queries import DBTaskResultQuerySet
 from dbtasks.models.results import DBTaskResult
@@ -54,6 +55,7 @@ __all__ = [
     "WAITING",
     "DBMinuteSummary",
     "DBPausedQueue",
+    "DBRateBucket",
     "DBScheduleTick",
     "DBSemaphore",
     "DBTaskAttempt",

@@ -1,4 +1,4 @@
-"""The production controls' tables: paused queues and concurrency slots."""
+"""The production controls' tables: paused queues, concurrency slots, rate-limit buckets."""
 
 from __future__ import annotations
 
@@ -45,3 +45,34 @@ class DBSemaphore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.in_use}/{self.limit}"
+
+
+class DBRateBucket(models.Model):
+    """A rate limit's key on one queue: when its next task may start.
+
+    Starts are spaced ``period / limit`` apart: a claim may start one of the
+    key's tasks when ``next_at`` has come, and moves ``next_at`` on by that
+    much, in the transaction that claims the task (``dbtasks.sql.rate_limits``).
+    ``window_started_at`` and ``window_starts`` count the starts of the
+    current period, for the ops page.
+    """
+
+    backend_name = models.CharField(max_length=100, default="default")
+    queue_name = models.CharField(max_length=100)
+    key = models.CharField(max_length=255)
+    limit = models.PositiveIntegerField()
+    period = models.DurationField()
+    next_at = models.DateTimeField()
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    window_starts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "rate limit"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["backend_name", "queue_name", "key"], name="dbtasks_rate_bucket_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} on {self.queue_name}: {self.limit} per {self.period}"

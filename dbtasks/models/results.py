@@ -80,6 +80,10 @@ class DBTaskResult(models.Model):
     # empty for tasks without one. READY and RUNNING rows hold a slot of it,
     # BLOCKED rows wait for one.
     concurrency_key = models.CharField(max_length=255, blank=True, default="", db_default="")
+    # The rate limit this row's start counts against (dbtasks.rate_limits);
+    # empty for tasks without one. Such a row waits READY outside the claim's
+    # index, in dbtasks_rate_idx, until its key's bucket has a slot.
+    rate_key = models.CharField(max_length=255, blank=True, default="", db_default="")
 
     # When the task may run next: run_after, or after a failure the backoff.
     available_after = models.DateTimeField()
@@ -105,7 +109,9 @@ class DBTaskResult(models.Model):
             # walked either. available_after orders a priority's rows oldest
             # first (READY rows are due: staging put them there when due).
             # Tasks to run alone are a range of their own in each queue:
-            # ordinary claims never read them.
+            # ordinary claims never read them. Rate-limited rows are left out:
+            # they are claimed per key when it has a slot (dbtasks_rate_idx), so
+            # a throttled key never sits in these ranges.
             models.Index(
                 fields=[
                     "backend_name",
@@ -115,8 +121,21 @@ class DBTaskResult(models.Model):
                     "available_after",
                     "id",
                 ],
-                condition=models.Q(status=READY),
+                condition=models.Q(status=READY, rate_key=""),
                 name="dbtasks_ready_idx",
+            ),
+            # The rate-limited READY rows: one range per (queue, key), in claim order.
+            models.Index(
+                fields=[
+                    "backend_name",
+                    "queue_name",
+                    "rate_key",
+                    "-claim_priority",
+                    "available_after",
+                    "id",
+                ],
+                condition=models.Q(status=READY) & ~models.Q(rate_key=""),
+                name="dbtasks_rate_idx",
             ),
             # Staging: the SCHEDULED rows that are due, soonest first.
             models.Index(

@@ -73,9 +73,6 @@ def claim(
         return []
     queues = list(dict.fromkeys(queues))  # a queue named twice is still one range
     connection = connections[db]
-    quote = connection.ops.quote_name
-    table = quote(DBTaskResult._meta.db_table)
-    columns = ", ".join(quote(column_of(field)) for field in DBTaskResult._meta.concrete_fields)
     at = connection.ops.adapt_datetimefield_value(now)
     if connection.vendor == "postgresql":
         chosen, chosen_params = best_rows_postgres(
@@ -83,6 +80,21 @@ def claim(
         )
     else:
         chosen, chosen_params = best_rows_union(connection, backend_name, queues, limit, at, alone)
+    return claim_chosen(db, (chosen, chosen_params), worker_id=worker_id, at=at)
+
+
+def claim_chosen(
+    db: str, chosen: tuple[str, list[Any]], *, worker_id: str, at: Any
+) -> list[DBTaskResult]:
+    """Mark the rows whose ids ``chosen`` (SQL, params) selects RUNNING; return them.
+
+    ``at`` is the claim's time, adapted for the database: the attempt's start.
+    """
+    connection = connections[db]
+    quote = connection.ops.quote_name
+    table = quote(DBTaskResult._meta.db_table)
+    columns = ", ".join(quote(column_of(field)) for field in DBTaskResult._meta.concrete_fields)
+    chosen_sql, chosen_params = chosen
     sql = f"""
         UPDATE {table}
         SET status = %s,
@@ -90,7 +102,7 @@ def claim(
             attempt_count = attempt_count + 1,
             started_at = COALESCE(started_at, %s),
             last_attempted_at = %s
-        WHERE id IN ({chosen})
+        WHERE id IN ({chosen_sql})
         RETURNING {columns}
     """  # Only quoted names, placeholders and constants are interpolated.
     params = [RUNNING, worker_id, at, at, *chosen_params]
@@ -115,10 +127,11 @@ def one_queue(
     place for any further per-queue or per-row condition of the claim: each
     one narrows one queue's index range, in either shape.
 
-    READY is written into the SQL, not bound: dbtasks_ready_idx is partial
-    (WHERE status = 'READY'), and a planner can only use it when it sees the
-    value. With a bound parameter, a prepared statement's generic plan
-    (Postgres with server-side binding) falls back to a sequential scan.
+    READY and the empty rate key are written into the SQL, not bound:
+    dbtasks_ready_idx is partial (WHERE rate_key = '' AND status = 'READY'),
+    and a planner can only use it when it sees the values. With bound
+    parameters, a prepared statement's generic plan (Postgres with
+    server-side binding) falls back to a sequential scan.
 
     ``available_after <= now`` is a guard, not a filter that does work:
     READY rows are due (enqueue and staging make sure of it, each by its own
@@ -128,6 +141,8 @@ def one_queue(
     queue_sql, queue_params = queue
     conditions: list[tuple[str, list[Any]]] = [
         (f"{table}.status = '{READY.value}'", []),
+        # Rate-limited rows are claimed per key (dbtasks.sql.rate_limits).
+        (f"{table}.rate_key = ''", []),
         (f"{table}.backend_name = %s", [backend_name]),
         (f"{table}.queue_name = {queue_sql}", queue_params),
         (f"{table}.run_alone = %s", [alone]),

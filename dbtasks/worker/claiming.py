@@ -2,7 +2,8 @@
 
 ``Worker.claim`` (the main loop, and on SQLite a task thread claiming its
 own next task) comes here. The claim itself is ``dbtasks/sql/claim.py``;
-``alone.py`` decides whether to claim ordinary rows or one to run alone.
+``alone.py`` decides whether to claim ordinary rows or one to run alone, and
+``throttle.py`` claims the rate-limited keys' rows before the ordinary ones.
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ def claim_rows(worker: Worker, limit: int | None) -> list[DBTaskResult]:
             plan = worker.alone.plan(limit)
         rows: list[DBTaskResult] = []
         for count, alone in plan:
-            rows = claim(
+            now = worker.clock()
+            # Rate-limited keys first (throttle.py): a slot not taken when it comes is lost.
+            rows = [] if alone else worker.throttle.claim(limit=count, now=now)
+            rows += claim(
                 db=worker.db,
                 backend_name=worker.backend.alias,
                 queues=[name for name in worker.queues if name not in worker.paused],
                 worker_id=worker.id,
-                limit=count,
-                now=worker.clock(),
+                limit=count - len(rows),
+                now=now,
                 alone=alone,
             )
             if rows or not alone:

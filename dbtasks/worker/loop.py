@@ -62,6 +62,7 @@ from dbtasks.worker.signals import SignalInbox
 from dbtasks.worker.stopping import EXIT_HUNG
 from dbtasks.worker.stopping import EXIT_STALLED
 from dbtasks.worker.stopping import drain
+from dbtasks.worker.throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class Worker:
         # Databases with row locks take concurrent writers: overlap claims with closes.
         self.overlap = connections[self.db].features.has_select_for_update_skip_locked
         self.runner = Runner(self)
+        self.throttle = Throttle(self)  # rate-limited keys (throttle.py)
         self.interrupts = Interrupts()
         self.pool: TaskThreads | None = None
         # Set when too many threads hung in tasks past their timeout.
@@ -275,7 +277,7 @@ class Worker:
                     min(self.config.heartbeat_interval.total_seconds(), SCHEDULE_CHECK_INTERVAL)
                 )
             else:
-                self.wait(delay)
+                self.wait(self.throttle.wait_for(delay))
                 delay = min(delay * 2, self.options.delay_max)
 
     def _should_exit(self, *, claimed_any: bool, idle: bool) -> bool:

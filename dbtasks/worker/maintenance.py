@@ -8,7 +8,8 @@ has its own pace, so most calls do nothing.
   that it never received, read which queues are paused, and look for
   tasks to run alone (``alone.py``).
 - Twice a second: make due SCHEDULED rows READY (``dbtasks/sql/stage.py``),
-  and enqueue due ticks of recurring schedules (``schedules.py``).
+  find the rate-limited keys with tasks waiting (``throttle.py``), and
+  enqueue due ticks of recurring schedules (``schedules.py``).
 - Every few seconds: count the minutes that ended (``summaries.py``), once,
   for the ops dashboard and the metrics.
 - Every ``purge.interval``: delete old results (``dbtasks/purge.py``).
@@ -83,6 +84,7 @@ class Maintenance:
         if now >= self._next_stage:
             self._next_stage = now + STAGE_INTERVAL
             self.stage()
+            worker.throttle.discover()
         if config.schedules and now >= self._next_schedule:
             # Twice a second, so a schedule ticking every second misses none.
             self._next_schedule = now + SCHEDULE_CHECK_INTERVAL

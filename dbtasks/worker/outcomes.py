@@ -70,7 +70,8 @@ def record_attempt(
     """
     changes: dict[str, Any] = {"worker_id": ""}
     if run_alone:
-        changes["run_alone"] = True
+        # Claimed alone, one at a time, so outside its rate limit (claimed per key).
+        changes |= {"run_alone": True, "rate_key": ""}
     if error is None:
         changes |= {"status": SUCCESSFUL, "finished_at": now, "return_value": return_value}
     elif (

@@ -145,7 +145,8 @@ def test_purge_keys_may_be_switched_off_with_none():
         pytest.param(
             {"queues": {"low_priority": {"retries": 3}}},
             f"{KEY}['queues']['low_priority']['retries'] is not a known option; "
-            "known options are: backoff_factor, backoff_max, concurrency, max_attempts, timeout.",
+            "known options are: backoff_factor, backoff_max, concurrency, max_attempts, "
+            "rate_limit, timeout.",
             id="unknown-override-key",
         ),
         pytest.param(
@@ -318,3 +319,42 @@ def test_a_task_override_layers_on_its_queues_policy():
     assert options.policy("default", "app.tasks.other").timeout == timedelta(minutes=1)
     # A queue QUEUES does not list (QUEUES empty: any name) gets the same layering.
     assert options.policy("elsewhere", "app.tasks.slow").timeout == timedelta(minutes=10)
+
+
+def test_rate_limits_per_queue_and_task_are_parsed_once():
+    from dbtasks.rate_limits import RateLimit
+
+    config = parse_options(
+        "default",
+        QUEUES,
+        {
+            "queues": {"low_priority": {"rate_limit": {"limit": 10, "period": "1s"}}},
+            "tasks": {
+                "app.tasks.sync": {
+                    "rate_limit": {"limit": 60, "period": "1 minute", "key": "tenant_id"}
+                }
+            },
+        },
+    )
+
+    queue_limit = config.policy("low_priority").rate_limit
+    assert queue_limit == RateLimit(limit=10, period=timedelta(seconds=1))
+    assert queue_limit.interval == timedelta(milliseconds=100)
+    assert config.policy("default").rate_limit is None
+    task_limit = config.policy("default", "app.tasks.sync").rate_limit
+    assert task_limit == RateLimit(
+        limit=60, period=timedelta(minutes=1), key="tenant_id", scope="task:app.tasks.sync"
+    )
+    # A task's own limit replaces its queue's.
+    assert config.policy("low_priority", "app.tasks.sync").rate_limit == task_limit
+    # None switches a queue's limit off for one task.
+    config = parse_options(
+        "default",
+        QUEUES,
+        {
+            "rate_limit": {"limit": 1, "period": "1 hour"},
+            "tasks": {"app.tasks.urgent": {"rate_limit": None}},
+        },
+    )
+    assert config.policy("default").rate_limit == RateLimit(limit=1, period=timedelta(hours=1))
+    assert config.policy("default", "app.tasks.urgent").rate_limit is None
