@@ -73,10 +73,3 @@ def parse_rate_limit(value: object, *, key: str, scope: str | None) -> RateLimit
             f"got {options['period']!r} for {limit} starts."
         )
     return RateLimit(limit=limit, period=period, key=key_name(options, key=key), scope=scope)
-
-
-def describe(rate_limit: RateLimit) -> str:
-    """``"10 per 1s"``: a limit as the ops page and the admin show it."""
-    seconds = rate_limit.period.total_seconds()
-    period = f"{seconds:g}s" if seconds < 60 else str(rate_limit.period)
-    return f"{rate_limit.limit} per {period}"

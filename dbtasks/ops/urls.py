@@ -1,6 +1,7 @@
 """URLs of the ops dashboard and metrics: ``path("ops/", include("dbtasks.urls"))``.
 
-Reverse them as ``dbtasks:ops``, ``dbtasks:ops-panels`` and ``dbtasks:metrics``.
+Reverse them as ``dbtasks:ops``, ``dbtasks:ops-panels``, ``dbtasks:metrics``,
+``dbtasks:queue-pause`` and ``dbtasks:queue-resume``.
 """
 
 from __future__ import annotations
@@ -15,4 +16,6 @@ urlpatterns = [
     path("", views.ops, name="ops"),
     path("panels/", views.ops_panels, name="ops-panels"),
     path("metrics/", views.metrics, name="metrics"),
+    path("queues/pause/", views.queue_control, {"action": "pause"}, name="queue-pause"),
+    path("queues/resume/", views.queue_control, {"action": "resume"}, name="queue-resume"),
 ]

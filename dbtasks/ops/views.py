@@ -8,6 +8,9 @@ does not exist, never a login redirect or a 403 that would reveal them.
   active staff users only.
 - ``metrics`` (Prometheus text format): active staff users, or a scraper
   sending ``Authorization: Bearer <settings.DBTASKS_METRICS_TOKEN>``.
+- ``queue_control`` (POST, with Django's CSRF check): pause or resume a
+  queue, for staff who may add (pause) or delete (resume) paused queues in
+  the admin.
 
 They opt out of ``LoginRequiredMiddleware`` with ``@login_not_required``:
 its redirect to the login page would tell anyone the URL exists.
@@ -22,19 +25,26 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.http import HttpRequest
 from django.http import HttpResponse
+from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 from django.views.decorators.http import require_safe
 
+from dbtasks import queues as queue_controls
 from dbtasks.backend import DatabaseBackend
 from dbtasks.minutes import HISTORY
 from dbtasks.ops import prometheus
 from dbtasks.ops.backends import database_backends
 from dbtasks.ops.charts import throughput_chart
+from dbtasks.ops.controls import controls
 from dbtasks.ops.failures import latest_cancellations
 from dbtasks.ops.failures import latest_failures
 from dbtasks.ops.queues import queue_summaries
@@ -104,7 +114,7 @@ def chosen_backend(request: HttpRequest) -> tuple[DatabaseBackend, list[str]]:
 
 
 def panels_context(backend: DatabaseBackend) -> dict[str, Any]:
-    """Everything the panels show: eight queries, however many rows the tables hold."""
+    """Everything the panels show: a dozen queries, however many rows the tables hold."""
     now = timezone.now()
     recent = recent_activity(backend, now=now)
     queues = queue_summaries(backend, now=now, recent=recent)
@@ -145,6 +155,7 @@ def panels_context(backend: DatabaseBackend) -> dict[str, Any]:
         "workflows": latest_workflows(backend),
         "cancellations": latest_cancellations(backend),
         "heartbeat_timeout_text": format_duration(backend.config.heartbeat_timeout),
+        "controls": controls(backend, now=now),
     }
 
 
@@ -167,6 +178,25 @@ def ops_panels(request: HttpRequest) -> HttpResponse:
     """The dashboard's live part, which the page swaps in every ``POLL_SECONDS``."""
     backend, _ = chosen_backend(request)
     return render(request, "dbtasks/ops.html#panels", panels_context(backend))
+
+
+@login_not_required
+@never_cache
+@visible_to(is_staff)
+@require_POST
+def queue_control(request: HttpRequest, action: str) -> HttpResponse:
+    """Pause or resume the queue the form names, then show the dashboard again."""
+    backend, _ = chosen_backend(request)
+    queue_name = request.POST.get("queue", "")
+    if queue_name not in backend.queues:
+        raise Http404("No such queue.")
+    permission = {"pause": "add", "resume": "delete"}[action]
+    if not request.user.has_perm(f"dbtasks.{permission}_dbpausedqueue"):
+        raise PermissionDenied
+    change = queue_controls.pause if action == "pause" else queue_controls.resume
+    change(queue_name, backend_name=backend.alias)
+    query = urlencode({"backend": backend.alias})
+    return HttpResponseRedirect(f"{reverse('dbtasks:ops')}?{query}", status=303)
 
 
 @login_not_required

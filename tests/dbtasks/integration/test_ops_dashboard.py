@@ -379,8 +379,9 @@ def test_other_dbtasks_backends_are_selectable(staff_client, settings, db):
 # --- Cost -------------------------------------------------------------------
 
 # Session and user (2) + the hour's summaries, queues, workers, running tasks,
-# failures, cancellations (6) + unfinished workflows and the latest ones (2).
-DASHBOARD_QUERIES = 10
+# failures, cancellations (6) + unfinished workflows and the latest ones (2) + the
+# controls: paused queues, concurrency and rate limits (3; no limit used here).
+DASHBOARD_QUERIES = 13
 
 
 @pytest.mark.parametrize("url", [OPS, PANELS])

@@ -191,3 +191,32 @@ def test_the_plan_check_sees_sequential_scans(busy_hour):
 
     with pytest.raises(AssertionError):
         assert_no_sequential_scan(lambda: list(rows[:1]))
+
+
+def test_the_controls_count_waiting_tasks_through_the_limits_indexes(busy_hour):
+    from dbtasks.models import DBRateBucket
+    from dbtasks.models import DBSemaphore
+    from dbtasks.ops.controls import controls
+
+    now = timezone.now()
+    DBSemaphore.objects.create(key="task:app.limited", limit=1, in_use=1)
+    DBRateBucket.objects.create(
+        queue_name="default", key="task:app.throttled", limit=10, period=MINUTE, next_at=now
+    )
+    fields = {"backend_name": "default", "queue_name": "default", "task_path": "app.t"}
+    fields |= {"enqueued_at": now, "available_after": now}
+    DBTaskResult.objects.bulk_create(
+        [
+            DBTaskResult(**fields, status=status, **key)
+            for status, key in [("BLOCKED", {"concurrency_key": "task:app.limited"})] * 3
+            + [("READY", {"rate_key": "task:app.throttled"})] * 3
+        ]
+    )
+    backend = database_backend()
+
+    found = assert_no_sequential_scan(lambda: controls(backend, now=now))
+
+    assert {index for _, index, _ in found} == {"dbtasks_concurrency_idx", "dbtasks_rate_idx"}
+    shown = controls(backend, now=now)
+    assert [row.blocked for row in shown.concurrency] == [3]
+    assert [row.waiting for row in shown.rates] == [3]
