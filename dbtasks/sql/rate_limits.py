@@ -46,6 +46,8 @@ class KeyedClaim:
     drained: set[Pair]
     # The earliest time a key with waiting rows gets its next slot (None: no such key).
     next_slot_at: datetime | None
+    # Keys without a bucket (deleted in the admin, say): ensure_buckets() makes them again.
+    missing: set[Pair]
 
 
 def waiting_keys(db: str, backend_name: str, queues: Iterable[str], *, cap: int) -> dict[Pair, str]:
@@ -113,7 +115,7 @@ def claim_keys(
 ) -> KeyedClaim:
     """Start up to ``limit`` tasks, one per due key of ``limits``; move their buckets on."""
     if not limits or limit < 1:
-        return KeyedClaim([], set(), None)
+        return KeyedClaim([], set(), None, set())
     buckets = DBRateBucket.objects.using(db).filter(
         backend_name=backend_name,
         queue_name__in={queue for queue, _ in limits},
@@ -142,12 +144,14 @@ def claim_keys(
     # When each key may start next. A key still due here was taken by
     # another worker whose claim has not committed yet: about an interval on.
     next_slot_at: datetime | None = None
+    missing = set(limits)
     for queue, key, next_at in buckets.values_list("queue_name", "key", "next_at"):
         pair = (queue, key)
+        missing.discard(pair)
         if pair in limits and pair not in drained:
             at_the_latest = next_at if next_at > now else now + limits[pair].interval
             next_slot_at = min(next_slot_at or at_the_latest, at_the_latest)
-    return KeyedClaim(rows, drained, next_slot_at)
+    return KeyedClaim(rows, drained, next_slot_at, missing)
 
 
 def _one_row(db: str, backend_name: str, pair: Pair, now: datetime) -> tuple[str, list[Any]]:

@@ -83,6 +83,7 @@ class Throttle:
         )
         for pair in claimed.drained:
             self.waiting.pop(pair, None)
+        self._buckets -= claimed.missing
         self.next_slot_at = claimed.next_slot_at
         return claimed.rows
 

@@ -175,3 +175,17 @@ def test_a_key_naming_a_missing_argument_refuses_the_enqueue(db, settings):
 
     with pytest.raises(TypeError, match="rate limit key names argument 'tenant_id'"):
         limit_tasks.limited.enqueue("a", 1)
+
+
+def test_a_deleted_bucket_is_made_again(transactional_db, settings):
+    limit_task(settings, ECHO, limit=1, period="1 hour")
+    results = [tasks.echo.enqueue(n) for n in range(2)]
+    clock = Clock()
+    worker = run_worker_at(clock)
+    DBRateBucket.objects.all().delete()  # say, in the admin
+
+    worker.throttle.claim(limit=1, now=clock.now)  # finds it gone
+    worker.throttle.discover()
+
+    assert DBRateBucket.objects.count() == 1
+    assert statuses(results) == [SUCCESSFUL, READY]

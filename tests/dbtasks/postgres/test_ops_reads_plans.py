@@ -203,8 +203,8 @@ def test_the_controls_count_waiting_tasks_through_the_limits_indexes(busy_hour):
     DBRateBucket.objects.create(
         queue_name="default", key="task:app.throttled", limit=10, period=MINUTE, next_at=now
     )
-    fields = {"backend_name": "default", "queue_name": "default", "task_path": "app.t"}
-    fields |= {"enqueued_at": now, "available_after": now}
+    fields: dict[str, Any] = {"backend_name": "default", "queue_name": "default"}
+    fields |= {"task_path": "app.t", "enqueued_at": now, "available_after": now}
     DBTaskResult.objects.bulk_create(
         [
             DBTaskResult(**fields, status=status, **key)
