@@ -189,3 +189,20 @@ def test_a_deleted_bucket_is_made_again(transactional_db, settings):
 
     assert DBRateBucket.objects.count() == 1
     assert statuses(results) == [SUCCESSFUL, READY]
+
+
+def test_a_throttled_worker_sleeps_until_the_next_slot(transactional_db, settings):
+    limit_task(settings, ECHO, limit=1, period="10 seconds")
+    for n in range(2):
+        tasks.echo.enqueue(n)
+    clock = Clock()
+    throttle = run_worker_at(clock).throttle
+
+    assert throttle.claim(limit=1, now=clock.now) == []  # nothing due: learns when
+    assert throttle.next_slot_at == clock.now + timedelta(seconds=10)
+    clock.advance(seconds=9.95)
+    # Idle, it would poll again after its delay; the slot comes sooner.
+    assert throttle.wait_for(0.25) == pytest.approx(0.051)
+    assert throttle.wait_for(0.01) == 0.01
+    clock.advance(seconds=1)
+    assert throttle.wait_for(0.25) == 0  # late: claim at once

@@ -60,7 +60,13 @@ OPEN = {
     "password_reset_complete": 200,
 }
 # Reachable by staff (or a token) only; 404 for everyone else, signed in or not.
-HIDDEN = {"dbtasks:ops", "dbtasks:ops-panels", "dbtasks:metrics"}
+HIDDEN = {
+    "dbtasks:ops",
+    "dbtasks:ops-panels",
+    "dbtasks:metrics",
+    "dbtasks:queue-pause",
+    "dbtasks:queue-resume",
+}
 
 # Sample values per converter; {id} is replaced by the id under test.
 CONVERTER_SAMPLES = {
