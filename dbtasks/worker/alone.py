@@ -55,6 +55,9 @@ class AloneTasks:
                 backend_name=worker.backend.alias,
                 queue_name__in=[name for name in worker.queues if name not in worker.paused],
                 run_alone=True,
+                # Always true (a row set to run alone leaves its rate limit); it
+                # makes the look fit dbtasks_ready_idx's condition.
+                rate_key="",
             )
             .aggregate(oldest=Min("available_after"))["oldest"]
         )
