@@ -12,10 +12,10 @@ Declared in OPTIONS, per queue or per task path, like concurrency limits::
     }
 
 The key is built as a concurrency key is (``dbtasks.concurrency.limit_key``):
-the queue or the task path, narrowed by an argument or a key function. Starts
-are spaced evenly, one every ``period / limit`` (a leaky bucket with no
-burst), so no window of ``period`` ever holds more than ``limit`` starts,
-whatever the number of workers. A task waiting for its slot stays READY,
+the queue or the task path, narrowed by an argument or a key function. No
+window of ``period`` ever holds more than ``limit`` starts of one key,
+whatever the number of workers (a sliding window up to 100 per period,
+evenly spaced starts above). A task waiting for its slot stays READY,
 outside the claim's index, uses no attempt and holds up no other key; see
 ``dbtasks.sql.rate_limits`` for the bucket rows and the claim.
 """

@@ -27,6 +27,7 @@ class Migration(migrations.Migration):
                 ("limit", models.PositiveIntegerField()),
                 ("period", models.DurationField()),
                 ("next_at", models.DateTimeField()),
+                ("starts", models.JSONField(default=list)),
                 ("window_started_at", models.DateTimeField(blank=True, null=True)),
                 ("window_starts", models.PositiveIntegerField(default=0)),
             ],

@@ -50,9 +50,10 @@ class DBSemaphore(models.Model):
 class DBRateBucket(models.Model):
     """A rate limit's key on one queue: when its next task may start.
 
-    Starts are spaced ``period / limit`` apart: a claim may start one of the
-    key's tasks when ``next_at`` has come, and moves ``next_at`` on by that
-    much, in the transaction that claims the task (``dbtasks.sql.rate_limits``).
+    A claim may start the key's tasks once ``next_at`` has come, and moves
+    it on, in the transaction that claims them (``dbtasks.sql.rate_limits``).
+    For limits of up to 100 starts per period ``starts`` logs the last
+    ``limit`` of them (microseconds since the epoch): a sliding window.
     ``window_started_at`` and ``window_starts`` count the starts of the
     current period, for the ops page.
     """
@@ -63,6 +64,7 @@ class DBRateBucket(models.Model):
     limit = models.PositiveIntegerField()
     period = models.DurationField()
     next_at = models.DateTimeField()
+    starts = models.JSONField(default=list)
     window_started_at = models.DateTimeField(null=True, blank=True)
     window_starts = models.PositiveIntegerField(default=0)
 

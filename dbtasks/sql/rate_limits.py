@@ -2,16 +2,18 @@
 
 A rate-limited row waits READY with its ``rate_key``, outside the claim's
 index (``dbtasks_ready_idx``), in ``dbtasks_rate_idx``: one range per
-(queue, key). ``claim_keys()`` starts at most one task per key whose bucket
-is due, in the transaction that moves the bucket's ``next_at`` on by
-``period / limit``. On Postgres the bucket is locked ``FOR UPDATE SKIP
-LOCKED`` (a claimer never waits for another); SQLite's IMMEDIATE transaction
-holds the write lock. Either way two workers never start the same key's
-tasks less than ``period / limit`` apart, by the times they record as the
-attempts' starts, so no window of ``period`` holds more than ``limit``.
+(queue, key). ``claim_keys()`` starts the tasks of keys whose bucket is due,
+in the transaction that moves the bucket's ``next_at`` on. On Postgres the
+bucket is locked ``FOR UPDATE SKIP LOCKED`` (a claimer never waits for
+another); SQLite's IMMEDIATE transaction holds the write lock. The starts
+are the claims' times, which the attempts record as theirs.
 
-Spacing starts instead of counting them in windows keeps the bucket one
-timestamp, and the guarantee exact; the cost is that there is no burst.
+Up to ``LOG_LIMIT`` starts per period, the bucket logs the last ``limit``
+starts: a key may start as many tasks as the window (now - period, now]
+has room for, and ``next_at`` is when the oldest logged start leaves it.
+Larger limits would make that log large, so they keep one timestamp and
+space their starts ``period / limit`` apart. Either way no window of
+``period`` holds more than ``limit`` starts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from django.db import connections
@@ -35,6 +39,10 @@ from dbtasks.sql.claim import claim_chosen
 
 # A (queue, key) pair: a bucket.
 Pair = tuple[str, str]
+# Limits up to this many starts per period keep a log of them (a sliding
+# window, bursts allowed); larger ones space their starts evenly.
+LOG_LIMIT = 100
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +121,7 @@ def claim_keys(
     limit: int,
     now: datetime,
 ) -> KeyedClaim:
-    """Start up to ``limit`` tasks, one per due key of ``limits``; move their buckets on."""
+    """Start up to ``limit`` tasks of the due keys of ``limits``; move their buckets on."""
     if not limits or limit < 1:
         return KeyedClaim([], set(), None, set())
     buckets = DBRateBucket.objects.using(db).filter(
@@ -131,31 +139,57 @@ def claim_keys(
         for bucket in due[: limit + 4]:  # a few spare: another queue may share a key name
             pair = (bucket.queue_name, bucket.key)
             rate_limit = limits.get(pair)
-            if rate_limit is None or len(rows) >= limit:
+            take = min(_free(bucket, rate_limit, now), limit - len(rows)) if rate_limit else 0
+            if rate_limit is None or take < 1:
                 continue
             claimed = claim_chosen(
-                db, _one_row(db, backend_name, pair, now), worker_id=worker_id, at=at
+                db, _best_rows(db, backend_name, pair, now, take), worker_id=worker_id, at=at
             )
-            if not claimed:
+            if len(claimed) < take:
                 drained.add(pair)
-                continue
-            rows += claimed
-            _started(bucket, rate_limit, now)
+            if claimed:
+                rows += claimed
+                _started(bucket, rate_limit, now, len(claimed))
     # When each key may start next. A key still due here was taken by
     # another worker whose claim has not committed yet: about an interval on.
     next_slot_at: datetime | None = None
     missing = set(limits)
-    for queue, key, next_at in buckets.values_list("queue_name", "key", "next_at"):
-        pair = (queue, key)
+    for bucket in buckets.only("queue_name", "key", "next_at", "limit", "period"):
+        pair = (bucket.queue_name, bucket.key)
         missing.discard(pair)
-        if pair in limits and pair not in drained:
-            at_the_latest = next_at if next_at > now else now + limits[pair].interval
-            next_slot_at = min(next_slot_at or at_the_latest, at_the_latest)
+        rate_limit = limits.get(pair)
+        if rate_limit is None or pair in drained:
+            continue
+        next_at = bucket.next_at
+        if (bucket.limit, bucket.period) != (rate_limit.limit, rate_limit.period):
+            next_at = _retune(bucket, rate_limit, now)
+        at_the_latest = next_at if next_at > now else now + rate_limit.interval
+        next_slot_at = min(next_slot_at or at_the_latest, at_the_latest)
     return KeyedClaim(rows, drained, next_slot_at, missing)
 
 
-def _one_row(db: str, backend_name: str, pair: Pair, now: datetime) -> tuple[str, list[Any]]:
-    """The id of the key's best READY row (locked on Postgres), as claim_chosen() takes it.
+def _retune(bucket: DBRateBucket, rate_limit: RateLimit, now: datetime) -> datetime:
+    """The OPTIONS changed the key's limit: work its next start out again under the new one.
+
+    Guarded on the old limit, so that of two workers doing it, one does.
+    """
+    if rate_limit.limit > LOG_LIMIT:
+        next_at = min(bucket.next_at, now + rate_limit.interval)
+    else:
+        recent = _recent(bucket, rate_limit, now)[-rate_limit.limit :]
+        next_at = now
+        if len(recent) >= rate_limit.limit:
+            next_at = EPOCH + timedelta(microseconds=recent[0]) + rate_limit.period
+    DBRateBucket.objects.using(bucket._state.db).filter(
+        pk=bucket.pk, limit=bucket.limit, period=bucket.period
+    ).update(limit=rate_limit.limit, period=rate_limit.period, next_at=next_at)
+    return next_at
+
+
+def _best_rows(
+    db: str, backend_name: str, pair: Pair, now: datetime, count: int
+) -> tuple[str, list[Any]]:
+    """The ids of the key's best ``count`` READY rows (locked on Postgres), for claim_chosen().
 
     The conditions are written as dbtasks_rate_idx's predicate is, so that
     SQLite, which matches a partial index's terms literally, uses it.
@@ -167,19 +201,53 @@ def _one_row(db: str, backend_name: str, pair: Pair, now: datetime) -> tuple[str
         f"SELECT id FROM {table} WHERE {table}.status = '{READY.value}' "
         f"AND NOT ({table}.rate_key = '') AND {table}.backend_name = %s "
         f"AND {table}.queue_name = %s AND {table}.rate_key = %s "
-        f"AND {table}.available_after <= %s ORDER BY {ORDER} LIMIT 1{lock}"
+        f"AND {table}.available_after <= %s ORDER BY {ORDER} LIMIT %s{lock}"
     )
     queue, key = pair
-    return sql, [backend_name, queue, key, connection.ops.adapt_datetimefield_value(now)]
+    at = connection.ops.adapt_datetimefield_value(now)
+    return sql, [backend_name, queue, key, at, count]
 
 
-def _started(bucket: DBRateBucket, rate_limit: RateLimit, now: datetime) -> None:
-    """A task of the bucket's key started at ``now``: its next may start an interval later."""
-    window: dict[str, Any] = {"window_starts": F("window_starts") + 1}
+def _micros(moment: datetime) -> int:
+    """Microseconds since the epoch: exact, unlike a float of seconds."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _recent(bucket: DBRateBucket, rate_limit: RateLimit, now: datetime) -> list[int]:
+    """The logged starts still inside the window (now - period, now]."""
+    since = _micros(now - rate_limit.period)
+    return [start for start in bucket.starts if start > since]
+
+
+def _free(bucket: DBRateBucket, rate_limit: RateLimit, now: datetime) -> int:
+    """How many of the key's tasks may start at ``now``."""
+    if rate_limit.limit > LOG_LIMIT:
+        return 1  # spaced: one per interval
+    return rate_limit.limit - len(_recent(bucket, rate_limit, now))
+
+
+def _started(bucket: DBRateBucket, rate_limit: RateLimit, now: datetime, count: int) -> None:
+    """``count`` tasks of the bucket's key started at ``now``: when may the next?
+
+    Up to LOG_LIMIT starts per period, the bucket logs its last ``limit``
+    starts: the next may start when the oldest of them leaves the window
+    (a burst of ``limit``, then one each time an old start ages out). Above
+    it, starts are spaced ``period / limit`` apart, one timestamp.
+    """
+    starts: list[int] = []
+    if rate_limit.limit > LOG_LIMIT:
+        next_at = now + rate_limit.interval
+    else:
+        starts = (_recent(bucket, rate_limit, now) + [_micros(now)] * count)[-rate_limit.limit :]
+        next_at = now
+        if len(starts) >= rate_limit.limit:
+            next_at = EPOCH + timedelta(microseconds=starts[0]) + rate_limit.period
+    window: dict[str, Any] = {"window_starts": F("window_starts") + count}
     if bucket.window_started_at is None or now >= bucket.window_started_at + rate_limit.period:
-        window = {"window_started_at": now, "window_starts": 1}
+        window = {"window_started_at": now, "window_starts": count}
     DBRateBucket.objects.using(bucket._state.db).filter(pk=bucket.pk).update(
-        next_at=now + rate_limit.interval,
+        next_at=next_at,
+        starts=starts,
         limit=rate_limit.limit,
         period=rate_limit.period,
         **window,

@@ -115,15 +115,46 @@ def test_a_changed_limit_applies_from_the_next_start(transactional_db, settings)
     results = [tasks.echo.enqueue(n) for n in range(3)]
     clock = Clock()
     run_worker_at(clock)
+    first_start = clock.now
 
-    limit_task(settings, ECHO, limit=60, period="1 minute")
-    clock.advance(hours=1)
+    limit_task(settings, ECHO, limit=2, period="1 hour")
+    clock.advance(seconds=1)
+    run_worker_at(clock)  # a claim finds the bucket under the old limit, and retunes it
     run_worker_at(clock)
 
     assert statuses(results) == [SUCCESSFUL, SUCCESSFUL, READY]
     bucket = DBRateBucket.objects.get()
-    assert (bucket.limit, bucket.period) == (60, timedelta(minutes=1))
-    assert bucket.next_at == clock.now + timedelta(seconds=1)
+    assert (bucket.limit, bucket.period) == (2, timedelta(hours=1))
+    # Two starts in the hour: the next when the first leaves the window.
+    assert bucket.next_at == first_start + timedelta(hours=1)
+
+
+def test_a_burst_of_the_limit_then_one_as_each_start_ages_out(transactional_db, settings):
+    limit_task(settings, ECHO, limit=2, period="10 seconds")
+    results = [tasks.echo.enqueue(n) for n in range(5)]
+    clock = Clock()
+
+    run_worker_at(clock)
+    assert statuses(results) == [SUCCESSFUL] * 2 + [READY] * 3
+    clock.advance(seconds=9.999)
+    run_worker_at(clock)
+    assert statuses(results) == [SUCCESSFUL] * 2 + [READY] * 3  # both still in the window
+    clock.advance(seconds=0.001)
+    run_worker_at(clock)
+    assert statuses(results) == [SUCCESSFUL] * 4 + [READY]
+
+
+def test_limits_above_a_hundred_space_their_starts(transactional_db, settings):
+    limit_task(settings, ECHO, limit=1000, period="1 hour")
+    results = [tasks.echo.enqueue(n) for n in range(3)]
+    clock = Clock()
+
+    run_worker_at(clock)
+
+    assert statuses(results) == [SUCCESSFUL, READY, READY]
+    bucket = DBRateBucket.objects.get()
+    assert bucket.next_at == clock.now + timedelta(seconds=3.6)
+    assert bucket.starts == []  # no log: one timestamp
 
 
 def test_rate_and_concurrency_limits_together(transactional_db, settings):
