@@ -118,3 +118,22 @@ def reject_unknown(options: Mapping[str, Any], allowed: Iterable[str], *, key: s
             f"{key}[{unknown[0]!r}] is not a known option; "
             f"known options are: {', '.join(sorted(allowed))}."
         )
+
+
+def optional_positive_duration(value: object, *, key: str) -> timedelta | None:
+    """A duration more than 0, or None (no limit)."""
+    timeout = optional_duration(value, key=key)
+    if timeout is not None and timeout <= timedelta(0):
+        raise OptionError(f"{key} must be more than 0 (or None: no limit), got {value!r}.")
+    return timeout
+
+
+def parse_queues(alias: str, queues: object) -> set[str]:
+    """Validate ``TASKS[alias]["QUEUES"]``: a list of queue names (empty: any name)."""
+    key = f"TASKS[{alias!r}]['QUEUES']"
+    if not isinstance(queues, list | tuple):
+        raise OptionError(f"{key} must be a list of queue names, got {queues!r}.")
+    for name in queues:
+        if not isinstance(name, str) or not name.strip():
+            raise OptionError(f"{key} must hold queue names (non-empty strings), got {name!r}.")
+    return set(queues)

@@ -23,8 +23,10 @@ from dbtasks.option_values import OptionError
 from dbtasks.option_values import factor as _factor
 from dbtasks.option_values import mapping as _mapping
 from dbtasks.option_values import optional_duration as _optional_duration
+from dbtasks.option_values import optional_positive_duration as _positive_duration
 from dbtasks.option_values import optional_size as _optional_size
 from dbtasks.option_values import parse_duration
+from dbtasks.option_values import parse_queues
 from dbtasks.option_values import positive_int as _positive_int
 from dbtasks.option_values import reject_unknown as _reject_unknown
 from dbtasks.purge_options import PurgePolicy
@@ -166,17 +168,10 @@ def _queue_policy(
         backoff_max=_optional_duration(
             options.get("backoff_max", base.backoff_max), key=f"{key}['backoff_max']"
         ),
-        timeout=_timeout(options.get("timeout", base.timeout), key=f"{key}['timeout']"),
+        timeout=_positive_duration(options.get("timeout", base.timeout), key=f"{key}['timeout']"),
         concurrency=concurrency,
         rate_limit=rate_limit,
     )
-
-
-def _timeout(value: object, *, key: str) -> timedelta | None:
-    timeout = _optional_duration(value, key=key)
-    if timeout is not None and timeout <= timedelta(0):
-        raise OptionError(f"{key} must be more than 0 (or None: no limit), got {value!r}.")
-    return timeout
 
 
 def _task_overrides(
@@ -205,17 +200,6 @@ def _task_overrides(
                 task_options, key=task_key, base=policy, scope=scope
             )
     return overrides, task_policies
-
-
-def parse_queues(alias: str, queues: object) -> set[str]:
-    """Validate ``TASKS[alias]["QUEUES"]``: a list of queue names (empty: any name)."""
-    key = f"TASKS[{alias!r}]['QUEUES']"
-    if not isinstance(queues, list | tuple):
-        raise OptionError(f"{key} must be a list of queue names, got {queues!r}.")
-    for name in queues:
-        if not isinstance(name, str) or not name.strip():
-            raise OptionError(f"{key} must hold queue names (non-empty strings), got {name!r}.")
-    return set(queues)
 
 
 def parse_options(alias: str, queues: Iterable[str], options: object) -> BackendOptions:
