@@ -111,7 +111,10 @@ def test_the_migration_encrypts_existing_tokens_and_back(alice):
     executor.migrate(before)
     old_apps = MigrationExecutor(connection).loader.project_state(before).apps
     assert old_apps.get_model("messagecenter", "Channel").objects.get(pk=pk).token == TOKEN
-    MigrationExecutor(connection).migrate([("messagecenter", "0005_drop_plain_channel_tokens")])
+    # Forward to the latest migrations again (not just 0005): the tests that
+    # run next need every table.
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def test_rotate_channel_tokens_moves_every_token_to_the_first_key(signed_in, settings, key):
