@@ -48,10 +48,13 @@ DATABASES = {
 
 TASKS: dict[str, Any]
 if SYSTEM == "dbtasks":
-    # The project's own backend options (retries, purge), unchanged.
+    # The project's own backend options (retries, purge, schedules).
     # BENCH_QUEUES: more queues, for the figures with another queue's backlog.
     QUEUES = os.environ.get("BENCH_QUEUES", "default").split(",")
-    TASKS = {"default": {**PROJECT_TASKS["default"], "QUEUES": QUEUES}}
+    # Not the per-task policies: they name Message Center's tasks and key
+    # functions, whose app the bench does not install (the check imports them).
+    OPTIONS = {k: v for k, v in PROJECT_TASKS["default"]["OPTIONS"].items() if k != "tasks"}
+    TASKS = {"default": {**PROJECT_TASKS["default"], "QUEUES": QUEUES, "OPTIONS": OPTIONS}}
 else:
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
