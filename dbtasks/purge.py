@@ -16,6 +16,7 @@ from dbtasks.backend import DatabaseBackend
 from dbtasks.sql.purge import Kind
 from dbtasks.sql.purge import purge_empty_workflows
 from dbtasks.sql.purge import purge_older
+from dbtasks.sql.rate_limits import purge_idle_buckets
 
 
 def purge_expired(
@@ -50,4 +51,6 @@ def purge_expired(
         purge_empty_workflows(
             db=backend.db_alias, backend_name=backend.alias, batch_size=policy.batch_size
         )
+    # One small row per rate-limited key ever seen (a key per tenant, say).
+    purge_idle_buckets(backend.db_alias, backend.alias, now)
     return deleted

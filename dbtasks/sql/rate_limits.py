@@ -43,6 +43,8 @@ Pair = tuple[str, str]
 # window, bursts allowed); larger ones space their starts evenly.
 LOG_LIMIT = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Buckets idle this long (and past their period) are deleted with the purge.
+IDLE_BUCKET_AGE = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,3 +254,23 @@ def _started(bucket: DBRateBucket, rate_limit: RateLimit, now: datetime, count: 
         period=rate_limit.period,
         **window,
     )
+
+
+def purge_idle_buckets(db: str, backend_name: str, now: datetime) -> int:
+    """Delete the buckets of keys that started nothing for a day and hold no limit any more.
+
+    A bucket whose ``next_at`` is a period or more in the past logs no start
+    inside any window a new start could share, so forgetting it changes no
+    claim; a worker that still follows its key makes it again. Return how
+    many were deleted.
+    """
+    idle = DBRateBucket.objects.using(db).filter(
+        backend_name=backend_name, next_at__lt=now - IDLE_BUCKET_AGE
+    )
+    ids = [
+        pk
+        for pk, next_at, period in idle.values_list("pk", "next_at", "period")
+        if next_at + period <= now
+    ]
+    deleted, _ = DBRateBucket.objects.using(db).filter(pk__in=ids).delete()
+    return deleted

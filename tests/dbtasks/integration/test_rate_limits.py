@@ -237,3 +237,25 @@ def test_a_throttled_worker_sleeps_until_the_next_slot(transactional_db, setting
     assert throttle.wait_for(0.01) == 0.01
     clock.advance(seconds=1)
     assert throttle.wait_for(0.25) == 0  # late: claim at once
+
+
+def test_the_purge_forgets_buckets_idle_past_their_period(transactional_db, settings, fast_limited):
+    from dbtasks.purge import purge_expired
+    from tests.dbtasks.helpers import default_backend
+
+    limit_task(settings, limit=1, period="2 days", key="tenant")
+    for tenant in "ab":
+        limit_tasks.limited.enqueue(tenant, 1)
+    clock = Clock()
+    run_worker_at(clock)
+    assert DBRateBucket.objects.count() == 2
+
+    # next_at is the start's time plus the period; a period after that, no
+    # window a new start could share holds the logged start.
+    clock.advance(days=4, seconds=-1)
+    purge_expired(default_backend(), now=clock.now)
+    assert DBRateBucket.objects.count() == 2
+
+    clock.advance(seconds=1)
+    purge_expired(default_backend(), now=clock.now)
+    assert DBRateBucket.objects.count() == 0
