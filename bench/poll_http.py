@@ -5,8 +5,9 @@ The web app runs as the Procfile runs it (``gunicorn messagecenter.wsgi
 CPUs), with ``bench.web_settings`` on a bench database (SQLite or Postgres,
 as the dbtasks arms). A signed-in user owns one notification whose delivery
 task is READY (no worker runs). Three URLs, each loaded for ``duration``
-seconds over ``connections`` connections on loopback, with the user's
-session cookie and ``HX-Request: true``, in a different order each round:
+seconds over ``connections`` connections on loopback, with what the page's
+script sends (the user's session cookie, ``HX-Request: true`` and the
+page's live token), in a different order each round:
 
 - hello: ``/bench/hello/``, a view with no database access, same middleware;
 - poll 204: ``/notifications/live/?seen=<pk>.<progress>``, the page's live
@@ -100,12 +101,13 @@ def measure(arm: Arm, phase: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def setup() -> dict[str, Any]:
-    """A signed-in user, one notification with a READY delivery task, its session cookie."""
+    """A user, a notification with a READY delivery task, its session cookie and live token."""
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db import transaction
     from django.test import Client
 
+    from messagecenter import live_tokens
     from messagecenter.models import Notification
     from messagecenter.results import delivery_of
     from messagecenter.views import enqueue_delivery
@@ -121,6 +123,7 @@ def setup() -> dict[str, Any]:
         "pk": notification.pk,
         "status": delivery_of(notification).progress,
         "cookie": f"{settings.SESSION_COOKIE_NAME}={session}",
+        "live_token": live_tokens.issue(user),
     }
 
 
@@ -147,7 +150,12 @@ def load(params: dict[str, Any]) -> dict[str, Any]:
         "poll_204": (f"/notifications/live/?seen={pk}.{progress}", 204),
         "poll_changed": (f"/notifications/live/?seen={pk}.0:RUNNING:1", 200),
     }
-    headers = {"Cookie": params["cookie"], "HX-Request": "true", "Host": "127.0.0.1"}
+    headers = {
+        "Cookie": params["cookie"],
+        "HX-Request": "true",
+        "X-Live-Token": params["live_token"],
+        "Host": "127.0.0.1",
+    }
     port = free_port()
     env = child_env() | {"WEB_CONCURRENCY": str(len(os.sched_getaffinity(0)))}
     log = Path(tempfile.gettempdir()) / f"bench-gunicorn-{port}.log"

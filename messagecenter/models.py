@@ -13,10 +13,11 @@ from django.db import models
 from django.utils import timezone
 
 from messagecenter.channels import Channel
+from messagecenter.live_tokens import LiveKey
 from messagecenter.quotas import SendQuota
 from messagecenter.throttle import ThrottleCount
 
-__all__ = ["TASK_PRIORITIES", "Channel", "Notification", "SendQuota", "ThrottleCount"]
+__all__ = ["TASK_PRIORITIES", "Channel", "LiveKey", "Notification", "SendQuota", "ThrottleCount"]
 
 
 class Notification(models.Model):

@@ -56,11 +56,18 @@ PAGE_SHARE = 0.05
 EXPECTED = {"send": {200}, "page": {200}, "poll": {200, 204}}
 
 TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+# The token the page gives its script for the live channel (messagecenter/live_tokens.py).
+LIVE_TOKEN_RE = re.compile(r'data-live-token="([^"]+)"')
 # A row as the templates render it: its id, status and (while unfinished) poll URL.
 ROW_RE = re.compile(
     r'<li class="notification" id="notification-(\d+)" data-status="([A-Z]+)"'
     r'\s+data-progress="([^"]*)"( data-live)?'
 )
+
+
+def live_token_of(page: str) -> str:
+    match = LIVE_TOKEN_RE.search(page)
+    return html.unescape(match.group(1)) if match else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +167,7 @@ class LoadClient:
         self.password = password
         self.random = random.Random(seed)
         self.token = ""
+        self.live_token = ""
         self.live: dict[int, str] = {}  # notification id -> its row's poll URL
         self.settled: list[str] = []  # poll URLs of finished rows (they answer 204)
         self.sent: list[int] = []
@@ -186,6 +194,7 @@ class LoadClient:
         if page.status_code != 200 or token is None:
             raise SignInFailed(f"{self.username}: the page answered {page.status_code}")
         self.token = token.group(1)
+        self.live_token = live_token_of(page.text)
 
     def run_until(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -207,6 +216,7 @@ class LoadClient:
         if response is not None and response.status_code == 200:
             if token := TOKEN_RE.search(response.text):
                 self.token = token.group(1)
+            self.live_token = live_token_of(response.text) or self.live_token
             self.follow(response.text)  # htmx polls every unfinished row on the page
 
     def send(self) -> None:
@@ -231,7 +241,8 @@ class LoadClient:
             self.live[pk] = url
         else:
             url = self.random.choice(self.settled)
-        response = self.request("poll", "GET", url, headers={"HX-Request": "true"})
+        headers = {"HX-Request": "true", "X-Live-Token": self.live_token}
+        response = self.request("poll", "GET", url, headers=headers)
         if response is not None and response.status_code == 200:
             self.follow(response.text)
 

@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import STATUS_TIMEOUT
 from tests.e2e.conftest import App
 from tests.e2e.conftest import Worker
+from tests.e2e.conftest import sign_in
 from tests.live import wait_until
 from tests.ntfy_server import NtfyStandIn
 
@@ -84,3 +85,34 @@ def test_sign_up_verify_sign_in_and_send_to_ones_own_topic(
     expect(row).to_have_attribute("data-status", "SUCCESSFUL", timeout=STATUS_TIMEOUT)
     published = [r.published for r in ntfy.requests]
     assert [(p["topic"], p["message"]) for p in published] == [(topic, "Frank's first message")]
+
+
+def test_signing_out_in_another_tab_ends_the_live_channel(
+    signed_in: Page, dbtasks_worker: Worker
+) -> None:
+    """The poll's token dies with the sign-out: a reload to sign-in, or a notice if typing."""
+    page = signed_in
+    dbtasks_worker.stop()  # the row stays queued, so the page keeps polling
+    page.fill("#id_message", "Waiting for a worker")
+    page.get_by_role("button", name="Send").click()
+    row = page.locator("#notifications li.notification", has_text="Waiting for a worker")
+    expect(row).to_have_attribute("data-status", "READY")
+
+    def sign_out_elsewhere() -> None:
+        other = page.context.new_page()
+        other.goto("/")
+        other.get_by_role("button", name="Sign out").click()
+        expect(other.locator("#id_username")).to_be_visible()
+        other.close()
+
+    # Nothing typed: the page reloads, onto the sign-in page.
+    sign_out_elsewhere()
+    expect(page).to_have_url(re.compile(r"/accounts/login/"), timeout=STATUS_TIMEOUT)
+
+    # Something typed: never reloaded under it; the page says why it stopped.
+    sign_in(page)
+    page.fill("#id_message", "Half-written")
+    sign_out_elsewhere()
+    expect(page.locator("#live-ended")).to_be_visible(timeout=STATUS_TIMEOUT)
+    expect(page.locator("#id_message")).to_have_value("Half-written")
+    dbtasks_worker.start()

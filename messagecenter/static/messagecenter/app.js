@@ -5,7 +5,8 @@
 // - times shown in the reader's time zone, with the zone's name;
 // - the list's live channel: one request for every unfinished row;
 // - focus where the person is working after Send, Cancel and Retry;
-// - a reload, not a broken row, when the person was signed out meanwhile.
+// - a reload (or a notice), not a broken row, when the person was signed
+//   out meanwhile.
 "use strict";
 
 (function () {
@@ -89,9 +90,11 @@
     inFlight = true;
     let pollAfter = null;
     try {
-      const response = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
-      if (response.redirected && isLoginPage(response.url)) {
-        window.location.reload();
+      // The page's live token stands in for the session (live_tokens.py).
+      const headers = { "HX-Request": "true", "X-Live-Token": list.dataset.liveToken || "" };
+      const response = await fetch(url, { headers: headers, credentials: "same-origin" });
+      if (response.status === 403) {
+        liveEnded();
         return;
       }
       const header = response.headers.get("Poll-After");
@@ -114,6 +117,24 @@
       pollAfter = Math.max(pollAfter, 5);
     }
     schedule(pollAfter);
+  }
+
+  // 403: the token no longer holds (signed out, password changed, or the
+  // page is half a day old). A reload gets a fresh one, or the sign-in page;
+  // but never loses what is being typed, nor reloads again and again.
+  function liveEnded() {
+    const message = document.getElementById("id_message");
+    const typing = message && message.value.trim() !== "";
+    const last = Number(sessionStorage.getItem("liveReloadedAt") || 0);
+    if (!typing && Date.now() - last > 60000) {
+      sessionStorage.setItem("liveReloadedAt", String(Date.now()));
+      window.location.reload();
+      return;
+    }
+    const notice = document.getElementById("live-ended");
+    if (notice) {
+      notice.hidden = false;
+    }
   }
 
   function swapRows(html) {

@@ -1,14 +1,28 @@
-"""One user never sees, polls or retries another's notifications: their ids answer 404."""
+"""One user never sees, polls or retries another's notifications: their ids answer 404.
+
+The live channel is authenticated by a token instead of the session
+(messagecenter/live_tokens.py); the tests at the end check that one cannot be
+forged, stretched or kept past a sign-out.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 import pytest
+import time_machine
+from django.core import signing
+from django.test import Client
+from django.utils import timezone
 
 from dbtasks.models import DBTaskResult
+from messagecenter import live_tokens
 from messagecenter.models import Notification
 from messagecenter.views import enqueue_delivery
 from tests.html import parse
 from tests.messagecenter.conftest import HTMX
+from tests.messagecenter.conftest import live_token
 
 
 @pytest.fixture
@@ -21,6 +35,7 @@ def alices_notification(alice):
 @pytest.fixture
 def as_bob(client, bob):
     client.force_login(bob)
+    client.defaults.update(live_token(bob))  # the poll's token, as his page has it
     return client
 
 
@@ -75,3 +90,81 @@ def test_owner_still_sees_their_own(client, alice, alices_notification):
     url = f"/notifications/{alices_notification.pk}/attempts/"
     assert client.get(url).status_code == 200
     assert "Alice secret plan" in client.get("/").content.decode()
+
+
+# --- The live channel's token --------------------------------------------------
+
+
+def poll(client, notification, token_headers):
+    seen = f"{notification.pk}.{notification.task_result_id}:RUNNING:1"  # so it differs
+    return client.get("/notifications/live/", {"seen": seen}, **HTMX, **token_headers)
+
+
+def test_the_token_alone_reads_its_users_rows(client, alice, alices_notification):
+    # No session cookie at all: the token is the credential.
+    response = poll(client, alices_notification, live_token(alice))
+    assert response.status_code == 200
+    assert b"notification-" in response.content
+
+
+def test_a_tampered_or_foreign_token_is_refused(client, alice, bob, alices_notification):
+    bobs = live_token(bob)["HTTP_X_LIVE_TOKEN"]
+    claims = signing.loads(bobs, salt=live_tokens.SALT)
+    # Bob's own token with Alice's id in it: the signature no longer matches.
+    payload, _, rest = bobs.partition(":")
+    forged = signing.b64_encode(
+        json.dumps({**claims, "u": alice.pk}, separators=(",", ":")).encode()
+    ).decode()
+    # Signed by this site, but for another purpose (another salt).
+    other_salt = signing.dumps({**claims, "u": alice.pk}, salt="messagecenter.other")
+    for token in [f"{forged}:{rest}", other_salt, "garbage", "", "x" * 600, bobs + "x"]:
+        response = poll(client, alices_notification, {"HTTP_X_LIVE_TOKEN": token})
+        assert response.status_code == 403, token
+        assert b"secret" not in response.content
+    assert payload != forged
+
+
+def test_a_token_expires(client, alice, alices_notification):
+    headers = live_token(alice)
+    assert poll(client, alices_notification, headers).status_code == 200
+    later = timezone.now() + live_tokens.MAX_AGE + timedelta(seconds=1)
+    with time_machine.travel(later, tick=False):
+        assert poll(client, alices_notification, headers).status_code == 403
+
+
+def test_signing_out_voids_every_token_issued_before(client, alice, alices_notification):
+    client.force_login(alice)
+    page = parse(client.get("/").content)
+    headers = {"HTTP_X_LIVE_TOKEN": page.find("#notifications").attrs["data-live-token"]}
+    assert poll(Client(), alices_notification, headers).status_code == 200
+
+    client.post("/accounts/logout/")
+    assert poll(Client(), alices_notification, headers).status_code == 403
+
+    # Signed in again, the page gives a token that works.
+    client.force_login(alice)
+    page = parse(client.get("/").content)
+    fresh = {"HTTP_X_LIVE_TOKEN": page.find("#notifications").attrs["data-live-token"]}
+    assert poll(Client(), alices_notification, fresh).status_code == 200
+
+
+def test_a_password_change_or_deactivation_voids_the_token(client, alice, alices_notification):
+    headers = live_token(alice)
+    alice.set_password("another-pw-0123")
+    alice.save()
+    assert poll(client, alices_notification, headers).status_code == 403
+
+    headers = live_token(alice)
+    assert poll(client, alices_notification, headers).status_code == 200
+    alice.is_active = False
+    alice.save()
+    assert poll(client, alices_notification, headers).status_code == 403
+    # Also when none of the rows asked about is theirs (the token is checked apart).
+    response = client.get("/notifications/live/", {"seen": "999999.x"}, **headers)
+    assert response.status_code == 403
+
+
+def test_a_deleted_users_token_is_refused(client, alice, alices_notification):
+    headers = live_token(alice)
+    alice.delete()
+    assert client.get("/notifications/live/", {"seen": "1.x"}, **headers).status_code == 403

@@ -20,6 +20,7 @@ from dbtasks.progress import progress_of
 from dbtasks.results import get_backend
 from dbtasks.results import get_results
 from messagecenter import live
+from messagecenter import live_tokens
 from messagecenter.channels import default_channel
 from messagecenter.models import Notification
 from messagecenter.results import deliveries_for
@@ -28,21 +29,26 @@ from messagecenter.views import enqueue_delivery
 from tests.conftest import run_worker
 from tests.dbtasks.helpers import default_backend
 from tests.html import parse
+from tests.messagecenter.conftest import HTMX
+from tests.messagecenter.conftest import live_token
 from tests.ntfy_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Session, user, count, the page of notifications, their task results,
-# whether a worker is running (asked because some rows are queued), and the
-# user's channels for the form.
-LIST_PAGE_QUERIES = 7
-# Session, user, the notifications with their deliveries' progress.
-UNCHANGED_POLL_QUERIES = 3
+# whether a worker is running (asked because some rows are queued), the
+# user's channels for the form, and their live key (for the poll's token).
+LIST_PAGE_QUERIES = 8
+# The notifications with their deliveries' progress and their owner (who
+# the token says, checked from that same row): no session, no user lookup.
+UNCHANGED_POLL_QUERIES = 1
 
 
 def make_notifications(owner, ntfy, count):
     """``count`` notifications in every state: successful, retried, failed, ready, expired."""
-    default_channel(owner)  # made on a new user's first visit; here, before counting
+    # Made on a new user's first visit; here, before counting.
+    default_channel(owner)
+    live_tokens.issue(owner)
     for number in range(count):
         enqueue_delivery(Notification.objects.create(owner=owner, message=f"n{number}"))
     # Of the first fifth refused (failed at once), one 500 (retried), the rest accepted.
@@ -126,9 +132,7 @@ def test_bulk_lookup_agrees_with_get_result(django_user_model, ntfy):
     )
 
 
-def test_an_unchanged_poll_makes_one_query_after_session_and_user(
-    client, django_user_model, django_assert_num_queries
-):
+def test_an_unchanged_poll_makes_one_query(client, django_user_model, django_assert_num_queries):
     alice = django_user_model.objects.create_user("alice")
     bob = django_user_model.objects.create_user("bob")
     seen = []
@@ -139,16 +143,17 @@ def test_an_unchanged_poll_makes_one_query_after_session_and_user(
         status = DBTaskResult.objects.get(pk=notification.task_result_id).status
         seen.append(f"{notification.pk}.{notification.task_result_id}:{status}:0")
 
-    client.force_login(alice)
+    headers = live_token(alice)
     with django_assert_num_queries(UNCHANGED_POLL_QUERIES):
-        response = client.get("/notifications/live/", {"seen": seen}, HTTP_HX_REQUEST="true")
+        response = client.get("/notifications/live/", {"seen": seen}, **HTMX, **headers)
     assert response.status_code == 204
     assert response["Poll-After"] == "1"
 
-    # Ownership is checked by that same query: bob learns nothing, at the same cost.
-    client.force_login(bob)
-    with django_assert_num_queries(UNCHANGED_POLL_QUERIES):
-        response = client.get("/notifications/live/", {"seen": seen}, HTTP_HX_REQUEST="true")
+    # Ownership is checked by that same query: bob learns nothing (one more
+    # query checks his token, since none of the rows is his).
+    headers = live_token(bob)
+    with django_assert_num_queries(UNCHANGED_POLL_QUERIES + 1):
+        response = client.get("/notifications/live/", {"seen": seen}, **HTMX, **headers)
     assert response.status_code == 204
     assert "Poll-After" not in response
 
@@ -233,7 +238,7 @@ def test_poll_progress_agrees_with_the_summaries(django_user_model, ntfy):
 
     deliveries = deliveries_for(notifications.values())
     with CaptureQueriesContext(connection) as queries:
-        polled = {pk: text for pk, text, _ in live.progress(owner=alice, pks=deliveries)}
+        polled = {pk: text for pk, text, _ in live.progress(owner_id=alice.pk, pks=deliveries).rows}
     assert len(queries) == 1
     for name, notification in notifications.items():
         delivery = deliveries[notification.pk]
@@ -243,4 +248,4 @@ def test_poll_progress_agrees_with_the_summaries(django_user_model, ntfy):
         if delivery.summary is not None:
             assert delivery.progress == progress_of(delivery.summary), name
     # Someone else's notifications, or none at all: nothing.
-    assert live.progress(owner=bob, pks=deliveries) == []
+    assert live.progress(owner_id=bob.pk, pks=deliveries).rows == []

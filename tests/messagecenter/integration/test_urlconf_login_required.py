@@ -10,7 +10,8 @@ Without a session, every URL answers with a redirect to a sign-in page, except:
 - the sign-in pages themselves (ours and the admin's);
 - the ops dashboard and its metrics, which answer 404 to anyone but staff
   (or the metrics scraper's token): by design they do not reveal that they
-  exist (dbtasks/ops/views.py).
+  exist (dbtasks/ops/views.py);
+- the page's live channel, which its own token authenticates (TOKEN below).
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ HIDDEN = {
     "dbtasks:queue-pause",
     "dbtasks:queue-resume",
 }
+# Authenticated by a signed token the page gives its script instead of the
+# session (messagecenter/live_tokens.py): a poll then reads no session and
+# no user. Without a valid token, 403 (the script reloads the page).
+TOKEN = {"live": 403}
 
 # Sample values per converter; {id} is replaced by the id under test.
 CONVERTER_SAMPLES = {
@@ -177,6 +182,11 @@ def test_every_view_but_sign_in_needs_a_session(method):
             )
         elif endpoint.name in HIDDEN:
             ok = response.status_code == 404
+        elif endpoint.name in TOKEN:
+            # A POST is not allowed (405) before the token is looked at.
+            ok = response.status_code == TOKEN[endpoint.name] or (
+                method == "post" and response.status_code == 405
+            )
         else:
             ok = is_sign_in_redirect(response)
         if not ok:

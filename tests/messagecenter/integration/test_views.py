@@ -30,13 +30,18 @@ def make_notification(owner, **fields):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "url", ["/", "/notifications/live/", "/notifications/1/attempts/", "/notifications/1/retry/"]
-)
+@pytest.mark.parametrize("url", ["/", "/notifications/1/attempts/", "/notifications/1/retry/"])
 def test_every_page_needs_sign_in(client, url):
     response = client.get(url)
     assert response.status_code == 302
     assert response["Location"] == f"/accounts/login/?next={url}"
+
+
+@pytest.mark.django_db
+def test_the_live_channel_needs_its_token_not_a_session(client, alice):
+    assert client.get("/notifications/live/").status_code == 403
+    client.force_login(alice)  # a session alone is not enough
+    assert client.get("/notifications/live/").status_code == 403
 
 
 @pytest.mark.django_db

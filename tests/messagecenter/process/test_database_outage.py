@@ -48,6 +48,7 @@ from django.test import Client
 
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from messagecenter import live_tokens
 from messagecenter.models import Notification
 from tests import tasks
 from tests.dbtasks.postgres.test_reconnect import terminate_worker_sessions
@@ -76,13 +77,17 @@ class Browser:
     url: str
     cookies: dict[str, str]
     poll_path: str
+    live_token: str  # what the page gives its script for the poll
     log: list[tuple[float, int, str]] = field(default_factory=list)  # (time, status, body)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         with httpx.Client(base_url=self.url, cookies=self.cookies, timeout=30) as client:
             while not self.stop.wait(0.05):
-                for path, headers in (("/", {}), (self.poll_path, {"HX-Request": "true"})):
+                for path, headers in (
+                    ("/", {}),
+                    (self.poll_path, {"HX-Request": "true", "X-Live-Token": self.live_token}),
+                ):
                     try:
                         response = client.get(path, headers=headers)
                     except httpx.HTTPError as error:
@@ -105,7 +110,8 @@ def browser(start_worker, tmp_path, django_user_model):
     client.force_login(user)
     cookies = {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
     server, url = start_web(child_env(database_url()), tmp_path / "web.log")
-    browser = Browser(url, cookies, f"/notifications/live/?seen={notification.pk}.")
+    poll_path = f"/notifications/live/?seen={notification.pk}."
+    browser = Browser(url, cookies, poll_path, live_tokens.issue(user))
     thread = threading.Thread(target=browser.run, name="browser", daemon=True)
     thread.start()
     try:

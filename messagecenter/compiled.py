@@ -1,0 +1,91 @@
+"""A query the ORM compiles once per shape, then only runs: the live poll's hot path.
+
+Turning a queryset with subqueries and CASE expressions into SQL costs the
+ORM several times what the database then takes to run it: for the poll's
+one query, about 3 ms of Python against well under 1 ms of SQL. The poll
+asks the same question every time with other ids, so ``CompiledQuery``
+compiles it once for each number of ids, with stand-in values that no real
+id can take, remembers where those land in the parameters, and from then
+on only swaps in the real ones. The rows still go through the ORM's own
+converters (datetimes, booleans), so they read as the queryset's would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections
+from django.db.models import QuerySet
+from django.db.models.sql import Query
+
+# Stand-ins for the ids: negative, far below any id a database hands out.
+_FIRST_STAND_IN = -(2**62)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    query: Query
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[tuple[int, int], ...]  # (position in params, index of the value)
+    names: tuple[str, ...]  # the columns, in the order the SQL selects them
+    fields: tuple[Any, ...]  # their expressions, for the converters
+
+
+class CompiledQuery:
+    """``build(values)`` as SQL compiled once per ``len(values)`` and database.
+
+    ``build`` takes a list of integers and returns a queryset that uses each
+    of them once as a parameter (``filter(owner_id=values[0],
+    pk__in=values[1:])``, say) and selects with ``values()``.
+    ``rows(values, using=...)`` runs it with the real values and returns
+    each row as a dict by column name.
+    """
+
+    def __init__(self, build: Callable[[list[int]], QuerySet[Any, Any]]) -> None:
+        self.build = build
+        self._compiled: dict[tuple[str, int], _Compiled] = {}
+
+    def rows(self, values: Sequence[int], *, using: str) -> list[dict[str, Any]]:
+        key = (using, len(values))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = self._compile(len(values), using)
+        params = list(compiled.params)
+        for position, index in compiled.slots:
+            params[position] = values[index]
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            found: list[Any] = cursor.fetchall()
+        compiler = compiled.query.get_compiler(connection=connection)
+        converters = compiler.get_converters(compiled.fields)
+        if converters:
+            found = list(compiler.apply_converters(found, converters))
+        return [dict(zip(compiled.names, row, strict=True)) for row in found]
+
+    def _compile(self, count: int, using: str) -> _Compiled:
+        stand_ins = [_FIRST_STAND_IN + index for index in range(count)]
+        query = self.build(stand_ins).query
+        compiler = query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        where = {value: index for index, value in enumerate(stand_ins)}
+        slots = tuple(
+            (position, where[param])
+            for position, param in enumerate(params)
+            if type(param) is int and param in where
+        )
+        if sorted(index for _, index in slots) != list(range(count)):
+            raise RuntimeError(
+                f"CompiledQuery: each value must be a parameter once, got {sql!r} {params!r}"
+            )
+        selected = compiler.select[: compiler.col_count]
+        # values() names each column (its alias), in the order the SQL has them.
+        names = tuple(alias for _, _, alias in selected)
+        if not all(names):
+            raise RuntimeError(f"CompiledQuery: select with values(), got {sql!r}")
+        fields = tuple(expression for expression, _, _ in selected)
+        return _Compiled(query, sql, tuple(params), slots, names, fields)
