@@ -1,5 +1,8 @@
 """The admin: browse tasks and their attempts, re-queue failures.
 
+Your app can link each task's page to what the task works for:
+``dbtasks.admin.register_link`` (dbtasks/admin_links.py).
+
 Rows are written by ``enqueue()`` and the worker only, so the admin never
 adds or edits them. It may delete them (discarding results) and re-queue
 FAILED tasks.
@@ -20,11 +23,16 @@ from django.contrib import messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 
 from dbtasks.admin_filters import BackendFilter
 from dbtasks.admin_filters import QueueFilter
 from dbtasks.admin_filters import StateFilter
 from dbtasks.admin_filters import time_column
+from dbtasks.admin_links import links_for
+from dbtasks.admin_links import register_link
+from dbtasks.admin_links import unregister_link
 from dbtasks.clock import database_time
 from dbtasks.estimates import EstimatedCountPaginator
 from dbtasks.models import FAILED
@@ -33,6 +41,9 @@ from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from dbtasks.models import DBTaskResultQuerySet
 from dbtasks.models import DBWorker
+
+# Your app links a task to what it works for with these (dbtasks/admin_links.py).
+__all__ = ["register_link", "unregister_link"]
 
 if TYPE_CHECKING:  # the admin classes are generic for type checkers only
     AttemptInline = admin.StackedInline[DBTaskAttempt, DBTaskResult]
@@ -105,7 +116,7 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
             "cancelled_at": "cancelled",
         }.get(field.name, field.name)
         for field in DBTaskResult._meta.fields
-    ] + ["workflow"]
+    ] + ["workflow", "links"]
     inlines = [DBTaskAttemptInline]
     actions = ["requeue_failed", "cancel_ready", "request_cancel", "discard_failed"]
 
@@ -116,6 +127,14 @@ class DBTaskResultAdmin(ReadOnlyAdminMixin, ResultAdmin):
             # The list shows neither column: never read megabytes of JSON per row.
             queryset = queryset.defer("arguments", "return_value")
         return queryset
+
+    @admin.display(description="links")
+    def links(self, row: DBTaskResult) -> SafeString | str:
+        """What your app says this task works for (``register_link``, dbtasks/admin_links.py)."""
+        found = links_for(row)
+        if not found:
+            return "-"
+        return format_html_join(" · ", '<a href="{1}">{0}</a>', found)
 
     @admin.display(description="workflow")
     def workflow(self, row: DBTaskResult) -> str:

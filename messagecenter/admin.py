@@ -1,5 +1,9 @@
 """The admin for support: notifications (how their delivery went, their task), channels
-(never their tokens), send quotas and the throttle's counts."""
+(never their tokens), send quotas and the throttle's counts.
+
+A notification's page links its delivery task, and the task's page links back
+(``notification_of``, registered with dbtasks' ``register_link``).
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,14 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from dbtasks.admin import register_link
+from dbtasks.models import DBTaskResult
 from messagecenter.models import Channel
 from messagecenter.models import Notification
 from messagecenter.models import SendQuota
 from messagecenter.models import ThrottleCount
 from messagecenter.results import delivery_of
+from messagecenter.tasks import send_notification
 
 if TYPE_CHECKING:  # ModelAdmin is generic for type checkers only
     NotificationModelAdmin = admin.ModelAdmin[Notification]
@@ -136,3 +143,15 @@ class SendQuotaAdmin(QuotaModelAdmin):
     @admin.display(description="sent in the past 24 hours", ordering="sent_day")
     def sent_past_day(self, quota: SendQuota) -> int:
         return int(getattr(quota, "sent_day", 0))
+
+
+@register_link
+def notification_of(row: DBTaskResult) -> tuple[str, str] | None:
+    """The notification a delivery task sends, for the link on the task's admin page."""
+    if row.task_path != send_notification.module_path:
+        return None
+    notification = Notification.objects.filter(task_result_id=str(row.pk)).first()
+    if notification is None:
+        return None
+    url = reverse("admin:messagecenter_notification_change", args=[notification.pk])
+    return f"Notification {notification.pk}: {notification}", url

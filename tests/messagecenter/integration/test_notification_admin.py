@@ -6,6 +6,7 @@ import pytest
 
 from messagecenter.models import Notification
 from messagecenter.views import enqueue_delivery
+from tests import tasks
 
 
 @pytest.fixture
@@ -52,3 +53,19 @@ def test_change_page_shows_the_task_result_id(admin_client, django_user_model):
 
 def test_notifications_cannot_be_added_in_the_admin(admin_client):
     assert admin_client.get("/admin/messagecenter/notification/add/").status_code == 403
+
+
+def test_the_task_page_links_back_to_its_notification(admin_client, django_user_model):
+    owner = django_user_model.objects.create_user("erin")
+    notification = Notification.objects.create(owner=owner, message="Hello back")
+    enqueue_delivery(notification)
+    other = tasks.noop.enqueue()  # not a delivery: no link
+
+    task_url = f"/admin/dbtasks/dbtaskresult/{notification.task_result_id}/change/"
+    page = admin_client.get(task_url).content.decode()
+    notification_url = f"/admin/messagecenter/notification/{notification.pk}/change/"
+    assert f'<a href="{notification_url}">Notification {notification.pk}: Hello back</a>' in page
+
+    response = admin_client.get(f"/admin/dbtasks/dbtaskresult/{other.id}/change/")
+    assert response.status_code == 200
+    assert "Notification " not in response.content.decode()
