@@ -25,6 +25,7 @@ from dbtasks.admin import register_link
 from dbtasks.models import DBTaskResult
 from messagecenter.models import Channel
 from messagecenter.models import Notification
+from messagecenter.models import NotificationTask
 from messagecenter.models import SendQuota
 from messagecenter.models import ThrottleCount
 from messagecenter.results import delivery_of
@@ -150,8 +151,11 @@ def notification_of(row: DBTaskResult) -> tuple[str, str] | None:
     """The notification a delivery task sends, for the link on the task's admin page."""
     if row.task_path != send_notification.module_path:
         return None
-    notification = Notification.objects.filter(task_result_id=str(row.pk)).first()
-    if notification is None:
+    # Any of its delivery tasks: the first send's or a Retry's.
+    task = NotificationTask.objects.filter(task_result_id=str(row.pk))
+    found = task.select_related("notification").first()
+    if found is None:
         return None
+    notification = found.notification
     url = reverse("admin:messagecenter_notification_change", args=[notification.pk])
     return f"Notification {notification.pk}: {notification}", url

@@ -1,7 +1,9 @@
 """The domain record: one ``Notification`` per message a user sends.
 
 It keeps the id of the task result that delivers it (``task_result_id``), so
-the page can follow the delivery with ``send_notification.get_result()``.
+the page can follow the delivery with ``send_notification.get_result()``, and
+the ids of every delivery task it had (``NotificationTask``: the first send,
+then one per Retry), so its attempt history keeps earlier failures.
 The row outlives the task result: when the backend purges old results, the
 notification stays and its status shows as expired.
 """
@@ -17,7 +19,15 @@ from messagecenter.live_tokens import LiveKey
 from messagecenter.quotas import SendQuota
 from messagecenter.throttle import ThrottleCount
 
-__all__ = ["TASK_PRIORITIES", "Channel", "LiveKey", "Notification", "SendQuota", "ThrottleCount"]
+__all__ = [
+    "TASK_PRIORITIES",
+    "Channel",
+    "LiveKey",
+    "Notification",
+    "NotificationTask",
+    "SendQuota",
+    "ThrottleCount",
+]
 
 
 class Notification(models.Model):
@@ -46,9 +56,10 @@ class Notification(models.Model):
     # When to deliver; None means as soon as a worker is free.
     deliver_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    # The TaskResult id of the latest delivery attempt. A retry enqueues a new
-    # task and replaces it. Empty only inside the transaction that creates
-    # the row, before the task is enqueued.
+    # The TaskResult id of the latest delivery task. A retry enqueues a new
+    # task and replaces it here; every one stays in ``tasks`` (NotificationTask).
+    # Empty only inside the transaction that creates the row, before the task
+    # is enqueued.
     task_result_id = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
@@ -66,6 +77,28 @@ class Notification(models.Model):
         """The task's priority (-100..100): urgent and high go ahead of the sender's own waiting
         sends; the per-user limit is fair (settings.TASKS), so never ahead of other users'."""
         return TASK_PRIORITIES.get(self.priority, 0)
+
+
+class NotificationTask(models.Model):
+    """One delivery task of a notification: the first send, then one per Retry, in order."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="tasks")
+    task_result_id = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["notification", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "task_result_id"], name="notification_task_once"
+            ),
+        ]
+        indexes = [
+            # The task admin's link back: which notification a task delivers.
+            models.Index(fields=["task_result_id"], name="notification_task_result"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.task_result_id} of notification {self.notification_id}"
 
 
 # A sender's waiting sends get their slots highest first; everything else is 0.

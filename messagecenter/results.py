@@ -5,7 +5,9 @@ Everything is read through dbtasks' public read API (``dbtasks.results``):
 (``get_results()``), and every ``Delivery`` is built from that one
 ``ResultSummary`` there, whether for the list page, a single
 row after Cancel or Retry, or a row that the live poll found changed. A
-result that the retention policy purged is ``EXPIRED``.
+result that the retention policy purged is ``EXPIRED``. ``history_of()``
+reads every attempt of every delivery task a notification had (the first
+send, then one per Retry) in three queries.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from dbtasks.compat import TaskError
 from dbtasks.progress import live_workers
 from dbtasks.progress import progress_of
+from dbtasks.results import Attempt
 from dbtasks.results import ResultSummary
 from dbtasks.results import State
 from dbtasks.results import get_results
@@ -151,20 +154,16 @@ def ntfy_id_of(return_value: Any) -> str:
     return ""
 
 
-def deliveries_for(
-    notifications: Iterable[Notification], *, history: bool = False
-) -> dict[int, Delivery]:
+def deliveries_for(notifications: Iterable[Notification]) -> dict[int, Delivery]:
     """Return each notification's Delivery, by notification id: one query for the page.
 
-    (A queued row adds one to say whether a worker is running; ``history``
-    one more for every attempt of every row.)
+    (A queued row adds one to say whether a worker is running.)
     """
     notifications = list(notifications)
     summaries = get_results(
         [notification.task_result_id for notification in notifications],
         backend=send_notification.backend,
         task=send_notification,
-        history=history,
     )
     # Why a due row does not move: no worker takes its queue (one query a queue).
     workers: dict[str, bool] = {}
@@ -181,6 +180,40 @@ def deliveries_for(
     return deliveries
 
 
-def delivery_of(notification: Notification, *, history: bool = False) -> Delivery:
+def delivery_of(notification: Notification) -> Delivery:
     """One notification's Delivery (``deliveries_for()`` of one)."""
-    return deliveries_for([notification], history=history)[notification.pk]
+    return deliveries_for([notification])[notification.pk]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of a notification's attempt history."""
+
+    label: str  # "Attempt 2", or "Retry 1, attempt 1" for a task a Retry enqueued
+    attempt: Attempt | None  # None: running now, or its task's record is gone
+    running: bool = False
+
+
+def history_of(notification: Notification) -> list[HistoryEntry]:
+    """Every attempt of every delivery task the notification had, oldest first: three queries.
+
+    The first send and each Retry are tasks of their own (``NotificationTask``);
+    all of them are read at once (``get_results(..., history=True)``).
+    """
+    ids = list(notification.tasks.order_by("id").values_list("task_result_id", flat=True))
+    summaries = get_results(
+        ids, backend=send_notification.backend, task=send_notification, history=True
+    )
+    entries = []
+    for number, result_id in enumerate(ids):
+        send = f"Retry {number}" if number else "First send"
+        prefix = f"{send}, attempt" if number else "Attempt"
+        summary = summaries.get(result_id)
+        if summary is None:  # purged by the retention policy: its attempts are gone
+            entries.append(HistoryEntry(send, None))
+            continue
+        for attempt in summary.history or ():
+            entries.append(HistoryEntry(f"{prefix} {attempt.number}", attempt))
+        if summary.state == State.RUNNING:
+            entries.append(HistoryEntry(f"{prefix} {summary.attempts}", None, running=True))
+    return entries

@@ -40,10 +40,12 @@ from messagecenter import quotas
 from messagecenter.channels import default_channel
 from messagecenter.forms import NotificationForm
 from messagecenter.models import Notification
+from messagecenter.models import NotificationTask
 from messagecenter.quotas import QuotaReached
 from messagecenter.results import Delivery
 from messagecenter.results import deliveries_for
 from messagecenter.results import delivery_of
+from messagecenter.results import history_of
 from messagecenter.tasks import send_notification
 
 PAGE_SIZE = 20
@@ -168,7 +170,7 @@ def create_notification(request: HtmxHttpRequest, form: NotificationForm) -> Not
 def enqueue_delivery(
     notification: Notification, *, run_after: datetime | None = None, unique_key: str | None = None
 ) -> tuple[TaskResult[[int, int | None], dict[str, Any]], bool]:
-    """Enqueue ``send_notification`` and remember its result id on the notification.
+    """Enqueue ``send_notification``; remember its result id on the notification and in its history.
 
     With ``unique_key`` (and dbtasks), an unfinished delivery holding the key
     is returned instead, with False: nothing is enqueued.
@@ -182,6 +184,7 @@ def enqueue_delivery(
         result = task.enqueue(notification.pk, notification.channel_id)
     notification.task_result_id = result.id
     notification.save(update_fields=["task_result_id"])
+    NotificationTask.objects.create(notification=notification, task_result_id=result.id)
     return result, True
 
 
@@ -234,10 +237,13 @@ def live(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def notification_attempts(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Every attempt of a notification's latest delivery: when, how it ended, the error."""
+    """Every attempt of every delivery of a notification: when, how it ended, the error."""
     notification = get_object_or_404(Notification, pk=pk, owner=request.user)
-    delivery = delivery_of(notification, history=True)
-    context = {"notification": notification, "delivery": delivery}
+    context = {
+        "notification": notification,
+        "delivery": delivery_of(notification),
+        "history": history_of(notification),
+    }
     if request.htmx:
         return render(request, f"{TEMPLATE}#attempt-history", context)
     return render(request, "messagecenter/attempts.html", context)
