@@ -1,4 +1,4 @@
-"""The page's live channel: which rows changed, and when to ask again.
+"""The page's live channel: which rows changed, and when to ask again (``poll``, the view).
 
 One request a page, however many rows it shows: the page sends what each
 unfinished row shows (its ``progress``, from ``dbtasks.progress``), one query
@@ -15,14 +15,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.http import HttpResponseForbidden
+from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_GET
 
 from dbtasks.progress import with_progress
 from dbtasks.results import State
+from messagecenter import live_tokens
 from messagecenter.compiled import CompiledQuery
 from messagecenter.models import Notification
+from messagecenter.results import deliveries_for
 from messagecenter.tasks import send_notification
 
 # The response header that says, in seconds, when to poll next.
@@ -126,3 +134,50 @@ def pace(rows: Iterable[tuple[str, datetime | None]], now: datetime | None = Non
             until = max(BUSY, (due - now).total_seconds())
             wait = until if wait is None else min(wait, until)
     return None if wait is None else min(wait, LONGEST)
+
+
+@login_not_required  # the live token authenticates it instead (live_tokens.py)
+@require_GET
+def poll(request: HttpRequest) -> HttpResponse:
+    """The page's one live channel: every row that changed since the page last saw it.
+
+    The page sends ``?seen=<id>.<progress>`` for each unfinished row it
+    shows, and its live token (``live_tokens.py``) in a header: no session
+    is read. One query reads the progress of all of them with their owner
+    (``progress()``), which checks the token; when nothing changed the
+    answer is 204 No Content. Either way the ``Poll-After`` header says, in
+    seconds, when asking again is worth it: soon while something is queued
+    or running, at the earliest due time when everything is scheduled,
+    never when nothing is left to change. A token that is missing, expired
+    or no longer valid (its user signed out, changed password, or was
+    deactivated) gets 403: the page reloads.
+    """
+    token = live_tokens.read(request)
+    if token is None:
+        return HttpResponseForbidden("Sign in again.", content_type="text/plain")
+    seen = parse_seen(request.GET.getlist("seen"))
+    polled = progress(owner_id=token.user_id, pks=seen)
+    owner = polled.owner
+    if owner is None or not token.holds(
+        password=owner.password, is_active=owner.is_active, key=owner.key
+    ):
+        return HttpResponseForbidden("Sign in again.", content_type="text/plain")
+    changed = [pk for pk, progress, _ in polled.rows if progress != seen[pk]]
+    if changed:
+        # The rows' templates ask for the user (staff see a link to /ops/):
+        # the token's, never the session's.
+        request.user = User.objects.get(pk=token.user_id)
+        notifications = list(
+            Notification.objects.filter(owner_id=token.user_id, pk__in=changed).order_by(
+                "-created_at", "-id"
+            )
+        )
+        deliveries = deliveries_for(notifications)
+        context = {"rows": [(n, deliveries[n.pk]) for n in notifications]}
+        response = render(request, "messagecenter/index.html#changed-rows", context)
+    else:
+        response = HttpResponse(status=204)
+    delay = pace((progress, due) for _, progress, due in polled.rows)
+    if delay is not None:
+        response[HEADER] = f"{delay:g}"
+    return response

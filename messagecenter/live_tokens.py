@@ -2,7 +2,7 @@
 
 Every page render issues one (``issue()``), signed with SECRET_KEY and
 bound to the user's id, their ``LiveKey`` and their password. The poll
-(``views.live``, marked ``@login_not_required``) checks it with no query of
+(``live.poll``, marked ``@login_not_required``) checks it with no query of
 its own: the one query that reads the rows' progress joins the owner's
 password and live key too, and ``Pass.holds()`` compares them. So:
 

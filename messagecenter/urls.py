@@ -9,6 +9,7 @@ from django.urls import path
 
 from messagecenter import accounts
 from messagecenter import channel_views
+from messagecenter import live
 from messagecenter import views
 
 FORM_PAGE = "registration/form_page.html"
@@ -16,7 +17,7 @@ MESSAGE_PAGE = accounts.MESSAGE_PAGE
 
 urlpatterns = [
     path("", views.index, name="index"),
-    path("notifications/live/", views.live, name="live"),
+    path("notifications/live/", live.poll, name="live"),
     path(
         "notifications/<int:pk>/attempts/",
         views.notification_attempts,

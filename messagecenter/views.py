@@ -1,4 +1,4 @@
-"""Steps 2 and 7 of the tour: send a notification, watch its delivery, retry a failed one.
+"""Step 2 of the tour: send a notification; then show its delivery (step 7), retry or cancel it.
 
 Each view answers htmx requests with a template partial
 (``messagecenter/index.html#notification-row``) and plain browser requests
@@ -12,14 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
 from django.core.paginator import Page
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest
 from django.http import HttpResponse
-from django.http import HttpResponseForbidden
 from django.shortcuts import get_object_or_404
 from django.shortcuts import redirect
 from django.shortcuts import render
@@ -55,8 +53,8 @@ TEMPLATE = "messagecenter/index.html"
 class HtmxHttpRequest(HttpRequest):
     """An HttpRequest after django-htmx's middleware (for type checkers).
 
-    Every view here requires a signed-in user (``LoginRequiredMiddleware``),
-    but ``live``, which its token authenticates.
+    Every view here requires a signed-in user (``LoginRequiredMiddleware``);
+    the live poll, which a token authenticates instead, is ``live.poll``.
     """
 
     htmx: HtmxDetails
@@ -186,53 +184,6 @@ def enqueue_delivery(
     notification.save(update_fields=["task_result_id"])
     NotificationTask.objects.create(notification=notification, task_result_id=result.id)
     return result, True
-
-
-@login_not_required  # the live token authenticates it instead (live_tokens.py)
-@require_GET
-def live(request: HttpRequest) -> HttpResponse:
-    """The page's one live channel: every row that changed since the page last saw it.
-
-    The page sends ``?seen=<id>.<progress>`` for each unfinished row it
-    shows, and its live token (``live_tokens.py``) in a header: no session
-    is read. One query reads the progress of all of them with their owner
-    (``live.progress()``), which checks the token; when nothing changed the
-    answer is 204 No Content. Either way the ``Poll-After`` header says, in
-    seconds, when asking again is worth it: soon while something is queued
-    or running, at the earliest due time when everything is scheduled,
-    never when nothing is left to change. A token that is missing, expired
-    or no longer valid (its user signed out, changed password, or was
-    deactivated) gets 403: the page reloads.
-    """
-    token = live_tokens.read(request)
-    if token is None:
-        return HttpResponseForbidden("Sign in again.", content_type="text/plain")
-    seen = live_rows.parse_seen(request.GET.getlist("seen"))
-    polled = live_rows.progress(owner_id=token.user_id, pks=seen)
-    owner = polled.owner
-    if owner is None or not token.holds(
-        password=owner.password, is_active=owner.is_active, key=owner.key
-    ):
-        return HttpResponseForbidden("Sign in again.", content_type="text/plain")
-    changed = [pk for pk, progress, _ in polled.rows if progress != seen[pk]]
-    if changed:
-        # The rows' templates ask for the user (staff see a link to /ops/):
-        # the token's, never the session's.
-        request.user = User.objects.get(pk=token.user_id)
-        notifications = list(
-            Notification.objects.filter(owner_id=token.user_id, pk__in=changed).order_by(
-                "-created_at", "-id"
-            )
-        )
-        deliveries = deliveries_for(notifications)
-        context = {"rows": [(n, deliveries[n.pk]) for n in notifications]}
-        response = render(request, f"{TEMPLATE}#changed-rows", context)
-    else:
-        response = HttpResponse(status=204)
-    delay = live_rows.pace((progress, due) for _, progress, due in polled.rows)
-    if delay is not None:
-        response[live_rows.HEADER] = f"{delay:g}"
-    return response
 
 
 @require_GET
