@@ -445,13 +445,15 @@ def test_rate_limiting_follows_the_retry_policy_and_shows_on_the_row(signed_in, 
     """429 with Retry-After: retried per the queue's policy, the error shown while it waits.
 
     The task raises dbtasks' RetryLater with ntfy's Retry-After (2 s), so each
-    wait is the longer of that and the backoff (backoff_factor ** n: 2 s, 4 s);
-    the rows' waits are moved past both before each run. The attempts still count.
+    wait is the longer of that and the backoff (backoff_factor ** n: a minute,
+    an hour: long enough that a slow machine reads the page before the wait is
+    over); the rows' waits are moved past both before each run. The attempts
+    still count.
     """
     options = settings.TASKS["default"]["OPTIONS"]
     settings.TASKS = {
         **settings.TASKS,
-        "default": {**settings.TASKS["default"], "OPTIONS": {**options, "backoff_factor": 2}},
+        "default": {**settings.TASKS["default"], "OPTIONS": {**options, "backoff_factor": 60}},
     }
     error_text = rate_limit(ntfy, settings)
     notification = send(signed_in)
@@ -466,8 +468,8 @@ def test_rate_limiting_follows_the_retry_policy_and_shows_on_the_row(signed_in, 
             f"Attempt {attempt} of 3 failed: The ntfy server asked to slow down (HTTP 429)."
             in " ".join(row.find(".state-line").text.split())
         )
-        # Past backoff_factor ** attempt (2 s, 4 s) and Retry-After (2 s).
-        pass_time_for_tasks(seconds=5)
+        # Past backoff_factor ** attempt (60 s, 3,600 s) and Retry-After (2 s).
+        pass_time_for_tasks(seconds=3_601)
 
     run_worker()
     assert len(ntfy.requests) == 3
