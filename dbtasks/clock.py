@@ -17,7 +17,9 @@ host clock that drifts or jumps is caught within one heartbeat interval.
 server's ``statement_timestamp()`` in its INSERT (``dbtasks/sql/notify.py``),
 the admin's re-queue and cancel, ``cancel()``, the purge task and the
 purge command read the server's time (``database_time()``), so a web
-host's clock never delays a task either.
+host's clock never delays a task either. The read side (``/ops/``, the
+metrics, ``dbtasks_health``) reads it too, so a web host whose clock runs
+ahead never reports live workers as gone.
 
 SQLite has no server: its database is a file on one machine, and every
 process that opens it reads that machine's clock. There the clock is the

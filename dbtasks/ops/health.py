@@ -19,9 +19,9 @@ from datetime import datetime
 from datetime import timedelta
 
 from django.db import DatabaseError
-from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
+from dbtasks.clock import database_time
 from dbtasks.ops.queues import queue_summaries
 from dbtasks.ops.queues import queues_without_workers
 from dbtasks.ops.recent import RecentActivity
@@ -80,10 +80,11 @@ def check_health(
     now: datetime | None = None,
 ) -> HealthReport:
     """Check ``backend``'s ``queues`` (default: all it is configured with) against ``limits``."""
-    now = now or timezone.now()
     queue_names = list(queues) if queues else list(backend.queues)
     within = limits.heartbeat_within or backend.config.heartbeat_timeout
     try:
+        # Judged by the workers' clock (the database's), not this host's.
+        now = now or database_time(backend.db_alias)
         # The verdict needs no history: skip reading the last hour's summaries.
         no_history = RecentActivity(now=now, by_minute={})
         summaries = queue_summaries(backend, now=now, recent=no_history, queues=queue_names)

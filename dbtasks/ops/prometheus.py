@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Literal
 
 from dbtasks.backend import DatabaseBackend
+from dbtasks.clock import database_time
 from dbtasks.minutes import DURATION_BUCKETS
 from dbtasks.minutes import QueueMinute
 from dbtasks.ops.queues import queue_summaries
@@ -111,8 +112,15 @@ def render(families: Iterable[MetricFamily]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def collect(backends: Mapping[str, DatabaseBackend], *, now: datetime) -> list[MetricFamily]:
-    """Read the metrics of every backend in ``backends``: four queries each."""
+def collect(
+    backends: Mapping[str, DatabaseBackend], *, now: datetime | None = None
+) -> list[MetricFamily]:
+    """Read the metrics of every backend in ``backends``: four queries each.
+
+    Ages and "alive" are measured at ``now``: by default each backend's
+    database clock (one more query on Postgres), the one workers keep, never
+    this host's.
+    """
     tasks = MetricFamily(
         "dbtasks_tasks",
         "gauge",
@@ -157,8 +165,9 @@ def collect(backends: Mapping[str, DatabaseBackend], *, now: datetime) -> list[M
         "1 while the queue is paused (workers claim none of its tasks), else 0.",
     )
     for alias, backend in backends.items():
-        recent = recent_activity(backend, now=now)
-        summaries = queue_summaries(backend, now=now, recent=recent)
+        at = now or database_time(backend.db_alias)
+        recent = recent_activity(backend, now=at)
+        summaries = queue_summaries(backend, now=at, recent=recent)
         paused = paused_queues(alias, db=backend.db_alias)
         for queue in summaries:
             paused_family.add(int(queue.name in paused), backend=alias, queue=queue.name)
@@ -173,7 +182,7 @@ def collect(backends: Mapping[str, DatabaseBackend], *, now: datetime) -> list[M
             age = queue.oldest_ready_age
             oldest.add(age.total_seconds() if age is not None else 0, **labels)
 
-        workers.add(count_live_workers(backend, now=now), backend=alias)
+        workers.add(count_live_workers(backend, now=at), backend=alias)
 
         # Every queue listed gets its series, zero when idle, so that ratios
         # and absent() in alerts behave.

@@ -32,7 +32,6 @@ from django.http import HttpResponse
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -40,6 +39,7 @@ from django.views.decorators.http import require_safe
 
 from dbtasks import queues as queue_controls
 from dbtasks.backend import DatabaseBackend
+from dbtasks.clock import database_time
 from dbtasks.minutes import HISTORY
 from dbtasks.ops import prometheus
 from dbtasks.ops.backends import database_backends
@@ -115,7 +115,7 @@ def chosen_backend(request: HttpRequest) -> tuple[DatabaseBackend, list[str]]:
 
 def panels_context(backend: DatabaseBackend) -> dict[str, Any]:
     """Everything the panels show: a dozen queries, however many rows the tables hold."""
-    now = timezone.now()
+    now = database_time(backend.db_alias)  # the workers' clock, not this host's
     recent = recent_activity(backend, now=now)
     queues = queue_summaries(backend, now=now, recent=recent)
     workers = live_workers(backend, now=now)
@@ -205,5 +205,5 @@ def queue_control(request: HttpRequest, action: str) -> HttpResponse:
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     """Every dbtasks backend's metrics in the Prometheus text format."""
-    families = prometheus.collect(database_backends(), now=timezone.now())
+    families = prometheus.collect(database_backends())
     return HttpResponse(prometheus.render(families), content_type=prometheus.CONTENT_TYPE)

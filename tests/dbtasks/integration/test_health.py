@@ -9,6 +9,7 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from io import StringIO
+from unittest import mock
 
 import django
 import pytest
@@ -85,7 +86,11 @@ def test_the_line_reports_backlog_age_and_workers(db):
     DBTaskResult.objects.update(enqueued_at=T0, available_after=T0)
     # Scheduled for later: neither ready nor old.
     tasks.noop.using(run_after=T0 + timedelta(hours=1)).enqueue()
-    with time_machine.travel(T0 + timedelta(seconds=2), tick=False):
+    # The workers heartbeat at T0 + 2 s, and the check reads the database's clock then.
+    database_clock = mock.patch(
+        "dbtasks.ops.health.database_time", return_value=T0 + timedelta(seconds=2)
+    )
+    with time_machine.travel(T0 + timedelta(seconds=2), tick=False), database_clock:
         add_worker("w1")
         add_worker("w2")
 
