@@ -1,18 +1,20 @@
-"""`make test`'s slow part: the type check and both test passes, side by side.
+"""`make test`'s slow part: the type check and the test passes, side by side.
 
-The SQLite pass (everything) and the Postgres pass (the database layers again)
-share nothing: different databases, their own ports, their own temporary
-files. Most of their time is spent waiting on processes they start (workers,
-gunicorn, a browser), so on a two-core machine running them at once takes
-little more than the longer of the two. mypy runs beside them too.
+Every test runs on SQLite, and the layers that touch the database run again
+on Postgres. Each database's tests are split in two passes (dbtasks', and
+the rest), and the four passes and mypy run at once: they share nothing
+(each pytest process has its own test database, ports and temporary
+files), and most of their time is spent waiting on the processes they start
+(workers, gunicorn, a browser, a private Postgres cluster), so on a
+two-core machine the whole takes little more than the longest pass.
 
-The SQLite pass prints to the terminal as it goes; the others write to
+The first pass prints to the terminal as it goes; the others write to
 ``test-artifacts/<name>.log``, printed after it (their summary, or all of it
 when they fail). The exit status is 0 only if every pass passed.
 
     python -m devtools.passes                  # what `make test` runs
     python -m devtools.passes --serial         # one after another, all on the terminal
-    python -m devtools.passes --only postgres  # `make test-postgres`
+    python -m devtools.passes --only postgres  # `make test-postgres`: both Postgres passes
 """
 
 from __future__ import annotations
@@ -30,16 +32,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "test-artifacts"
 
-# What the Postgres pass reruns: every layer that touches the database.
-POSTGRES_PATHS = (
-    "tests/dbtasks/integration",
-    "tests/dbtasks/process",
-    "tests/dbtasks/postgres",
-    "tests/messagecenter/integration",
-    "tests/messagecenter/process",
-    "tests/deploy",
+PYTEST = (sys.executable, "-m", "pytest")
+# (name, what pytest runs): every test on SQLite...
+SQLITE_PASSES = (
+    ("sqlite", ("tests", "--ignore=tests/dbtasks")),
+    ("sqlite-dbtasks", ("tests/dbtasks",)),
 )
-NAMES = ("mypy", "sqlite", "postgres")
+# ...and again on Postgres every layer that touches the database.
+POSTGRES_PASSES = (
+    (
+        "postgres",
+        ("tests/messagecenter/integration", "tests/messagecenter/process", "tests/deploy"),
+    ),
+    (
+        "postgres-dbtasks",
+        ("tests/dbtasks/integration", "tests/dbtasks/process", "tests/dbtasks/postgres"),
+    ),
+)
+KINDS = ("mypy", "sqlite", "postgres")
 # Lines of a passing log to show: pytest's summary ("N passed ...") is the last.
 SUMMARY_LINES = 3
 
@@ -97,41 +107,39 @@ class Pass:
         print(f"----- {self.name}: {verdict} in {self.seconds:.0f} s", flush=True)
 
 
-def postgres_pass(url: str) -> Pass | None:
-    """The Postgres pass, or None (and why) when there is no server to run it on."""
+def pytest_pass(name: str, args: tuple[str, ...], env: dict[str, str] | None = None) -> Pass:
+    # Each pass its own pytest cache, so that concurrent passes never write one file.
+    cache = ("-o", f"cache_dir=.pytest_cache/{name}")
+    return Pass(name, [*PYTEST, *cache, *args], env=env or {})
+
+
+def postgres_passes(url: str) -> list[Pass]:
+    """The Postgres passes, or none (and why) when there is no server to run them on."""
     if not url:
-        print("Postgres pass skipped: TEST_POSTGRES_URL is empty.", flush=True)
-        return None
+        print("Postgres passes skipped: TEST_POSTGRES_URL is empty.", flush=True)
+        return []
     ready = subprocess.run([sys.executable, "-m", "devtools.pg_ready", url], cwd=ROOT, check=False)
     if ready.returncode != 0:
-        print("Postgres pass skipped: nothing answers at TEST_POSTGRES_URL.", flush=True)
-        return None
-    return Pass(
-        "postgres",
-        [sys.executable, "-m", "pytest", "-o", "cache_dir=.pytest_cache/postgres", *POSTGRES_PATHS],
-        env={"DATABASE_URL": url},
-    )
+        print("Postgres passes skipped: nothing answers at TEST_POSTGRES_URL.", flush=True)
+        return []
+    return [pytest_pass(name, args, {"DATABASE_URL": url}) for name, args in POSTGRES_PASSES]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serial", action="store_true", help="run the passes one after another")
-    parser.add_argument("--only", choices=NAMES, help="run this pass alone")
+    parser.add_argument("--only", choices=KINDS, help="run only these passes")
     options = parser.parse_args(argv)
     LOGS.mkdir(exist_ok=True)
 
-    passes = [
-        Pass("mypy", [sys.executable, "-m", "mypy"]),
-        Pass("sqlite", [sys.executable, "-m", "pytest"], foreground=True),
-    ]
+    passes = [pytest_pass(name, args) for name, args in SQLITE_PASSES]
+    passes.append(Pass("mypy", [sys.executable, "-m", "mypy"]))
     if options.only in (None, "postgres"):
-        postgres = postgres_pass(os.environ.get("TEST_POSTGRES_URL", ""))
-        passes += [postgres] if postgres is not None else []
+        passes += postgres_passes(os.environ.get("TEST_POSTGRES_URL", ""))
     if options.only:
-        passes = [each for each in passes if each.name == options.only]
-    if options.serial or len(passes) == 1:
-        for each in passes:
-            each.foreground = True
+        passes = [each for each in passes if each.name.split("-")[0] == options.only]
+    for number, each in enumerate(passes):
+        each.foreground = options.serial or number == 0
 
     failed: list[str] = []
     if options.serial:
