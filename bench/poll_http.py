@@ -110,18 +110,18 @@ def setup() -> dict[str, Any]:
     from messagecenter import live_tokens
     from messagecenter.models import Notification
     from messagecenter.results import delivery_of
-    from messagecenter.views import enqueue_delivery
+    from messagecenter.sending import send
 
     user = get_user_model().objects.create_user("bench", password="bench-password-0123")
     with transaction.atomic():
         notification = Notification.objects.create(owner=user, message="Benchmark")
-        enqueue_delivery(notification)
+        send(notification)
     client = Client()
     client.force_login(user)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     return {
         "pk": notification.pk,
-        "status": delivery_of(notification).progress,
+        "status": delivery_of(notification).fingerprint,
         "cookie": f"{settings.SESSION_COOKIE_NAME}={session}",
         "live_token": live_tokens.issue(user),
     }

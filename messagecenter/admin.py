@@ -29,6 +29,7 @@ from messagecenter.models import NotificationTask
 from messagecenter.models import SendQuota
 from messagecenter.models import ThrottleCount
 from messagecenter.results import delivery_of
+from messagecenter.tasks import report_delivery
 from messagecenter.tasks import send_notification
 
 if TYPE_CHECKING:  # ModelAdmin is generic for type checkers only
@@ -64,9 +65,9 @@ class NotificationAdmin(NotificationModelAdmin):
         # delivery; one added here would never be sent.
         return False
 
-    @admin.display(description="task", ordering="task_result_id")
+    @admin.display(description="report task", ordering="task_result_id")
     def task_link(self, notification: Notification) -> SafeString | str:
-        """The delivery task's own admin page (dbtasks' "task" admin), by its result id."""
+        """The delivery report's task admin page (dbtasks' "task" admin), by its result id."""
         result_id = notification.task_result_id
         try:
             url = reverse("admin:dbtasks_dbtaskresult_change", args=[result_id])
@@ -83,6 +84,8 @@ class NotificationAdmin(NotificationModelAdmin):
             words += f", {shown.attempts} of {shown.max_attempts} attempts"
         if shown.error_detail:
             words += f": {shown.error_detail}"
+        if shown.report_text:
+            words += f". Report: {shown.report_text}"
         return words
 
 
@@ -148,14 +151,18 @@ class SendQuotaAdmin(QuotaModelAdmin):
 
 @register_link
 def notification_of(row: DBTaskResult) -> tuple[str, str] | None:
-    """The notification a delivery task sends, for the link on the task's admin page."""
-    if row.task_path != send_notification.module_path:
+    """The notification a send or report task is for, for the link on the task's admin page."""
+    notification: Notification | None
+    if row.task_path == report_delivery.module_path:
+        notification = Notification.objects.filter(task_result_id=str(row.pk)).first()
+    elif row.task_path == send_notification.module_path:
+        # Any of its send tasks: a channel's first send's or a Retry's.
+        task = NotificationTask.objects.filter(task_result_id=str(row.pk))
+        found = task.select_related("notification").first()
+        notification = None if found is None else found.notification
+    else:
         return None
-    # Any of its delivery tasks: the first send's or a Retry's.
-    task = NotificationTask.objects.filter(task_result_id=str(row.pk))
-    found = task.select_related("notification").first()
-    if found is None:
+    if notification is None:
         return None
-    notification = found.notification
     url = reverse("admin:messagecenter_notification_change", args=[notification.pk])
     return f"Notification {notification.pk}: {notification}", url

@@ -19,12 +19,12 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.http import require_POST
 
 from messagecenter import quotas
+from messagecenter import sending
 from messagecenter.channel_forms import ChannelForm
 from messagecenter.channels import Channel
 from messagecenter.channels import default_channel
 from messagecenter.models import Notification
 from messagecenter.views import HtmxHttpRequest
-from messagecenter.views import enqueue_delivery
 
 TEST_MESSAGE = "A test notification from Message Center: this channel works."
 
@@ -78,7 +78,7 @@ def channel_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             notification = Notification.objects.create(
                 owner=request.user, channel=channel, title="Test", message=TEST_MESSAGE
             )
-            enqueue_delivery(notification)
+            sending.send(notification, [channel])
     except quotas.QuotaReached as reached:
         messages.error(request, reached.message())
         return redirect("channel-list")

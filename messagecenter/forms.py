@@ -39,6 +39,8 @@ MAX_TAG_LENGTH = 50
 # purge.unfinished, 20 days in settings.py): a task waiting longer than that
 # would be deleted before it ever ran.
 MAX_DELIVERY_DELAY = timedelta(days=7)
+# One message goes to at most this many channels: each is a request to an ntfy server.
+MAX_CHANNELS = 10
 
 # Unicode categories that break a line or are invisible controls. Format
 # characters (Cf) are allowed: emoji sequences need the zero-width joiner,
@@ -55,16 +57,16 @@ def known_time_zones() -> frozenset[str]:
 class NotificationForm(NotificationModelForm):
     """Validate a notification; ``save()`` is left to the view (it sets the owner).
 
-    With ``owner``, the channel is one of theirs (their first by default);
-    left out (or without ``owner``) it is empty, and delivery uses the
-    owner's default channel.
+    With ``owner``, ``channels`` are some of theirs (another user's id is
+    an error), at most ``MAX_CHANNELS``; none chosen (or no ``owner``) means
+    the owner's first channel, made if they have none (``send_to()``).
     """
 
-    channel = forms.ModelChoiceField(
+    channels = forms.ModelMultipleChoiceField(
         queryset=Channel.objects.none(),
         required=False,
-        empty_label=None,
-        help_text="Where it goes: manage your channels on the Channels page.",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Where it goes: one or more of your channels (manage them on the Channels page).",
     )
 
     # Filled in by static/messagecenter/app.js with the browser's time zone
@@ -83,7 +85,7 @@ class NotificationForm(NotificationModelForm):
 
     class Meta:
         model = Notification
-        fields = ["channel", "message", "title", "priority", "tags", "deliver_at"]
+        fields = ["message", "title", "priority", "tags", "deliver_at"]
         labels = {"deliver_at": "Deliver at"}
         help_texts = {
             "message": "Up to 4,096 bytes (fewer characters for emoji and non-Latin scripts).",
@@ -100,14 +102,15 @@ class NotificationForm(NotificationModelForm):
     def __init__(self, *args: Any, owner: User | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        self.owner = owner
         if owner is not None:
-            channel_field = self.fields["channel"]
-            assert isinstance(channel_field, forms.ModelChoiceField)
+            channel_field = self.fields["channels"]
+            assert isinstance(channel_field, forms.ModelMultipleChoiceField)
             channel_field.queryset = Channel.objects.owned_by(owner)
-            # Read once: the select widget would otherwise query them twice.
+            # Read once: the widget would otherwise query them twice.
             channels = list(channel_field.queryset) or [default_channel(owner)]
             channel_field.choices = [(channel.pk, channel.name) for channel in channels]
-            channel_field.initial = channels[0].pk
+            channel_field.initial = [channels[0].pk]
         self.fields["tags"].widget.attrs.update({"dir": "auto", "autocomplete": "off"})
         # app.js replaces this with the browser's zone, which it also sends.
         zone = timezone.get_current_timezone_name()
@@ -136,6 +139,21 @@ class NotificationForm(NotificationModelForm):
         first_error = next((name for name in self.fields if name in self.errors), None)
         if first_error is not None:
             self.fields[first_error].widget.attrs["autofocus"] = True
+
+    def clean_channels(self) -> list[Channel]:
+        channels = list(self.cleaned_data["channels"])
+        if len(channels) > MAX_CHANNELS:
+            raise forms.ValidationError(
+                "Choose at most %(max)s channels.", code="too_many", params={"max": MAX_CHANNELS}
+            )
+        return channels
+
+    def send_to(self) -> list[Channel]:
+        """The channels chosen, or the owner's first channel when none was."""
+        channels: list[Channel] = self.cleaned_data.get("channels") or []
+        if channels or self.owner is None:
+            return channels
+        return [Channel.objects.owned_by(self.owner).first() or default_channel(self.owner)]
 
     def clean_message(self) -> str:
         # Browsers send a textarea's line breaks as CRLF: keep what was typed.

@@ -1,14 +1,17 @@
 """The page's live channel: which rows changed, and when to ask again (``poll``, the view).
 
-One request a page, however many rows it shows: the page sends what each
-unfinished row shows (its ``progress``, from ``dbtasks.progress``), one query
-reads them all back, and only rows that differ are sent back. ``pace()``
+One request a page, however many rows it shows: the page sends a
+fingerprint of what each unfinished row shows (its ``progress``: its
+report's and each channel's, from ``dbtasks.progress``), one query reads
+them all back (a row per channel, with its report's), and only rows that
+differ are sent back. ``pace()``
 sets the rhythm from what is due, so a page of rows scheduled for later
 stays quiet until the earliest is due.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +20,9 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
+from django.db.models import OuterRef
 from django.db.models import QuerySet
+from django.db.models import Subquery
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.http import HttpResponseForbidden
@@ -28,9 +33,11 @@ from django.views.decorators.http import require_GET
 from dbtasks.progress import with_progress
 from dbtasks.results import State
 from messagecenter import live_tokens
+from messagecenter import results  # a module: results reads live.fingerprint
 from messagecenter.compiled import CompiledQuery
+from messagecenter.models import Destination
 from messagecenter.models import Notification
-from messagecenter.results import deliveries_for
+from messagecenter.tasks import report_delivery
 from messagecenter.tasks import send_notification
 
 # The response header that says, in seconds, when to poll next.
@@ -44,8 +51,14 @@ LONGEST = 600.0
 MAX_ROWS = 100
 
 
+def fingerprint(progress: str) -> str:
+    """What the page holds of a row's progress: short whatever the number of channels
+    (a poll's URL must fit gunicorn's request line)."""
+    return hashlib.blake2s(progress.encode(), digest_size=8).hexdigest()
+
+
 def parse_seen(values: Iterable[str]) -> dict[int, str]:
-    """``["12.345:READY:0", ...]`` as {notification id: progress}; malformed ones dropped."""
+    """``["12.9f86d081884c7d65", ...]`` as {notification id: fingerprint}; bad ones dropped."""
     seen = {}
     for value in values:
         pk, _, progress = value.partition(".")
@@ -56,28 +69,45 @@ def parse_seen(values: Iterable[str]) -> dict[int, str]:
     return seen
 
 
-# What the poll selects: the row's progress, and its owner's columns (a join
-# on primary keys), so the poll's token is checked without a query of its
-# own (live_tokens.Pass.holds).
+# What the poll selects, a row per channel: the notification's, its report's
+# progress and this channel's, and its owner's columns (joins on primary
+# keys), so the poll's token is checked without a query of its own
+# (live_tokens.Pass.holds).
 COLUMNS = (
-    "pk",
+    "notification_id",
+    "report_progress",
+    "report_due",
     "progress",
     "progress_due",
-    "owner__password",
-    "owner__is_active",
-    "owner__live_key__key",
+    "notification__owner__password",
+    "notification__owner__is_active",
+    "notification__owner__live_key__key",
 )
 
 
-def _progress_query(values: list[int]) -> QuerySet[Notification, dict[str, Any]]:
-    """Notifications of the user ``values[0]`` among the ids ``values[1:]``, with their progress."""
-    annotated = with_progress(
-        Notification.objects.filter(owner_id=values[0], pk__in=values[1:]),
+def _report(column: str) -> Subquery:
+    """The delivery report's ``column`` (from ``with_progress``) of the row's notification."""
+    report = with_progress(
+        Notification.objects.filter(pk=OuterRef("notification_id")),
         "task_result_id",
-        backend=send_notification.backend,
-        task=send_notification,
+        backend=report_delivery.backend,
+        task=report_delivery,
     )
-    rows: QuerySet[Notification, dict[str, Any]] = annotated.order_by().values(*COLUMNS)
+    return Subquery(report.values(column))
+
+
+def _progress_query(values: list[int]) -> QuerySet[Destination, dict[str, Any]]:
+    """The channels of the user ``values[0]``'s notifications ``values[1:]``, with progress."""
+    destinations = Destination.objects.filter(
+        notification__owner_id=values[0], notification_id__in=values[1:]
+    ).annotate(report_progress=_report("progress"), report_due=_report("progress_due"))
+    annotated = with_progress(
+        destinations, "task_result_id", backend=send_notification.backend, task=send_notification
+    )
+    # In the order deliveries_for() lists them, so both write the same text.
+    rows: QuerySet[Destination, dict[str, Any]] = annotated.order_by(
+        "notification_id", "pk"
+    ).values(*COLUMNS)
     return rows
 
 
@@ -104,33 +134,67 @@ class Polled:
 def progress(*, owner_id: int, pks: Mapping[int, str] | Iterable[int]) -> Polled:
     """The progress of ``owner_id``'s notifications among ``pks``, and that owner: one query.
 
-    A notification whose result is gone reads "" (what an expired row shows).
-    (A second query reads the owner when none of ``pks`` is theirs.)
+    A row's progress is ``MessageDelivery.progress``: the report's, then each
+    channel's (a result that is gone reads ""); due is the earliest of those
+    waiting for their time. (A second query reads the owner when none of
+    ``pks`` is theirs.)
     """
     ids = list(pks)
-    found = _PROGRESS.rows([owner_id, *ids], using=Notification.objects.db) if ids else []
+    found = _PROGRESS.rows([owner_id, *ids], using=Destination.objects.db) if ids else []
     if found:
         first = found[0]
         owner: Owner | None = Owner(
-            first["owner__password"], first["owner__is_active"], first["owner__live_key__key"]
+            first["notification__owner__password"],
+            first["notification__owner__is_active"],
+            first["notification__owner__live_key__key"],
         )
     else:
         users = User.objects.filter(pk=owner_id)
-        row = users.values_list("password", "is_active", "live_key__key").first()
-        owner = None if row is None else Owner(*row)
-    rows = [(row["pk"], row["progress"] or "", row["progress_due"]) for row in found]
+        user = users.values_list("password", "is_active", "live_key__key").first()
+        owner = None if user is None else Owner(*user)
+    texts: dict[int, list[str]] = {}
+    due: dict[int, datetime | None] = {}
+    for row in found:
+        pk = row["notification_id"]
+        if pk not in texts:
+            texts[pk] = [row["report_progress"] or ""]
+            _add_due(due, pk, row["report_progress"], row["report_due"])
+        texts[pk].append(row["progress"] or "")
+        _add_due(due, pk, row["progress"], row["progress_due"])
+    rows = [(pk, f"{parts[0]}|{' '.join(parts[1:])}", due.get(pk)) for pk, parts in texts.items()]
     return Polled(rows, owner)
 
 
+def _add_due(
+    due: dict[int, datetime | None], pk: int, text: str | None, when: datetime | None
+) -> None:
+    """Keep ``when`` as ``pk``'s due time if it is the earliest of its scheduled results."""
+    if when is not None and state_of(text or "") == State.SCHEDULED:
+        earliest = due.get(pk)
+        due[pk] = when if earliest is None else min(earliest, when)
+
+
+def state_of(text: str) -> str:
+    """The state in one result's progress text (``"<id>:<state>:<attempts>"``), or ""."""
+    return text.split(":")[1] if text.count(":") == 2 else ""
+
+
 def pace(rows: Iterable[tuple[str, datetime | None]], now: datetime | None = None) -> float | None:
-    """Seconds until polling is worth it again, from (progress, due) pairs; None: never."""
+    """Seconds until polling is worth it again, from (progress, due) pairs; None: never.
+
+    A report waiting on its channels (BLOCKED) is no reason to poll: the
+    channels say when something will move.
+    """
     now = now or timezone.now()
     wait: float | None = None
     for text, due in rows:
-        state = text.split(":")[1] if text.count(":") == 2 else ""
-        if state in (State.READY, State.RUNNING, State.BLOCKED):
+        report, _, channels = text.rpartition("|")
+        states = [state_of(part) for part in channels.split(" ")]
+        if any(state in (State.READY, State.RUNNING, State.BLOCKED) for state in states):
             return BUSY
-        if state == State.SCHEDULED and due is not None:
+        if state_of(report) in (State.READY, State.RUNNING):
+            return BUSY
+        if State.SCHEDULED in (*states, state_of(report)) and due is not None:
             until = max(BUSY, (due - now).total_seconds())
             wait = until if wait is None else min(wait, until)
     return None if wait is None else min(wait, LONGEST)
@@ -162,7 +226,7 @@ def poll(request: HttpRequest) -> HttpResponse:
         password=owner.password, is_active=owner.is_active, key=owner.key
     ):
         return HttpResponseForbidden("Sign in again.", content_type="text/plain")
-    changed = [pk for pk, progress, _ in polled.rows if progress != seen[pk]]
+    changed = [pk for pk, text, _ in polled.rows if fingerprint(text) != seen[pk]]
     if changed:
         # The rows' templates ask for the user (staff see a link to /ops/):
         # the token's, never the session's.
@@ -172,7 +236,7 @@ def poll(request: HttpRequest) -> HttpResponse:
                 "-created_at", "-id"
             )
         )
-        deliveries = deliveries_for(notifications)
+        deliveries = results.deliveries_for(notifications)
         context = {"rows": [(n, deliveries[n.pk]) for n in notifications]}
         response = render(request, "messagecenter/index.html#changed-rows", context)
     else:

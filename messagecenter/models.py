@@ -1,11 +1,14 @@
-"""The domain record: one ``Notification`` per message a user sends.
+"""The domain record: one ``Notification`` per message a user sends, and one
+``Destination`` per channel it goes to.
 
-It keeps the id of the task result that delivers it (``task_result_id``), so
-the page can follow the delivery with ``send_notification.get_result()``, and
-the ids of every delivery task it had (``NotificationTask``: the first send,
-then one per Retry), so its attempt history keeps earlier failures.
-The row outlives the task result: when the backend purges old results, the
-notification stays and its status shows as expired.
+Each destination keeps the id of the task result that delivers to its
+channel (``task_result_id``), so the page can follow it; the notification
+keeps the id of the delivery report that runs once every channel is done
+(a dbtasks workflow group, ``messagecenter/sending.py``), and the ids of
+every send task it had (``NotificationTask``: each channel's first send,
+then one per channel a Retry sends to again), so its attempt history keeps
+earlier failures. The rows outlive the task results: when the backend
+purges old results, they stay and their status shows as expired.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from messagecenter.throttle import ThrottleCount
 __all__ = [
     "TASK_PRIORITIES",
     "Channel",
+    "Destination",
     "LiveKey",
     "Notification",
     "NotificationTask",
@@ -44,7 +48,8 @@ class Notification(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
     )
-    # Where it goes. Null for a channel deleted since (its delivery fails clearly).
+    # The first of its channels (all of them: ``destinations``). Null for a
+    # channel deleted since (its delivery fails clearly).
     channel = models.ForeignKey(
         Channel, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
     )
@@ -56,17 +61,28 @@ class Notification(models.Model):
     # When to deliver; None means as soon as a worker is free.
     deliver_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    # The TaskResult id of the latest delivery task. A retry enqueues a new
-    # task and replaces it here; every one stays in ``tasks`` (NotificationTask).
-    # Empty only inside the transaction that creates the row, before the task
-    # is enqueued.
+    # The TaskResult id of the latest delivery report (``report_delivery``),
+    # which runs once every channel's send has finished. A retry enqueues a
+    # new one. Every send task stays in ``tasks`` (NotificationTask).
+    # Empty inside the transaction that creates the row.
     task_result_id = models.CharField(max_length=64, blank=True, editable=False)
+    # What the latest report says, e.g. "Delivered to 2 of 3 channels; Phone failed: ...".
+    report = models.TextField(blank=True, editable=False)
+    # The send form's one-time token: the same form posted twice is one notification.
+    idempotency_key = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             # The list page: one user's notifications, newest first.
             models.Index(fields=["owner", "-created_at", "-id"], name="notification_owner_recent"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="notification_owner_idempotency_key",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -79,10 +95,38 @@ class Notification(models.Model):
         return TASK_PRIORITIES.get(self.priority, 0)
 
 
+class Destination(models.Model):
+    """One channel a notification goes to, and the task that delivers it there."""
+
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="destinations"
+    )
+    # Null once the channel is deleted; its name stays for the page and the report.
+    channel = models.ForeignKey(
+        Channel, on_delete=models.SET_NULL, null=True, blank=True, related_name="destinations"
+    )
+    channel_name = models.CharField(max_length=100)
+    # The TaskResult id of the latest send to this channel (a retry replaces it).
+    task_result_id = models.CharField(max_length=64, blank=True, editable=False)
+    # Recorded by the delivery report: how the latest send ended ("" until then).
+    outcome = models.CharField(max_length=20, blank=True, editable=False)
+    error = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        ordering = ["notification", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.notification} → {self.channel_name}"
+
+
 class NotificationTask(models.Model):
-    """One delivery task of a notification: the first send, then one per Retry, in order."""
+    """One send task of a notification: each channel's first send, then one per Retry, in order."""
 
     notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="tasks")
+    # The channel it sent to (None for a task recorded before destinations).
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
     task_result_id = models.CharField(max_length=64)
 
     class Meta:

@@ -1,13 +1,12 @@
 """Step 7 of the tour: what the page shows of a delivery (its state, attempts, errors, times).
 
 Everything is read through dbtasks' public read API (``dbtasks.results``):
-``deliveries_for()`` reads a page of notifications' results in one query
-(``get_results()``), and every ``Delivery`` is built from that one
-``ResultSummary`` there, whether for the list page, a single
+``deliveries_for()`` reads a page of notifications' destinations and
+results in two queries (``get_results()``), and every ``Delivery`` is built
+from one ``ResultSummary`` there, whether for the list page, a single
 row after Cancel or Retry, or a row that the live poll found changed. A
-result that the retention policy purged is ``EXPIRED``. ``history_of()``
-reads every attempt of every delivery task a notification had (the first
-send, then one per Retry) in three queries.
+result that the retention policy purged is ``EXPIRED``. Every attempt of
+every send a notification had is read by ``history.history_of()``.
 """
 
 from __future__ import annotations
@@ -17,16 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dbtasks.compat import Task
 from dbtasks.compat import TaskError
 from dbtasks.progress import live_workers
 from dbtasks.progress import progress_of
-from dbtasks.results import Attempt
 from dbtasks.results import ResultSummary
 from dbtasks.results import State
 from dbtasks.results import get_results
+from messagecenter import live
 from messagecenter.errors import one_line_error
 from messagecenter.errors import plain_error
+from messagecenter.models import Destination
 from messagecenter.models import Notification
+from messagecenter.tasks import report_delivery
 from messagecenter.tasks import send_notification
 
 # Not a dbtasks state: the result is gone (purged by the retention policy).
@@ -154,66 +156,148 @@ def ntfy_id_of(return_value: Any) -> str:
     return ""
 
 
-def deliveries_for(notifications: Iterable[Notification]) -> dict[int, Delivery]:
-    """Return each notification's Delivery, by notification id: one query for the page.
+# A message to several channels, some of which have it and some not.
+PARTIAL = "PARTIAL"
+# Of several channels' unfinished states, the one the message shows: the most advanced.
+UNFINISHED_ORDER = (State.RUNNING, State.READY, State.BLOCKED, State.SCHEDULED)
+MESSAGE_LABELS = LABELS | {State.RUNNING: "Sending", PARTIAL: "Partly delivered"}
 
-    (A queued row adds one to say whether a worker is running.)
+
+@dataclass(frozen=True, slots=True)
+class MessageDelivery:
+    """Where a notification's delivery is: each channel's send, and the report after them.
+
+    With one channel it shows as that channel's ``Delivery`` (``single``).
+    """
+
+    channels: tuple[tuple[Destination, Delivery], ...]
+    report: Delivery  # the report_delivery task's (EXPIRED: none yet, or purged)
+    report_text: str
+
+    @property
+    def single(self) -> Delivery | None:
+        return self.channels[0][1] if len(self.channels) == 1 else None
+
+    @property
+    def status(self) -> str:
+        """The row's ``data-status``: a dbtasks ``State``, PARTIAL or EXPIRED."""
+        if self.single is not None:
+            return self.single.status
+        statuses = {delivery.status for _, delivery in self.channels}
+        for state in UNFINISHED_ORDER:
+            if state in statuses:
+                return state.value
+        if len(statuses) <= 1:  # all alike, or no channel at all (nothing to show)
+            return statuses.pop() if statuses else EXPIRED
+        return PARTIAL if State.SUCCESSFUL in statuses else State.FAILED.value
+
+    @property
+    def label(self) -> str:
+        if self.single is not None:
+            return self.single.label
+        return "Retrying" if self.is_retrying else MESSAGE_LABELS.get(self.status, self.status)
+
+    @property
+    def progress(self) -> str:
+        """What the live poll compares: the report's progress, then each channel's."""
+        channels = " ".join(delivery.progress for _, delivery in self.channels)
+        return f"{self.report.progress}|{channels}"
+
+    @property
+    def fingerprint(self) -> str:
+        """The row's ``data-progress`` after its id: what the poll compares."""
+        return live.fingerprint(self.progress)
+
+    @property
+    def due(self) -> datetime | None:
+        """When the earliest scheduled send is due (for the poll's pace)."""
+        times = [self.report.next_try_at, *(delivery.next_try_at for _, delivery in self.channels)]
+        return min((time for time in times if time is not None), default=None)
+
+    @property
+    def is_finished(self) -> bool:
+        """Every channel has finished, and (with several, whose row shows it) so has the report."""
+        channels_done = all(delivery.is_finished for _, delivery in self.channels)
+        return channels_done and (self.single is not None or self.report.is_finished)
+
+    @property
+    def is_retrying(self) -> bool:
+        return any(delivery.is_retrying for _, delivery in self.channels)
+
+    @property
+    def is_stalled(self) -> bool:
+        return any(delivery.is_stalled for _, delivery in self.channels)
+
+    @property
+    def attempts(self) -> int:
+        return sum(delivery.attempts for _, delivery in self.channels)
+
+    @property
+    def max_attempts(self) -> int:
+        return sum(delivery.max_attempts for _, delivery in self.channels)
+
+    @property
+    def can_retry(self) -> bool:
+        """Every channel's send has ended, and one of them failed or was cancelled."""
+        finished = all(delivery.is_finished for _, delivery in self.channels)
+        return finished and any(delivery.can_retry for _, delivery in self.channels)
+
+    @property
+    def can_cancel(self) -> bool:
+        return any(delivery.can_cancel for _, delivery in self.channels)
+
+    @property
+    def error_detail(self) -> str:
+        """Each failed channel's error as raised, for support."""
+        if self.single is not None:
+            return self.single.error_detail
+        return "; ".join(
+            f"{destination.channel_name}: {delivery.error_detail}"
+            for destination, delivery in self.channels
+            if delivery.error_detail
+        )
+
+
+def deliveries_for(notifications: Iterable[Notification]) -> dict[int, MessageDelivery]:
+    """Return each notification's MessageDelivery, by notification id: two queries a page.
+
+    (One for the destinations, one for every task result they and the
+    reports name; a queued row adds one to say whether a worker is running.)
     """
     notifications = list(notifications)
-    summaries = get_results(
-        [notification.task_result_id for notification in notifications],
-        backend=send_notification.backend,
-        task=send_notification,
-    )
+    destinations: dict[int, list[Destination]] = {n.pk: [] for n in notifications}
+    for destination in Destination.objects.filter(notification__in=list(destinations)):
+        destinations[destination.notification_id].append(destination)
+    ids = [n.task_result_id for n in notifications]
+    ids += [d.task_result_id for found in destinations.values() for d in found]
+    summaries = get_results(ids, backend=send_notification.backend)
     # Why a due row does not move: no worker takes its queue (one query a queue).
     workers: dict[str, bool] = {}
-    deliveries = {}
-    for notification in notifications:
-        summary = summaries.get(notification.task_result_id)
+
+    def delivery(result_id: str, task: Task[Any, Any]) -> Delivery:
+        summary = summaries.get(result_id)
+        if summary is not None and summary.task_path != task.module_path:
+            summary = None  # not what this id should name: as the poll reads it, none
         worker_running = True
         if summary is not None and summary.state == State.READY:
             if summary.queue_name not in workers:
                 count = live_workers(summary.queue_name, backend=send_notification.backend)
                 workers[summary.queue_name] = count > 0
             worker_running = workers[summary.queue_name]
-        deliveries[notification.pk] = Delivery(summary, worker_running)
-    return deliveries
+        return Delivery(summary, worker_running)
+
+    return {
+        n.pk: MessageDelivery(
+            channels=tuple(
+                (d, delivery(d.task_result_id, send_notification)) for d in destinations[n.pk]
+            ),
+            report=delivery(n.task_result_id, report_delivery),
+            report_text=n.report,
+        )
+        for n in notifications
+    }
 
 
-def delivery_of(notification: Notification) -> Delivery:
-    """One notification's Delivery (``deliveries_for()`` of one)."""
+def delivery_of(notification: Notification) -> MessageDelivery:
+    """One notification's MessageDelivery (``deliveries_for()`` of one)."""
     return deliveries_for([notification])[notification.pk]
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One line of a notification's attempt history."""
-
-    label: str  # "Attempt 2", or "Retry 1, attempt 1" for a task a Retry enqueued
-    attempt: Attempt | None  # None: running now, or its task's record is gone
-    running: bool = False
-
-
-def history_of(notification: Notification) -> list[HistoryEntry]:
-    """Every attempt of every delivery task the notification had, oldest first: three queries.
-
-    The first send and each Retry are tasks of their own (``NotificationTask``);
-    all of them are read at once (``get_results(..., history=True)``).
-    """
-    ids = list(notification.tasks.order_by("id").values_list("task_result_id", flat=True))
-    summaries = get_results(
-        ids, backend=send_notification.backend, task=send_notification, history=True
-    )
-    entries = []
-    for number, result_id in enumerate(ids):
-        send = f"Retry {number}" if number else "First send"
-        prefix = f"{send}, attempt" if number else "Attempt"
-        summary = summaries.get(result_id)
-        if summary is None:  # purged by the retention policy: its attempts are gone
-            entries.append(HistoryEntry(send, None))
-            continue
-        for attempt in summary.history or ():
-            entries.append(HistoryEntry(f"{prefix} {attempt.number}", attempt))
-        if summary.state == State.RUNNING:
-            entries.append(HistoryEntry(f"{prefix} {summary.attempts}", None, running=True))
-    return entries

@@ -1,8 +1,10 @@
-"""Step 1 of the tour: the task that delivers one notification to ntfy, in a worker.
+"""Step 1 of the tour: the tasks that deliver a notification to ntfy, in a worker.
 
-``@task`` turns the function into a ``django.tasks.Task``; the views call
-``send_notification.using(...).enqueue(notification.pk)`` and the page
-follows it with ``send_notification.get_result(result_id)``.
+``@task`` turns a function into a ``django.tasks.Task``. A notification is
+sent as a dbtasks workflow group (``messagecenter/sending.py``): one
+``send_notification(notification.pk, channel.pk)`` per channel, then
+``report_delivery`` with their outcomes, once all of them have finished.
+The page follows each one with ``get_result(result_id)``.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.tasks import TaskContext
 from django.tasks import task
 
 from dbtasks.cancellation import raise_if_cancelled
 from dbtasks.exceptions import PermanentFailure
 from dbtasks.exceptions import RetryLater
 from messagecenter import ntfy
+from messagecenter import reports
 from messagecenter import tokens
 from messagecenter.channels import Channel
 from messagecenter.channels import default_channel
+from messagecenter.models import Destination
 from messagecenter.models import Notification
 
 
@@ -103,3 +108,32 @@ def sender_key(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     notification_id = kwargs.get("notification_id", args[0] if args else None)
     owners = Notification.objects.filter(pk=notification_id).values_list("owner_id", flat=True)
     return f"user:{owners.first()}"
+
+
+@task(takes_context=True)
+def report_delivery(
+    context: TaskContext[Any, Any], outcomes: Sequence[dict[str, Any]], notification_id: int
+) -> dict[str, Any]:
+    """Record how each channel's send ended, and the notification's one-line report.
+
+    The workflow group's callback: ``outcomes`` are its sends' (dbtasks
+    passes them first, whatever they did). A retry sends again to some
+    channels only; the others keep the outcome recorded before. Running it
+    twice records the same thing (at-least-once delivery is harmless here),
+    and a report that a retry has replaced records nothing.
+    """
+    notification = Notification.objects.filter(pk=notification_id).first()
+    if notification is None:
+        raise PermanentFailure(f"Notification {notification_id} no longer exists.")
+    if notification.task_result_id != context.task_result.id:
+        return {"report": None, "superseded_by": notification.task_result_id}
+    destinations = list(notification.destinations.all())
+    by_result = {outcome["id"]: outcome for outcome in outcomes}
+    for destination in destinations:
+        if destination.task_result_id in by_result:
+            reports.record_outcome(destination, by_result[destination.task_result_id])
+    Destination.objects.bulk_update(destinations, ["outcome", "error"])
+    report = reports.report_text(destinations)
+    Notification.objects.filter(pk=notification_id).update(report=report)
+    delivered = sum(destination.outcome == reports.DELIVERED for destination in destinations)
+    return {"report": report, "delivered": delivered, "channels": len(destinations)}

@@ -8,43 +8,35 @@ Every lookup is scoped to ``request.user``: another user's id is a 404.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Page
 from django.core.paginator import Paginator
+from django.db import IntegrityError
 from django.db import transaction
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.shortcuts import redirect
 from django.shortcuts import render
-from django.tasks import TaskResult
-from django.tasks.exceptions import TaskResultDoesNotExist
 from django.views.decorators.http import require_GET
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
-from dbtasks.backend import DatabaseBackend
 from dbtasks.results import State
-from dbtasks.unique import enqueue_unique
 from messagecenter import live as live_rows
 from messagecenter import live_tokens
 from messagecenter import quotas
-from messagecenter.channels import default_channel
+from messagecenter import sending
 from messagecenter.forms import NotificationForm
+from messagecenter.history import history_of
 from messagecenter.models import Notification
-from messagecenter.models import NotificationTask
 from messagecenter.quotas import QuotaReached
-from messagecenter.results import Delivery
+from messagecenter.results import MessageDelivery
 from messagecenter.results import deliveries_for
 from messagecenter.results import delivery_of
-from messagecenter.results import history_of
-from messagecenter.tasks import send_notification
 
 PAGE_SIZE = 20
 TEMPLATE = "messagecenter/index.html"
@@ -113,8 +105,7 @@ def render_index(
     deliveries = deliveries_for(page.object_list)
     rows = [(notification, deliveries[notification.pk]) for notification in page.object_list]
     poll_after = live_rows.pace(
-        (delivery.progress, delivery.summary.available_after if delivery.summary else None)
-        for delivery in deliveries.values()
+        (delivery.progress, delivery.due) for delivery in deliveries.values()
     )
     context = {
         "form": form,
@@ -134,56 +125,37 @@ def notifications_page(request: HtmxHttpRequest) -> Page[Notification]:
 
 
 def create_notification(request: HtmxHttpRequest, form: NotificationForm) -> Notification:
-    """Save the notification and enqueue its delivery, all or nothing.
+    """Save the notification and enqueue its delivery to each channel, all or nothing.
 
     The form's token makes a second post of the same form (a double click, a
-    resent request) a duplicate while the first delivery is unfinished: it
-    returns the first notification and nothing new is saved or sent. Past
-    the user's send quota it raises ``QuotaReached`` and saves nothing.
+    resent request) a duplicate: it returns the first notification and
+    nothing new is saved or sent. Past the user's send quota it raises
+    ``QuotaReached`` and saves nothing.
     """
-    # With a database task backend, enqueue() inserts the task row on this
-    # same connection: inside atomic() the notification and its task commit
+    # With a database task backend, enqueue() inserts the task rows on this
+    # same connection: inside atomic() the notification and its tasks commit
     # together, or neither does, and a worker can never pick up a task whose
-    # notification is not there yet. With a backend that is not the
-    # database (a broker), enqueue after commit instead:
-    #     transaction.on_commit(partial(send_notification.enqueue, notification.pk))
-    token = form.cleaned_data.get("idempotency_key")
-    key = f"messagecenter.send:{request.user.pk}:{token}" if token else None
-    with transaction.atomic():
-        quotas.reserve(request.user)  # raises QuotaReached, nothing saved
-        notification = form.save(commit=False)
-        notification.owner = request.user
-        if notification.channel is None:
-            notification.channel = default_channel(request.user)
-        notification.save()
-        result, created = enqueue_delivery(
-            notification, run_after=notification.deliver_at, unique_key=key
-        )
-        if not created:
-            notification.delete()  # never seen outside this transaction
-            return Notification.objects.get(owner=request.user, task_result_id=result.id)
+    # notification is not there yet. (With a broker you would enqueue after
+    # commit instead, with transaction.on_commit(); dbtasks' workflows need
+    # the database backend.)
+    key = form.cleaned_data.get("idempotency_key")
+    try:
+        with transaction.atomic():
+            quotas.reserve(request.user)  # raises QuotaReached, nothing saved
+            notification = form.save(commit=False)
+            notification.owner = request.user
+            notification.idempotency_key = key
+            channels = form.send_to()
+            notification.channel = channels[0]
+            notification.save()
+            sending.send(notification, channels, run_after=notification.deliver_at)
+    except IntegrityError:
+        # The same form was posted before: (owner, idempotency_key) is unique.
+        duplicate = Notification.objects.filter(owner=request.user, idempotency_key=key).first()
+        if key is None or duplicate is None:
+            raise
+        return duplicate
     return notification
-
-
-def enqueue_delivery(
-    notification: Notification, *, run_after: datetime | None = None, unique_key: str | None = None
-) -> tuple[TaskResult[[int, int | None], dict[str, Any]], bool]:
-    """Enqueue ``send_notification``; remember its result id on the notification and in its history.
-
-    With ``unique_key`` (and dbtasks), an unfinished delivery holding the key
-    is returned instead, with False: nothing is enqueued.
-    """
-    task = send_notification.using(priority=notification.task_priority, run_after=run_after)
-    if unique_key is not None and isinstance(task.get_backend(), DatabaseBackend):
-        result, created = enqueue_unique(task, unique_key, notification.pk, notification.channel_id)
-        if not created:
-            return result, False
-    else:
-        result = task.enqueue(notification.pk, notification.channel_id)
-    notification.task_result_id = result.id
-    notification.save(update_fields=["task_result_id"])
-    NotificationTask.objects.create(notification=notification, task_result_id=result.id)
-    return result, True
 
 
 @require_GET
@@ -202,7 +174,7 @@ def notification_attempts(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def notification_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Enqueue a new delivery attempt for a failed notification.
+    """Send a failed notification again, to each channel that does not have it.
 
     Anything but a failed notification is left alone (a double click, or a
     retry that already started), so retrying twice never sends twice.
@@ -213,9 +185,7 @@ def notification_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         notification = get_object_or_404(
             Notification.objects.select_for_update(), pk=pk, owner=request.user
         )
-        retried = delivery_of(notification).can_retry
-        if retried:
-            enqueue_delivery(notification)
+        retried = sending.retry(notification, delivery_of(notification))
         delivery = delivery_of(notification)
     if request.htmx:
         return render_row(request, notification, delivery)
@@ -228,21 +198,15 @@ def notification_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def notification_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Cancel a notification that has not been sent yet (a scheduled one, say).
+    """Cancel a notification's sends that have not gone out (a scheduled one, say).
 
-    A waiting task never runs. A running one is asked to stop: it does
-    unless its message is already on its way to ntfy, and the row shows how
-    it ends.
+    On every channel: a waiting send never runs; a running one is asked to
+    stop, which it does unless its message is already on its way to ntfy.
+    The delivery report then says which channels have it.
     """
     notification = get_object_or_404(Notification, pk=pk, owner=request.user)
-    backend = send_notification.get_backend()
-    cancelled = False
     delivery = delivery_of(notification)
-    if isinstance(backend, DatabaseBackend) and delivery.can_cancel:
-        try:
-            cancelled = backend.cancel(notification.task_result_id)
-        except TaskResultDoesNotExist:
-            cancelled = False  # purged meanwhile: it shows as expired
+    cancelled = sending.cancel(delivery) > 0
     if request.htmx:
         return render_row(request, notification, delivery_of(notification))
     if cancelled and delivery.status == State.RUNNING:
@@ -255,7 +219,7 @@ def notification_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 def render_row(
-    request: HtmxHttpRequest, notification: Notification, delivery: Delivery
+    request: HtmxHttpRequest, notification: Notification, delivery: MessageDelivery
 ) -> HttpResponse:
     context = {"notification": notification, "delivery": delivery}
     return render(request, f"{TEMPLATE}#notification-row", context)

@@ -9,8 +9,10 @@ from dbtasks.compat import TaskError
 from dbtasks.compat import TaskResultStatus
 from dbtasks.results import ResultSummary
 from dbtasks.results import State
+from messagecenter.models import Destination
 from messagecenter.results import EXPIRED
 from messagecenter.results import Delivery
+from messagecenter.results import MessageDelivery
 
 AT = dt.datetime(2025, 11, 21, 9, 30, tzinfo=dt.UTC)
 PUBLIC = {
@@ -60,3 +62,36 @@ def delivery(
         **fields,
     }
     return Delivery(ResultSummary(**values), worker_running)
+
+
+def message(
+    *channels: Delivery, names: tuple[str, ...] = (), report_text: str = ""
+) -> MessageDelivery:
+    """A notification's MessageDelivery: these channels' deliveries, no report task."""
+    names = names or tuple(f"Channel {number}" for number in range(1, len(channels) + 1))
+    return MessageDelivery(
+        channels=tuple(
+            (Destination(channel_name=name, task_result_id=f"{41 + n}"), channel)
+            for n, (name, channel) in enumerate(zip(names, channels, strict=True), start=1)
+        ),
+        report=Delivery(None),
+        report_text=report_text,
+    )
+
+
+def send_id(notification: Any) -> str:
+    """The result id of a notification's send to its one channel (not its report's)."""
+    (destination,) = notification.destinations.all()
+    return str(destination.task_result_id)
+
+
+def seen(
+    notification: Any, state: str = "READY", attempts: int = 0, report: str = "BLOCKED"
+) -> str:
+    """What the page sends for a one-channel row whose send is in ``state`` (``data-progress``)."""
+    from messagecenter.live import fingerprint
+
+    progress = (
+        f"{notification.task_result_id}:{report}:0|{send_id(notification)}:{state}:{attempts}"
+    )
+    return f"{notification.pk}.{fingerprint(progress)}"

@@ -49,7 +49,7 @@ from django.utils import timezone
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
-from messagecenter.views import enqueue_delivery
+from messagecenter.sending import send
 
 PERMANENT = "dbtasks.exceptions.PermanentFailure"
 spec = json.loads({spec!r})
@@ -61,18 +61,23 @@ for row in spec["rows"]:
     n = Notification.objects.create(owner=user, message=row["message"], title=row.get("title", ""),
                                     tags=row.get("tags", []))
     minutes = row.get("in_minutes")
-    enqueue_delivery(n, run_after=timezone.now() + timedelta(minutes=minutes) if minutes else None)
-    if row.get("purged"):
-        DBTaskResult.objects.filter(pk=n.task_result_id).delete()
+    run = send(n, run_after=timezone.now() + timedelta(minutes=minutes) if minutes else None)
+    sent, report = run.results[0].id, run.last.id
+    if row.get("purged"):  # both: the retention policy purges them alike
+        DBTaskResult.objects.filter(pk__in=[sent, report]).delete()
     if row.get("refused"):  # as a worker records ntfy's 403: FAILED after one attempt
         now = timezone.now()
-        DBTaskResult.objects.filter(pk=n.task_result_id).update(
+        DBTaskResult.objects.filter(pk=sent).update(
             status="FAILED", attempt_count=1, started_at=now, last_attempted_at=now, finished_at=now
         )
         DBTaskAttempt.objects.create(
-            result_id=n.task_result_id, number=1, worker_id="seed", started_at=now,
+            result_id=sent, number=1, worker_id="seed", started_at=now,
             stopped_at=now, outcome="FAILED", exception_class_path=PERMANENT,
             traceback=f"{{PERMANENT}}: ntfy answered 403 Forbidden: forbidden.\\n",
+        )
+        # ... and the report that ran after it.
+        DBTaskResult.objects.filter(pk=report).update(
+            status="SUCCESSFUL", attempt_count=1, started_at=now, finished_at=now
         )
 """
 

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
 from messagecenter.models import NotificationTask
-from messagecenter.views import enqueue_delivery
+from messagecenter.sending import send
 from tests.conftest import run_worker
 from tests.html import parse
 from tests.messagecenter.conftest import HTMX
@@ -84,7 +84,7 @@ def test_the_history_costs_the_same_queries_however_many_retries(signed_in, alic
     counts = []
     for retries in (0, 4):
         notification = Notification.objects.create(owner=alice, message=f"{retries} retries")
-        enqueue_delivery(notification)
+        send(notification)
         run_worker()
         for _ in range(retries):
             signed_in.post(f"/notifications/{notification.pk}/retry/")

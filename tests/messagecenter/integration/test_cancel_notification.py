@@ -15,6 +15,7 @@ from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
 from tests.conftest import run_worker
+from tests.deliveries import send_id
 from tests.html import parse
 
 
@@ -77,14 +78,14 @@ def test_cancelling_a_running_notification_asks_it_to_stop(signed_in, ntfy, db):
     signed_in.post("/", {"message": "now", "priority": "3"})
     notification = Notification.objects.get()
     # A worker has claimed it: it is RUNNING.
-    DBTaskResult.objects.filter(pk=notification.task_result_id).update(
+    DBTaskResult.objects.filter(pk=send_id(notification)).update(
         status="RUNNING", worker_id="elsewhere", attempt_count=1
     )
 
     response = signed_in.post(reverse("notification-cancel", args=[notification.pk]), follow=True)
 
     assert "Cancel requested" in response.content.decode()
-    row = DBTaskResult.objects.get(pk=notification.task_result_id)
+    row = DBTaskResult.objects.get(pk=send_id(notification))
     assert row.status == "RUNNING"
     assert row.cancel_requested_at is not None
 

@@ -23,6 +23,7 @@ from messagecenter.channels import Channel
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
 from tests.conftest import run_worker
+from tests.deliveries import send_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,7 +63,7 @@ def test_the_stored_column_is_not_the_token(signed_in, key):
 
 def test_the_worker_sends_the_decrypted_token_and_logs_none_of_it(signed_in, key, ntfy, caplog):
     channel = add_channel(signed_in)
-    signed_in.post("/", {"message": "Hello", "priority": "3", "channel": channel.pk})
+    signed_in.post("/", {"message": "Hello", "priority": "3", "channels": channel.pk})
     with caplog.at_level(logging.DEBUG):
         run_worker()
     (request,) = ntfy.requests
@@ -80,10 +81,10 @@ def test_a_token_no_key_can_open_fails_clearly_and_the_pages_still_work(
     assert page.status_code == 200
     assert "unreadable with the current key" in page.content.decode()
 
-    signed_in.post("/", {"message": "Hello", "priority": "3", "channel": channel.pk})
+    signed_in.post("/", {"message": "Hello", "priority": "3", "channels": channel.pk})
     run_worker()
     notification = Notification.objects.get()
-    result = send_notification.get_result(notification.task_result_id)
+    result = send_notification.get_result(send_id(notification))
     assert result.status == TaskResultStatus.FAILED
     assert result.attempts == 1  # permanent: another attempt cannot find the key
     error = result.errors[-1].traceback
@@ -101,7 +102,8 @@ def test_the_migration_encrypts_existing_tokens_and_back(alice):
     OldChannel.objects.create(owner_id=alice.pk, name="No token", topic="none", token="")
 
     executor = MigrationExecutor(connection)
-    executor.migrate([("messagecenter", "0005_drop_plain_channel_tokens")])
+    latest = executor.loader.graph.leaf_nodes("messagecenter")
+    executor.migrate(latest)
     assert TOKEN not in stored_column(pk)
     assert Channel.objects.get(pk=pk).token == TOKEN
     assert Channel.objects.get(name="No token").token_encrypted == ""

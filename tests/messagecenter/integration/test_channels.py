@@ -22,6 +22,7 @@ from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
 from messagecenter.tokens import encrypt
 from tests.conftest import run_worker
+from tests.deliveries import send_id
 from tests.html import parse
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,7 +32,7 @@ TOKEN = "tk_AgQdq7mVBoFD37zQVN29RhuMzNIz"
 
 def result_of(notification: Notification):
     notification.refresh_from_db()
-    return send_notification.get_result(notification.task_result_id)
+    return send_notification.get_result(send_id(notification))
 
 
 def test_a_new_user_gets_a_private_random_topic_on_the_default_server(signed_in, alice, bob, ntfy):
@@ -163,14 +164,17 @@ def test_the_form_sends_to_the_chosen_channel_and_only_to_ones_own(signed_in, al
     default_channel(alice)
     chosen = Channel.objects.create(owner=alice, name="Second", topic="alices-second")
     bobs = default_channel(bob)
-    form = parse(signed_in.get("/").content).find("#id_channel")
-    assert {option.text for option in form.find_all("option")} == {DEFAULT_CHANNEL_NAME, "Second"}
+    form = parse(signed_in.get("/").content).find(".field--channels")
+    assert {label.text.strip() for label in form.find_all("label")} >= {
+        DEFAULT_CHANNEL_NAME,
+        "Second",
+    }
 
-    refused = signed_in.post("/", {"message": "Hi", "priority": "3", "channel": bobs.pk})
+    refused = signed_in.post("/", {"message": "Hi", "priority": "3", "channels": bobs.pk})
     assert refused.status_code == 422
     assert not Notification.objects.exists()
 
-    sent = signed_in.post("/", {"message": "Hi", "priority": "3", "channel": chosen.pk})
+    sent = signed_in.post("/", {"message": "Hi", "priority": "3", "channels": chosen.pk})
     assert sent.status_code == 302
     run_worker()
     (request,) = ntfy.requests
@@ -179,7 +183,7 @@ def test_the_form_sends_to_the_chosen_channel_and_only_to_ones_own(signed_in, al
 
 def test_a_notification_whose_channel_was_deleted_fails_at_once_saying_so(signed_in, alice, ntfy):
     channel = Channel.objects.create(owner=alice, name="Gone", topic="gone")
-    signed_in.post("/", {"message": "Hi", "priority": "3", "channel": channel.pk})
+    signed_in.post("/", {"message": "Hi", "priority": "3", "channels": channel.pk})
     channel_id = channel.pk
     channel.delete()
     run_worker()

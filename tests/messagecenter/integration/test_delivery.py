@@ -21,9 +21,14 @@ from messagecenter.channels import default_channel
 from messagecenter.models import Notification
 from messagecenter.tasks import send_notification
 from tests.conftest import run_worker
+from tests.deliveries import seen
+from tests.deliveries import send_id
 from tests.html import parse
 from tests.messagecenter.conftest import HTMX
 from tests.ntfy_server import Reply
+
+SEND = "messagecenter.tasks.send_notification"  # a notification's sends, not its report
+
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,7 +54,7 @@ def send(client, **fields):
 
 def result_of(notification):
     notification.refresh_from_db()
-    return send_notification.get_result(notification.task_result_id)
+    return send_notification.get_result(send_id(notification))
 
 
 def row_of(client, notification):
@@ -166,7 +171,7 @@ def test_rate_limiting_is_retried_after_retry_after(signed_in, ntfy):
     run_worker()
     # The test backoff is 0 s, but ntfy asked for 30 s: the task waits (RetryLater).
     assert len(ntfy.requests) == 1
-    row = DBTaskResult.objects.get()
+    row = DBTaskResult.objects.filter(task_path=SEND).get()
     assert row.available_after - row.attempts.get().stopped_at == dt.timedelta(seconds=30)
 
     pass_time_for_tasks(seconds=31)
@@ -206,7 +211,7 @@ def test_retries_wait_for_the_backoff(signed_in, ntfy, settings):
 
     run_worker()
     assert len(ntfy.requests) == 1
-    row = DBTaskResult.objects.get()
+    row = DBTaskResult.objects.filter(task_path=SEND).get()
     # Sends are limited per user (settings.TASKS): it waits without its slot.
     assert row.status == BLOCKED
     # After failed attempt 1 the task waits backoff_factor ** 1 = 60 seconds,
@@ -264,7 +269,7 @@ def test_deleted_notification_fails_at_once(signed_in, ntfy):
     run_worker()
 
     assert ntfy.requests == []
-    row = DBTaskResult.objects.get()
+    row = DBTaskResult.objects.filter(task_path=SEND).get()
     assert row.status == TaskResultStatus.FAILED
     assert row.attempt_count == 1
     attempt = row.attempts.get()
@@ -310,7 +315,7 @@ def test_retry_without_javascript_redirects(signed_in, ntfy):
     assert page.find(f"#notification-{notification.pk}").attrs["data-status"] == "READY"
     # A second click finds it no longer failed: no second task.
     signed_in.post(f"/notifications/{notification.pk}/retry/")
-    assert DBTaskResult.objects.count() == 2
+    assert DBTaskResult.objects.filter(task_path=SEND).count() == 2
 
 
 def test_polling_follows_the_delivery(signed_in, ntfy):
@@ -318,7 +323,7 @@ def test_polling_follows_the_delivery(signed_in, ntfy):
     notification = Notification.objects.get()
     row = parse(response.content).find("li.notification")
     query = {"seen": row.attrs["data-progress"]}
-    assert query["seen"] == f"{notification.pk}.{notification.task_result_id}:READY:0"
+    assert query["seen"] == seen(notification)
 
     assert signed_in.get("/notifications/live/", query, **HTMX).status_code == 204
     run_worker()
@@ -338,14 +343,14 @@ def test_purged_result_shows_as_expired(signed_in, ntfy):
         backend_name="default",
         before=timezone.now() + dt.timedelta(days=1),
     )
-    assert purged == 1
+    assert purged == 2  # its send and its report
 
     notification.refresh_from_db()  # the notification itself survives the purge
     row = row_of(signed_in, notification)
     assert row.attrs["data-status"] == "EXPIRED"
     assert row.find(".status").text == "Expired"
-    seen = f"{notification.pk}.{notification.task_result_id}:SUCCESSFUL:1"
-    response = signed_in.get("/notifications/live/", {"seen": seen})
+    shown = seen(notification, "SUCCESSFUL", 1, report="SUCCESSFUL")
+    response = signed_in.get("/notifications/live/", {"seen": shown})
     assert parse(response.content).find("li.notification").attrs["data-status"] == "EXPIRED"
 
 

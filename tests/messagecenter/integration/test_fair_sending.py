@@ -10,6 +10,7 @@ from dbtasks.models import BLOCKED
 from dbtasks.models import READY
 from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
+from tests.deliveries import send_id
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ def send(client, **fields) -> DBTaskResult:
     response = client.post("/", {"message": "Hello", "priority": "3", **fields})
     assert response.status_code == 302, response.content.decode()
     notification = Notification.objects.latest("created_at")
-    return DBTaskResult.objects.get(pk=notification.task_result_id)
+    return DBTaskResult.objects.get(pk=send_id(notification))  # its one channel's send
 
 
 def test_a_users_sends_past_the_limit_wait_their_turn(client, alice, bob):

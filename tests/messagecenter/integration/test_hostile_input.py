@@ -43,8 +43,8 @@ from hypothesis import strategies as st
 
 from messagecenter.channels import Channel
 from messagecenter.models import Notification
+from messagecenter.sending import send
 from messagecenter.tasks import send_notification
-from messagecenter.views import enqueue_delivery
 from tests.html import Element
 from tests.html import parse
 from tests.messagecenter.conftest import HTMX
@@ -283,6 +283,29 @@ def test_the_form_stores_delivers_and_shows_exactly_what_was_typed(
         assert received.json["message"].encode() == notification.message.encode()
 
 
+# What the channels field may be sent instead of some of one's own channel ids.
+hostile_channel_id = st.one_of(
+    hostile_text,
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.sampled_from(["", "0", "-1", "1e3", "1.0", "0x10", " 1", "None", "[]", "{}"]),
+)
+
+
+@bounded
+@given(ids=st.lists(hostile_channel_id, min_size=1, max_size=12), htmx=st.booleans())
+def test_the_channels_field_takes_only_ones_own_channels(signed_in, alice, bob, ids, htmx):
+    with rolled_back():
+        own = Channel.objects.create(owner=alice, name="Mine", topic="mine")
+        bobs = Channel.objects.create(owner=bob, name="Bob's", topic="bobs")
+        before = set(Notification.objects.values_list("pk", flat=True))
+        data = {"message": "Hi", "priority": "3", "channels": [str(own.pk), str(bobs.pk), *ids]}
+        response = signed_in.post("/", data, **(HTMX if htmx else {}))
+        # Bob's id among them: never sent, to his channel or anyone's.
+        assert response.status_code == 422
+        assert not Notification.objects.exclude(pk__in=before).exists()
+        assert_no_markup_injected(response.content)
+
+
 @bounded
 @given(payload=raw_bytes, field=st.sampled_from(["message", "title", "tags", "priority"]))
 def test_invalid_utf8_in_the_form_is_never_a_server_error(signed_in, ntfy, payload, field):
@@ -384,7 +407,7 @@ def test_every_url_answers_without_a_server_error(
 ):
     with rolled_back():
         notification = Notification.objects.create(owner=alice, message="Mine")
-        enqueue_delivery(notification)
+        send(notification)
         url = shape.format(text=text, pk=notification.pk)
         response = signed_in.generic(
             method,
@@ -502,7 +525,7 @@ def csrf_token_of(client: Client) -> str:
 
 def test_posting_without_the_token_is_refused(strict, alice):
     notification = Notification.objects.create(owner=alice, message="Mine")
-    enqueue_delivery(notification)
+    send(notification)
     for url in ("/", f"/notifications/{notification.pk}/retry/", "/accounts/logout/"):
         for headers in ({}, HTMX, {"HTTP_X_CSRFTOKEN": "x" * 64}):
             response = strict.post(url, {"message": "Hi", "priority": "3"}, **headers)

@@ -22,12 +22,15 @@ from dbtasks.results import get_results
 from messagecenter import live
 from messagecenter import live_tokens
 from messagecenter.channels import default_channel
+from messagecenter.models import Destination
 from messagecenter.models import Notification
 from messagecenter.results import deliveries_for
+from messagecenter.sending import send
 from messagecenter.tasks import send_notification
-from messagecenter.views import enqueue_delivery
 from tests.conftest import run_worker
 from tests.dbtasks.helpers import default_backend
+from tests.deliveries import seen as shown
+from tests.deliveries import send_id
 from tests.html import parse
 from tests.messagecenter.conftest import HTMX
 from tests.messagecenter.conftest import live_token
@@ -35,12 +38,14 @@ from tests.ntfy_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Session, user, count, the page of notifications, their task results,
+# Session, user, count, the page of notifications, their destinations (the
+# channels each went to), the task results of both (sends and reports),
 # whether a worker is running (asked because some rows are queued), the
 # user's channels for the form, and their live key (for the poll's token).
-LIST_PAGE_QUERIES = 8
-# The notifications with their deliveries' progress and their owner (who
-# the token says, checked from that same row): no session, no user lookup.
+LIST_PAGE_QUERIES = 9
+# A row per channel of the notifications, with its send's progress, its
+# report's, and its owner (who the token says, checked from that same row):
+# no session, no user lookup.
 UNCHANGED_POLL_QUERIES = 1
 
 
@@ -50,17 +55,17 @@ def make_notifications(owner, ntfy, count):
     default_channel(owner)
     live_tokens.issue(owner)
     for number in range(count):
-        enqueue_delivery(Notification.objects.create(owner=owner, message=f"n{number}"))
+        send(Notification.objects.create(owner=owner, message=f"n{number}"))
     # Of the first fifth refused (failed at once), one 500 (retried), the rest accepted.
     ntfy.reply_next(*[Reply(status=403)] * (count // 5), Reply(status=500))
     run_worker()
     # Some that have not run yet...
     for number in range(count // 5):
-        enqueue_delivery(Notification.objects.create(owner=owner, message=f"later {number}"))
+        send(Notification.objects.create(owner=owner, message=f"later {number}"))
     # ...and one whose result was purged.
     purged = Notification.objects.order_by("id").first()
     assert purged is not None
-    DBTaskResult.objects.filter(pk=purged.task_result_id).delete()
+    DBTaskResult.objects.filter(pk=send_id(purged)).delete()
 
 
 @pytest.mark.parametrize("count", [5, 50])
@@ -82,7 +87,7 @@ def test_list_page_makes_a_bounded_number_of_queries(
 def test_bulk_lookup_agrees_with_get_result(django_user_model, ntfy):
     alice = django_user_model.objects.create_user("alice")
     make_notifications(alice, ntfy, 20)
-    ids = [n.task_result_id for n in Notification.objects.filter(owner=alice)]
+    ids = [send_id(n) for n in Notification.objects.filter(owner=alice)]
     backend = get_backend(send_notification.backend)
 
     with CaptureQueriesContext(connection) as queries:
@@ -138,10 +143,10 @@ def test_an_unchanged_poll_makes_one_query(client, django_user_model, django_ass
     seen = []
     for number in range(20):
         notification = Notification.objects.create(owner=alice, message=f"Hi {number}")
-        enqueue_delivery(notification)
+        send(notification)
         # Past alice's two slots (settings.TASKS) the rest wait BLOCKED.
-        status = DBTaskResult.objects.get(pk=notification.task_result_id).status
-        seen.append(f"{notification.pk}.{notification.task_result_id}:{status}:0")
+        status = DBTaskResult.objects.get(pk=send_id(notification)).status
+        seen.append(shown(notification, status))
 
     headers = live_token(alice)
     with django_assert_num_queries(UNCHANGED_POLL_QUERIES):
@@ -163,11 +168,11 @@ def notifications_in_every_state(owner, ntfy) -> dict[str, Notification]:
 
     def queued(name):
         notification = Notification.objects.create(owner=owner, message=name)
-        enqueue_delivery(notification)
+        send(notification)
         return notification
 
     def result_row(notification):
-        return DBTaskResult.objects.filter(pk=notification.task_result_id)
+        return DBTaskResult.objects.filter(pk=send_id(notification))
 
     made = {}
     made["failed"] = queued("failed")
@@ -187,7 +192,7 @@ def notifications_in_every_state(owner, ntfy) -> dict[str, Notification]:
         status="RUNNING", worker_id="w1", started_at=timezone.now(), attempt_count=1
     )
     made["cancelled"] = queued("cancelled")
-    assert default_backend().cancel(made["cancelled"].task_result_id)
+    assert default_backend().cancel(send_id(made["cancelled"]))
     made["purged"] = queued("purged")
     result_row(made["purged"]).delete()
     made["another task's result"] = queued("another task's result")
@@ -211,9 +216,11 @@ def notifications_in_every_state(owner, ntfy) -> dict[str, Notification]:
         str(2**63),
         "9" * 40,
     ]:
-        made[f"id {text!r}"] = Notification.objects.create(
+        made[f"id {text!r}"] = odd = Notification.objects.create(
             owner=owner, message=text, task_result_id=text
         )
+        # Its channel's send holds the same odd id: both reads must cope.
+        Destination.objects.create(notification=odd, channel_name="Odd", task_result_id=text)
     return made
 
 
@@ -234,7 +241,7 @@ def test_poll_progress_agrees_with_the_summaries(django_user_model, ntfy):
     bob = django_user_model.objects.create_user("bob")
     notifications = notifications_in_every_state(alice, ntfy)
     notifications["scheduled"] = Notification.objects.create(owner=alice, message="later")
-    enqueue_delivery(notifications["scheduled"], run_after=timezone.now() + timedelta(hours=1))
+    send(notifications["scheduled"], run_after=timezone.now() + timedelta(hours=1))
 
     deliveries = deliveries_for(notifications.values())
     with CaptureQueriesContext(connection) as queries:
@@ -245,7 +252,9 @@ def test_poll_progress_agrees_with_the_summaries(django_user_model, ntfy):
         assert polled[notification.pk] == delivery.progress, name
         state, attempts = SHOWN.get(name, ("EXPIRED", 0))
         assert (delivery.status, delivery.attempts) == (state, attempts), name
-        if delivery.summary is not None:
-            assert delivery.progress == progress_of(delivery.summary), name
+        channel = delivery.single
+        assert channel is not None, name
+        if channel.summary is not None:
+            assert delivery.progress.endswith(f"|{progress_of(channel.summary)}"), name
     # Someone else's notifications, or none at all: nothing.
     assert live.progress(owner_id=bob.pk, pks=deliveries).rows == []

@@ -42,8 +42,11 @@ from django.urls.resolvers import RoutePattern
 from dbtasks.models import DBTaskResult
 from messagecenter.channels import Channel
 from messagecenter.models import Notification
+from messagecenter.sending import send
 from messagecenter.tokens import encrypt
-from messagecenter.views import enqueue_delivery
+
+SEND = "messagecenter.tasks.send_notification"  # a notification's sends, not its report
+
 
 pytestmark = pytest.mark.django_db
 
@@ -210,11 +213,12 @@ def test_one_user_reaches_nothing_of_anothers(django_user_model):
     alice = django_user_model.objects.create_user("alice", password="pw-alice-0123")
     bob = django_user_model.objects.create_user("bob", password="pw-bob-0123")
     notification = Notification.objects.create(owner=alice, message=SECRET, title=SECRET)
-    enqueue_delivery(notification)
+    send(notification)
     channel = Channel.objects.create(
         owner=alice, name=SECRET, topic="alices-topic", token_encrypted=encrypt(SECRET)
     )
-    DBTaskResult.objects.update(status="FAILED")  # so that a retry, were it allowed, would run
+    # So that a retry, were it allowed, would run.
+    DBTaskResult.objects.filter(task_path=SEND).update(status="FAILED")
     task_result_id = notification.task_result_id
 
     # Views that take the id of something a user owns: Alice's id is a 404
@@ -248,10 +252,12 @@ def test_one_user_reaches_nothing_of_anothers(django_user_model):
     notification.refresh_from_db()
     assert (notification.owner, notification.task_result_id) == (alice, task_result_id)
     # Her channel is untouched, and no test notification was sent to it.
-    assert Channel.objects.filter(owner=alice).get() == channel
+    assert Channel.objects.filter(owner=alice, name=SECRET).get() == channel
     assert Channel.objects.get(pk=channel.pk).token == SECRET
     assert not Notification.objects.filter(channel=channel).exists()
     # Nothing was enqueued again for her notification.
-    assert [row.args for row in DBTaskResult.objects.all() if row.args[0] == notification.pk] == [
-        [notification.pk, None]
-    ]
+    assert [
+        row.args
+        for row in DBTaskResult.objects.filter(task_path=SEND)
+        if row.args[0] == notification.pk
+    ] == [[notification.pk, notification.destinations.get().channel_id]]

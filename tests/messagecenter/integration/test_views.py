@@ -11,18 +11,22 @@ from django.utils import timezone
 
 from dbtasks.models import DBTaskResult
 from messagecenter.models import Notification
+from messagecenter.sending import send
 from messagecenter.tasks import send_notification
 from messagecenter.views import PAGE_SIZE
-from messagecenter.views import enqueue_delivery
+from tests.deliveries import seen
+from tests.deliveries import send_id
 from tests.html import parse
 from tests.messagecenter.conftest import HTMX
 from tests.messagecenter.conftest import PASSWORD
+
+SEND = "messagecenter.tasks.send_notification"  # a notification's sends, not its report
 
 
 def make_notification(owner, **fields):
     """A notification with its delivery queued, as the page makes them."""
     notification = Notification.objects.create(owner=owner, **{"message": "Hi", **fields})
-    enqueue_delivery(notification)
+    send(notification)
     return notification
 
 
@@ -163,7 +167,7 @@ def test_send_without_javascript_redirects_then_shows_the_row(signed_in, alice):
 def test_send_enqueues_the_task_in_the_same_transaction(signed_in):
     signed_in.post("/", VALID)
     notification = Notification.objects.get()
-    result = send_notification.get_result(notification.task_result_id)
+    result = send_notification.get_result(send_id(notification))
     assert result.status == TaskResultStatus.READY
     assert result.args == [notification.pk, notification.channel_id]
     assert notification.channel is not None
@@ -185,7 +189,7 @@ def test_nothing_is_saved_when_enqueue_fails(signed_in, monkeypatch):
 @pytest.mark.parametrize(("priority", "task_priority"), [("1", 0), ("3", 0), ("4", 10), ("5", 20)])
 def test_urgent_and_high_raise_the_task_priority(signed_in, priority, task_priority):
     signed_in.post("/", {**VALID, "priority": priority})
-    row = DBTaskResult.objects.get()
+    row = DBTaskResult.objects.filter(task_path=SEND).get()
     assert row.priority == task_priority
 
 
@@ -194,9 +198,9 @@ def test_delivery_time_becomes_run_after(signed_in):
     signed_in.post("/", {**VALID, "deliver_at": at.strftime("%Y-%m-%dT%H:%M")})
     notification = Notification.objects.get()
     assert notification.deliver_at == at
-    result = send_notification.get_result(notification.task_result_id)
+    result = send_notification.get_result(send_id(notification))
     assert result.task.run_after == at
-    assert DBTaskResult.objects.get().available_after == at
+    assert DBTaskResult.objects.filter(task_path=SEND).get().available_after == at
 
 
 def test_send_with_htmx_returns_a_fresh_form_and_the_new_row_on_top(signed_in):
@@ -214,7 +218,7 @@ def test_send_with_htmx_returns_a_fresh_form_and_the_new_row_on_top(signed_in):
     row = wrapper.find("li.notification")
     assert row.attrs["id"] == f"notification-{notification.pk}"
     assert row.attrs["data-status"] == "READY"
-    assert row.attrs["data-progress"] == f"{notification.pk}.{notification.task_result_id}:READY:0"
+    assert row.attrs["data-progress"] == seen(notification)
     assert "Queued “CI”." in fragment.find("#form-status").text
     count = fragment.find("#notification-count")
     assert (count.attrs["hx-swap-oob"], count.text) == ("true", "1 in total")
@@ -257,15 +261,11 @@ def test_index_varies_on_hx_request(signed_in):
 # --- Polling -------------------------------------------------------------------
 
 
-def seen(notification, state="READY", attempts=0):
-    """What the page sends for a row it shows in ``state``."""
-    return f"{notification.pk}.{notification.task_result_id}:{state}:{attempts}"
-
-
 def test_poll_answers_204_while_nothing_changed(signed_in, alice):
     notifications = [make_notification(alice) for _ in range(3)]
     # The third waits for one of alice's two slots (settings.TASKS): BLOCKED.
-    states = DBTaskResult.objects.order_by("pk").values_list("status", flat=True)
+    sends = DBTaskResult.objects.filter(task_path=SEND).order_by("pk")
+    states = sends.values_list("status", flat=True)
     response = signed_in.get(
         "/notifications/live/",
         {"seen": [seen(n, state) for n, state in zip(notifications, states, strict=True)]},
@@ -303,9 +303,9 @@ def test_poll_of_a_purged_result_shows_expired(signed_in, alice):
 def test_poll_waits_for_the_earliest_scheduled_row(signed_in, alice):
     soon = timezone.now() + dt.timedelta(minutes=5)
     first = Notification.objects.create(owner=alice, message="soon")
-    enqueue_delivery(first, run_after=soon)
+    send(first, run_after=soon)
     later = Notification.objects.create(owner=alice, message="later")
-    enqueue_delivery(later, run_after=soon + dt.timedelta(minutes=5))
+    send(later, run_after=soon + dt.timedelta(minutes=5))
     page = parse(signed_in.get("/").content)
     waits = [float(page.find("#notifications").attrs["data-poll-after"] or "nan")]
     query = {"seen": [seen(first, "SCHEDULED"), seen(later, "SCHEDULED")]}
@@ -357,7 +357,7 @@ def test_retry_of_a_notification_that_has_not_failed_does_nothing(signed_in, ali
 
     notification.refresh_from_db()
     assert notification.task_result_id == before
-    assert DBTaskResult.objects.count() == 1
+    assert DBTaskResult.objects.filter(task_path=SEND).count() == 1
 
 
 def test_retry_needs_post(signed_in, alice):

@@ -18,7 +18,7 @@ from messagecenter import outbound
 from messagecenter.channels import Channel
 from messagecenter.checks import check_ntfy_allowed_networks
 from messagecenter.models import Notification
-from messagecenter.views import enqueue_delivery
+from messagecenter.sending import send
 from tests.conftest import run_worker
 from tests.ntfy_server import Reply
 
@@ -122,7 +122,7 @@ def test_a_channel_on_a_refused_address_fails_at_once(ntfy, settings, django_use
         owner=alice, name="Internal", server_url=ntfy.url, topic="internal"
     )
     notification = Notification.objects.create(owner=alice, channel=channel, message="hi")
-    result, _ = enqueue_delivery(notification)
+    result = send(notification).results[0]  # the one channel's send
     run_worker()
     result.refresh()
     assert result.status == TaskResultStatus.FAILED

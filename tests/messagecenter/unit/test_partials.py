@@ -10,9 +10,12 @@ import pytest
 from django.template.loader import render_to_string
 
 from messagecenter.forms import NotificationForm
+from messagecenter.live import fingerprint
 from messagecenter.models import Notification
+from messagecenter.results import MessageDelivery
 from tests.deliveries import delivery
 from tests.deliveries import error
+from tests.deliveries import message
 from tests.html import parse
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
@@ -34,7 +37,9 @@ def notification(**fields):
 
 
 def render_row(delivery, **fields):
-    html = render_to_string(ROW, {"notification": notification(**fields), "delivery": delivery})
+    """The row of a notification to one channel, or to several (a MessageDelivery)."""
+    shown = delivery if isinstance(delivery, MessageDelivery) else message(delivery)
+    html = render_to_string(ROW, {"notification": notification(**fields), "delivery": shown})
     return parse(html).find("li.notification")
 
 
@@ -45,7 +50,8 @@ def test_unfinished_row_is_followed_by_the_live_channel(state, attempts):
     row = render_row(delivery(state, attempts=attempts))
     assert row.attrs["id"] == "notification-7"
     assert row.attrs["data-status"] == state
-    assert row.attrs["data-progress"] == f"7.42:{state}:{attempts}"
+    # A fingerprint of the report's progress (none yet) and the channel's.
+    assert row.attrs["data-progress"] == f"7.{fingerprint(f'|42:{state}:{attempts}')}"
     # One channel a page: a row never polls by itself.
     assert not POLLING_ATTRIBUTES & set(row.attrs)
 
@@ -143,7 +149,7 @@ def test_row_escapes_what_users_typed():
         ROW,
         {
             "notification": notification(message="<script>alert(1)</script>", title="<b>x</b>"),
-            "delivery": delivery("READY"),
+            "delivery": message(delivery("READY")),
         },
     )
     assert "<script>" not in html
@@ -221,3 +227,37 @@ def test_templates_have_no_inline_script_or_style(path):
     assert not re.search(r"\sstyle=", text)
     assert not re.search(r"\son[a-z]+=", text), "inline event handler"
     assert "hx-on" not in text
+
+
+def test_a_row_to_several_channels_shows_each_channels_state_and_the_report():
+    shown = message(
+        delivery("SUCCESSFUL", attempts=1),
+        delivery("FAILED", attempts=1, last_error=error("ntfy answered 403 Forbidden")),
+        names=("Laptop", "Phone"),
+        report_text="Delivered to 1 of 2 channels; Phone failed: ...",
+    )
+    row = render_row(shown)
+    assert row.attrs["data-status"] == "PARTIAL"
+    assert row.find(".notification__head").find("span.status").text == "Partly delivered"
+    states = row.find_all("li.channel-state")
+    assert [s.find(".channel-state__name").text for s in states] == ["Laptop", "Phone"]
+    assert [s.attrs["data-status"] for s in states] == ["SUCCESSFUL", "FAILED"]
+    assert "HTTP 403" in states[1].find(".state-line").text
+    assert row.find("p.report").text == "Delivered to 1 of 2 channels; Phone failed: ..."
+    assert row.find("button.retry").text == "Retry failed channels"
+
+
+@pytest.mark.parametrize(
+    ("states", "status", "label"),
+    [
+        (("SUCCESSFUL", "RUNNING"), "RUNNING", "Sending"),
+        (("SCHEDULED", "READY"), "READY", "Queued"),
+        (("SUCCESSFUL", "SUCCESSFUL"), "SUCCESSFUL", "Delivered"),
+        (("FAILED", "CANCELLED"), "FAILED", "Failed"),
+        (("CANCELLED", "CANCELLED"), "CANCELLED", "Cancelled"),
+    ],
+)
+def test_a_message_to_several_channels_shows_the_most_advanced_state(states, status, label):
+    row = render_row(message(*(delivery(state, attempts=1) for state in states)))
+    assert row.attrs["data-status"] == status
+    assert row.find(".notification__head").find("span.status").text == label
