@@ -2,7 +2,7 @@
 
 A real worker process (one thread, as the Procfile runs it) delivers to the
 stand-in ntfy. Everything is enqueued through the app's own path
-(``views.enqueue_delivery``), so the per-user limit of settings.TASKS
+(``sending.send``), so the per-user limit of settings.TASKS
 applies. Bob sends while the worker is busy with Alice's backlog. The
 assertion is about order, not time: Bob's notification reaches ntfy before
 the 50th of Alice's that follow it, with most of her backlog still waiting.
@@ -18,7 +18,8 @@ from django.db import transaction
 from dbtasks.models import DBTaskResult
 from messagecenter.channels import default_channel
 from messagecenter.models import Notification
-from messagecenter.views import enqueue_delivery
+from messagecenter.sending import send
+from tests.deliveries import send_id
 from tests.live import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.slow]
@@ -35,7 +36,7 @@ def enqueue(owner, message: str, priority: int) -> Notification:
     notification = Notification.objects.create(
         owner=owner, message=message, priority=priority, channel=default_channel(owner)
     )
-    enqueue_delivery(notification)
+    send(notification)
     return notification
 
 
@@ -83,7 +84,7 @@ def test_a_flood_does_not_hold_up_another_users_message(
     alices_in_between = seen.index(bob_topic) - sent_before
     assert alices_in_between < WITHIN
     assert seen.index(bob_topic) < FLOOD // 2  # most of alice's backlog still waits
-    finished = DBTaskResult.objects.filter(pk=bobs.task_result_id, finished_at__isnull=False)
+    finished = DBTaskResult.objects.filter(pk=send_id(bobs), finished_at__isnull=False)
     row = wait_until(finished.first, timeout=30, what="bob's result to be recorded")
     assert row.finished_at is not None
     delay = (row.finished_at - row.enqueued_at).total_seconds()
