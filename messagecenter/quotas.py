@@ -1,7 +1,11 @@
 """Per-user send quotas: at most so many notifications per rolling hour and per day.
 
 Counted from the ``Notification`` rows themselves (every message a user
-queued, whatever became of it), so there is no counter to drift. The
+queued, whatever became of it), so there is no counter to drift. A message
+to several channels counts once: the quota is what the user is told, in
+notifications; what each channel's send costs the workers is limited by
+the per-sender concurrency key (``tasks.sender_key``), where every
+channel's send holds a slot, and the form allows at most 10 channels. The
 defaults are settings (``SENDS_PER_HOUR``, ``SENDS_PER_DAY``); a
 ``SendQuota`` row, editable in the admin, overrides them for one user.
 

@@ -221,7 +221,10 @@
     typedSinceSend = {};
     if (event.detail.xhr.status === 200) {
       for (const field of form.querySelectorAll("input[name], textarea[name], select[name]")) {
-        if (field.type !== "hidden" && field.value !== (sentValues.get(field.name) || "")) {
+        // Text typed meanwhile; a checkbox's value is not what was chosen (the
+        // channels are several boxes of one name), so boxes are left as sent.
+        const typed = !["hidden", "checkbox", "radio"].includes(field.type);
+        if (typed && field.value !== (sentValues.get(field.name) || "")) {
           typedSinceSend[field.name] = field.value;
         }
       }
@@ -235,7 +238,7 @@
     }
     for (const [name, value] of Object.entries(typedSinceSend)) {
       const field = form.elements.namedItem(name);
-      if (field && "value" in field) {
+      if (field instanceof HTMLElement && "value" in field) {
         field.value = value;
         const folded = field.closest("details");
         if (folded) {
