@@ -22,8 +22,8 @@ from django.db import connections
 from django.db import router
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils import timezone
 
+from dbtasks.clock import database_time
 from dbtasks.models import BLOCKED
 from dbtasks.models import FINISHED
 from dbtasks.models import RUNNING
@@ -54,17 +54,19 @@ def close_attempt(
     limited = bool(row.concurrency_key)
     if not (releases_members or limited):
         return write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
-    now = timezone.now()
     if limited and changes.get("status") == SCHEDULED:
         # A retry in its backoff waits without a slot; it takes one again when due.
         # (SCHEDULED: due later by the clock the worker closed the attempt with.)
         changes = {**changes, "status": BLOCKED}
     db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
     with short_transaction(db, idle_limit=heartbeat_timeout_of(row.backend_name)):
+        # The server's time, not this host's: it says which blocked rows are
+        # due and when the one given the slot becomes available.
+        now = database_time(db) if limited else None
         closed = write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
         if closed and releases_members:
             member_finished(db, row.pk)
-        if closed and limited:
+        if closed and now is not None:
             give_back_slot(db, row, now)
     return closed
 

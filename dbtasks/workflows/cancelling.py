@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 
+from django.db import router
 from django.db import transaction
-from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
 from dbtasks.backend import parse_result_id
+from dbtasks.clock import database_time
 from dbtasks.compat import task_backends
 from dbtasks.exceptions import WorkflowDoesNotExist
 from dbtasks.models import FAILED
@@ -36,8 +37,8 @@ def cancel(workflow_id: str) -> int:
     workflow = DBWorkflow.objects.filter(pk=pk).first() if pk is not None else None
     if workflow is None:
         raise WorkflowDoesNotExist(f"No workflow has id {workflow_id!r}.")
-    db = workflow._state.db
-    now = timezone.now()
+    db = workflow._state.db or router.db_for_write(DBWorkflow)
+    now = database_time(db)
     with transaction.atomic(using=db):
         # Member rows first, in id order, as every finish locks them (release.py).
         ids = list(

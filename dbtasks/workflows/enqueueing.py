@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
+from dbtasks.clock import database_time
 from dbtasks.compat import InvalidTask
 from dbtasks.compat import TaskResult
 from dbtasks.models import BLOCKED
@@ -53,8 +53,9 @@ def enqueue(members: list[Planned], *, name: str) -> WorkflowResult:
     backend = backend_of(members)
     db = backend.db_alias
     with transaction.atomic(using=db):
+        now = database_time(db)  # the server's time, as enqueue() writes
         workflow = DBWorkflow.objects.using(db).create(
-            backend_name=backend.alias, name=name, created_at=timezone.now()
+            backend_name=backend.alias, name=name, created_at=now
         )
         results: list[TaskResult[Any, Any]] = [
             member.call.task.enqueue(*member.call.args, **member.call.kwargs) for member in members
@@ -84,7 +85,7 @@ def enqueue(members: list[Planned], *, name: str) -> WorkflowResult:
         # gives it back: it asks for one again when it is released.
         limited = waiting.exclude(concurrency_key="").values_list("backend_name", "concurrency_key")
         for backend_name, key in set(limited):
-            semaphores.give_back(db, backend_name, [key], timezone.now())
+            semaphores.give_back(db, backend_name, [key], now)
     # As written: no need to read it back.
     return WorkflowResult(
         id=str(workflow.pk),

@@ -26,9 +26,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import F
-from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
+from dbtasks.clock import database_time
 from dbtasks.compat import task_backends
 from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.models import BLOCKED
@@ -65,7 +65,7 @@ def release(db: str, result_id: int) -> None:
     tasks = DBTaskResult.objects.using(db)
     by_id = tasks.in_bulk(member.waits_on)
     finished = [by_id[pk] for pk in member.waits_on if pk in by_id]
-    now = timezone.now()
+    now = database_time(db)  # the server's, as the claim that will take it
     if member.receives == VALUE:
         previous = finished[0] if finished else None
         if previous is None or previous.status != SUCCESSFUL:
