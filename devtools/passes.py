@@ -6,7 +6,8 @@ the rest), and the four passes and mypy run at once: they share nothing
 (each pytest process has its own test database, ports and temporary
 files), and most of their time is spent waiting on the processes they start
 (workers, gunicorn, a browser, a private Postgres cluster), so on a
-two-core machine the whole takes little more than the longest pass.
+two-core machine the whole takes little more than the longest pass. The test
+that restarts the Postgres server runs last, alone.
 
 The first pass prints to the terminal as it goes; the others write to
 ``test-artifacts/<name>.log``, printed after it (their summary, or all of it
@@ -39,16 +40,30 @@ SQLITE_PASSES = (
     ("sqlite-dbtasks", ("tests/dbtasks",)),
 )
 # ...and again on Postgres every layer that touches the database.
+NOT_ALONE = ("-m", "not restarts_postgres")
 POSTGRES_PASSES = (
     (
         "postgres",
-        ("tests/messagecenter/integration", "tests/messagecenter/process", "tests/deploy"),
+        (
+            *NOT_ALONE,
+            "tests/messagecenter/integration",
+            "tests/messagecenter/process",
+            "tests/deploy",
+        ),
     ),
     (
         "postgres-dbtasks",
-        ("tests/dbtasks/integration", "tests/dbtasks/process", "tests/dbtasks/postgres"),
+        (
+            *NOT_ALONE,
+            "tests/dbtasks/integration",
+            "tests/dbtasks/process",
+            "tests/dbtasks/postgres",
+        ),
     ),
 )
+# A test that restarts the server would cut the other passes' sessions: it
+# runs after them, alone (and skips unless DBTASKS_TEST_PG_RESTART=1).
+POSTGRES_ALONE = ("postgres-restart", ("-m", "restarts_postgres", "tests/messagecenter/process"))
 KINDS = ("mypy", "sqlite", "postgres")
 # Lines of a passing log to show: pytest's summary ("N passed ...") is the last.
 SUMMARY_LINES = 3
@@ -122,7 +137,8 @@ def postgres_passes(url: str) -> list[Pass]:
     if ready.returncode != 0:
         print("Postgres passes skipped: nothing answers at TEST_POSTGRES_URL.", flush=True)
         return []
-    return [pytest_pass(name, args, {"DATABASE_URL": url}) for name, args in POSTGRES_PASSES]
+    passes = (*POSTGRES_PASSES, POSTGRES_ALONE)
+    return [pytest_pass(name, args, {"DATABASE_URL": url}) for name, args in passes]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,10 +163,15 @@ def main(argv: list[str] | None = None) -> int:
             each.start()
             failed += each.finish()
     else:
-        for each in passes:
+        alone = [each for each in passes if each.name == POSTGRES_ALONE[0]]
+        together = [each for each in passes if each not in alone]
+        for each in together:
             each.start()
         # The terminal's pass first, so that no other report lands inside its output.
-        for each in sorted(passes, key=lambda each: not each.foreground):
+        for each in sorted(together, key=lambda each: not each.foreground):
+            failed += each.finish()
+        for each in alone:
+            each.start()
             failed += each.finish()
     if failed:
         print(f"make test: failed: {', '.join(failed)}", flush=True)

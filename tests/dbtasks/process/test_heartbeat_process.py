@@ -70,6 +70,10 @@ def test_a_task_holding_the_gil_past_the_timeout_keeps_its_worker_alive(start_wo
 
 def test_without_the_heartbeat_process_the_same_task_makes_its_worker_look_lost(start_worker):
     # What the test above guards against: the heartbeat thread alone is starved.
+    if connection.vendor == "sqlite":
+        # The control runs where its test runs: on SQLite the starved worker may
+        # hold the one write lock, so that the others cannot even record it lost.
+        pytest.skip("the control of a test skipped on SQLite (see the test above)")
     start_worker("--queue", "default", "--threads", "1", "--no-heartbeat-process")
     start_worker("--queue", "other")
     result = control_tasks.holds_the_gil.enqueue("gil", HEARTBEAT_TIMEOUT * 3)

@@ -291,6 +291,8 @@ class Prober:
         return round(self.failures[-1] - self.failures[0], 2) if self.failures else 0.0
 
 
+# It cuts every session on the server: make test runs it alone, after the other passes.
+@pytest.mark.restarts_postgres
 def test_a_server_restart_costs_no_task_and_the_site_recovers(start_worker, browser):
     version, name = local_cluster()
     keys = enqueue(600, 0.02)

@@ -10,10 +10,18 @@ from devtools import passes
 
 
 def test_the_passes_run_folders_that_exist():
-    for _name, args in (*passes.SQLITE_PASSES, *passes.POSTGRES_PASSES):
-        for path in args:
-            path = path.removeprefix("--ignore=")
-            assert (passes.ROOT / path).is_dir(), path
+    every = (*passes.SQLITE_PASSES, *passes.POSTGRES_PASSES, passes.POSTGRES_ALONE)
+    for _name, args in every:
+        for arg in args:
+            path = arg.removeprefix("--ignore=")
+            if path.startswith("tests"):
+                assert (passes.ROOT / path).is_dir(), path
+
+
+def test_the_test_that_restarts_postgres_runs_alone_after_the_rest():
+    for _name, args in passes.POSTGRES_PASSES:
+        assert args[:2] == ("-m", "not restarts_postgres")
+    assert passes.POSTGRES_ALONE[1][:2] == ("-m", "restarts_postgres")
 
 
 def test_without_a_postgres_url_the_pass_is_skipped_and_says_so(monkeypatch, capsys):
