@@ -65,3 +65,22 @@ def test_a_pass_reported_after_another_keeps_its_own_time(tmp_path, monkeypatch)
     early.finish()  # reported only now
 
     assert 0 < took == early.seconds
+
+
+def test_main_runs_each_pass_and_fails_if_one_fails(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(passes, "LOGS", tmp_path)
+    monkeypatch.setattr(passes, "ROOT", tmp_path)
+    monkeypatch.setenv("TEST_POSTGRES_URL", "")
+    exits = {"sqlite": 0, "sqlite-dbtasks": 1, "mypy": 0}
+    real = passes.Pass
+
+    def each_exits(name, command, **kwargs):  # every pass's command: exit as planned
+        return real(name, [sys.executable, "-c", f"raise SystemExit({exits[name]})"], **kwargs)
+
+    monkeypatch.setattr(passes, "Pass", each_exits)
+
+    assert passes.main([]) == 1
+
+    out = capsys.readouterr().out
+    assert "----- mypy: passed" in out
+    assert "make test: failed: sqlite-dbtasks" in out
