@@ -81,7 +81,10 @@ def release(db: str, result_id: int) -> None:
         # Raising here would undo the finish being recorded; the member fails instead.
         cancel_dependant(db, result_id, because=str(error), now=now)
         return
-    available_after = max(now, row.run_after or now)
+    # Available since it was enqueued (a time the server wrote), unless its
+    # run_after is later: never "now", which a worker's estimate of the
+    # server's clock may trail by a few milliseconds.
+    available_after = max(row.available_after, row.run_after or row.available_after)
     # Due later (its run_after): SCHEDULED, staged to READY when due.
     status = waiting_status(available_after, now)
     backend = task_backends[row.backend_name] if row.backend_name in settings.TASKS else None
