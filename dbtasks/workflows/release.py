@@ -26,9 +26,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import F
+from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
-from dbtasks.clock import database_time
 from dbtasks.compat import task_backends
 from dbtasks.exceptions import TaskArgumentsCorrupt
 from dbtasks.models import BLOCKED
@@ -65,7 +65,7 @@ def release(db: str, result_id: int) -> None:
     tasks = DBTaskResult.objects.using(db)
     by_id = tasks.in_bulk(member.waits_on)
     finished = [by_id[pk] for pk in member.waits_on if pk in by_id]
-    now = database_time(db)  # the server's, as the claim that will take it
+    now = timezone.now()
     if member.receives == VALUE:
         previous = finished[0] if finished else None
         if previous is None or previous.status != SUCCESSFUL:
@@ -81,10 +81,7 @@ def release(db: str, result_id: int) -> None:
         # Raising here would undo the finish being recorded; the member fails instead.
         cancel_dependant(db, result_id, because=str(error), now=now)
         return
-    # Available since it was enqueued (a time the server wrote), unless its
-    # run_after is later: never "now", which a worker's estimate of the
-    # server's clock may trail by a few milliseconds.
-    available_after = max(row.available_after, row.run_after or row.available_after)
+    available_after = max(now, row.run_after or now)
     # Due later (its run_after): SCHEDULED, staged to READY when due.
     status = waiting_status(available_after, now)
     backend = task_backends[row.backend_name] if row.backend_name in settings.TASKS else None
