@@ -60,14 +60,13 @@ def close_attempt(
         changes = {**changes, "status": BLOCKED}
     db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
     with short_transaction(db, idle_limit=heartbeat_timeout_of(row.backend_name)):
-        # The server's time, not this host's: it says which blocked rows are
-        # due and when the one given the slot becomes available.
-        now = database_time(db) if limited else None
         closed = write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
         if closed and releases_members:
             member_finished(db, row.pk)
-        if closed and now is not None:
-            give_back_slot(db, row, now)
+        if closed and limited:
+            # The server's time, not this host's: it says which blocked rows are
+            # due and when the one given the slot becomes available.
+            give_back_slot(db, row, database_time(db))
     return closed
 
 
