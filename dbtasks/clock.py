@@ -29,6 +29,7 @@ local one (offset zero).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC
 from datetime import datetime
@@ -46,6 +47,12 @@ NOTABLE_OFFSET = timedelta(seconds=1)
 # a stalled server) never replaces a closer one: an error of seconds would
 # make the worker take live workers for lost, or run tasks early.
 MAX_ROUND_TRIP = 0.5  # seconds
+# A new offset may be a few milliseconds below the last one (each reading is
+# off by up to half its round trip). Within this much the clock holds at the
+# last time it told instead of going back, so a time this worker wrote (a
+# released workflow step's "due since") is never in its own future. A host
+# clock stepped back further than this is followed.
+HOLD_WITHIN = timedelta(seconds=1)
 
 
 class DatabaseClock:
@@ -58,9 +65,17 @@ class DatabaseClock:
         self.offset = timedelta(0)
         # The round trip of the reading the offset comes from (None: not measured yet).
         self.round_trip: float | None = None
+        self._told: datetime | None = None  # the last time this clock told
+        self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
-        return timezone.now() + self.offset
+        with self._lock:
+            now = timezone.now() + self.offset
+            told = self._told
+            if told is not None and told - HOLD_WITHIN < now < told:
+                return told
+            self._told = now
+            return now
 
     def sync(self) -> timedelta:
         """Measure the offset on this thread's connection; return it.

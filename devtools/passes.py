@@ -125,7 +125,9 @@ class Pass:
 def pytest_pass(name: str, args: tuple[str, ...], env: dict[str, str] | None = None) -> Pass:
     # Each pass its own pytest cache, so that concurrent passes never write one file.
     cache = ("-o", f"cache_dir=.pytest_cache/{name}")
-    return Pass(name, [*PYTEST, *cache, *args], env=env or {})
+    # The slowest tests in each log: where make test's minutes go.
+    durations = ("--durations=15",)
+    return Pass(name, [*PYTEST, *cache, *durations, *args], env=env or {})
 
 
 def postgres_passes(url: str) -> list[Pass]:

@@ -62,7 +62,7 @@ def close_attempt(
     with short_transaction(db, idle_limit=heartbeat_timeout_of(row.backend_name)):
         closed = write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
         if closed and releases_members:
-            member_finished(db, row.pk)
+            member_finished(db, row.pk, attempt.stopped_at)
         if closed and limited:
             # The server's time, not this host's: it says which blocked rows are
             # due and when the one given the slot becomes available.

@@ -26,7 +26,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import F
-from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
 from dbtasks.compat import task_backends
@@ -44,8 +43,13 @@ from dbtasks.workflows.models import VALUE
 from dbtasks.workflows.models import DBWorkflowMember
 
 
-def member_finished(db: str, result_id: int) -> None:
-    """Count a member that just finished for good in each member waiting on it."""
+def member_finished(db: str, result_id: int, now: datetime) -> None:
+    """Count a member that just finished for good in each member waiting on it.
+
+    ``now`` is the time the finish is recorded with: the worker's reading of
+    the database server's clock (``dbtasks/clock.py``), so a released step is
+    due by the clock every worker claims with, not by this host's.
+    """
     members = DBWorkflowMember.objects.using(db)
     if not members.filter(pk=result_id, settled=False).update(settled=True):
         return  # counted already, or its member row was purged
@@ -56,16 +60,15 @@ def member_finished(db: str, result_id: int) -> None:
         )
         # Under the lock the UPDATE took, so this reads this transaction's count.
         if counted and not members.filter(pk=dependant).values_list("waiting_for", flat=True).get():
-            release(db, dependant)
+            release(db, dependant, now)
 
 
-def release(db: str, result_id: int) -> None:
+def release(db: str, result_id: int, now: datetime) -> None:
     """Everything ``result_id`` waited on has finished: make it READY, or cancel it."""
     member = DBWorkflowMember.objects.using(db).get(pk=result_id)
     tasks = DBTaskResult.objects.using(db)
     by_id = tasks.in_bulk(member.waits_on)
     finished = [by_id[pk] for pk in member.waits_on if pk in by_id]
-    now = timezone.now()
     if member.receives == VALUE:
         previous = finished[0] if finished else None
         if previous is None or previous.status != SUCCESSFUL:
@@ -129,7 +132,7 @@ def cancel_dependant(db: str, result_id: int, *, because: str, now: datetime) ->
         .update(status=FAILED, finished_at=now, cancelled_at=now, cancel_reason=because)
     )
     if cancelled:
-        member_finished(db, result_id)
+        member_finished(db, result_id, now)
 
 
 def cancel_members(rows: DBTaskResultQuerySet, now: datetime) -> int:
@@ -150,7 +153,7 @@ def cancel_members(rows: DBTaskResultQuerySet, now: datetime) -> int:
         .update(status=FAILED, finished_at=now, cancelled_at=now, worker_id="")
     )
     for result_id in locked:
-        member_finished(db, result_id)
+        member_finished(db, result_id, now)
     return cancelled
 
 

@@ -14,7 +14,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from dbtasks import workflows
 from dbtasks.models import SUCCESSFUL
+from tests import tasks
 from tests.dbtasks import limit_tasks
 from tests.dbtasks.helpers import Running
 from tests.dbtasks.helpers import override_options
@@ -43,3 +45,19 @@ def test_the_slot_passed_on_by_a_fast_hosts_close_is_available_at_once(transacti
             running.worker.request_stop()
             running.join(timeout=30)
     assert row_of(first).status == SUCCESSFUL
+
+
+def test_a_step_released_by_a_fast_hosts_close_is_due_at_once(transactional_db):
+    run = workflows.chain(workflows.call(tasks.add, 1, 2), workflows.call(tasks.add, 10)).enqueue()
+
+    with time_machine.travel(timezone.now() + AHEAD, tick=True):
+        running = Running(threads=2)
+        try:
+            wait_until(
+                lambda: run.refresh().status == SUCCESSFUL,
+                timeout=30,  # by the host's clock the second step would wait two minutes
+                what="the chain's second step, released by the first, to run",
+            )
+        finally:
+            running.worker.request_stop()
+            running.join(timeout=30)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+import time_machine
 
 from dbtasks import clock as clock_module
 from dbtasks.clock import MAX_ROUND_TRIP
@@ -65,3 +66,15 @@ def test_a_slow_reading_replaces_a_slower_one(host):
     assert clock.sync() == timedelta(seconds=SERVER_AHEAD + 1)
     host.delay = 4.0
     assert clock.sync() == timedelta(seconds=SERVER_AHEAD + 1)
+
+
+def test_a_new_offset_milliseconds_lower_does_not_turn_the_clock_back():
+    clock = DatabaseClock("default")
+    with time_machine.travel(datetime(2026, 11, 30, 12, tzinfo=UTC), tick=False):
+        told = clock()
+        clock.offset = timedelta(milliseconds=-3)  # a new reading, a little lower
+        assert clock() == told  # held: nothing this worker wrote is in its future
+        clock.offset = timedelta(seconds=-2)  # the host's clock was stepped back
+        assert clock() == told - timedelta(seconds=2)
+        clock.offset = timedelta(0)
+        assert clock() == told
