@@ -32,7 +32,7 @@ class _Compiled:
     params: tuple[Any, ...]
     slots: tuple[tuple[int, int], ...]  # (position in params, index of the value)
     names: tuple[str, ...]  # the columns, in the order the SQL selects them
-    fields: tuple[Any, ...]  # their expressions, for the converters
+    converters: dict[int, Any]  # the ORM's converters by column (datetimes, booleans)
 
 
 class CompiledQuery:
@@ -61,10 +61,9 @@ class CompiledQuery:
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             found: list[Any] = cursor.fetchall()
-        compiler = compiled.query.get_compiler(connection=connection)
-        converters = compiler.get_converters(compiled.fields)
-        if converters:
-            found = list(compiler.apply_converters(found, converters))
+        if compiled.converters:
+            compiler = compiled.query.get_compiler(connection=connection)
+            found = list(compiler.apply_converters(found, compiled.converters))
         return [dict(zip(compiled.names, row, strict=True)) for row in found]
 
     def _compile(self, count: int, using: str) -> _Compiled:
@@ -87,5 +86,5 @@ class CompiledQuery:
         names = tuple(alias for _, _, alias in selected)
         if not all(names):
             raise RuntimeError(f"CompiledQuery: select with values(), got {sql!r}")
-        fields = tuple(expression for expression, _, _ in selected)
-        return _Compiled(query, sql, tuple(params), slots, names, fields)
+        converters = compiler.get_converters([expression for expression, _, _ in selected])
+        return _Compiled(query, sql, tuple(params), slots, names, converters)

@@ -20,9 +20,8 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
-from django.db.models import OuterRef
+from django.db.models import F
 from django.db.models import QuerySet
-from django.db.models import Subquery
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.http import HttpResponseForbidden
@@ -85,24 +84,23 @@ COLUMNS = (
 )
 
 
-def _report(column: str) -> Subquery:
-    """The delivery report's ``column`` (from ``with_progress``) of the row's notification."""
-    report = with_progress(
-        Notification.objects.filter(pk=OuterRef("notification_id")),
-        "task_result_id",
-        backend=report_delivery.backend,
-        task=report_delivery,
-    )
-    return Subquery(report.values(column))
-
-
 def _progress_query(values: list[int]) -> QuerySet[Destination, dict[str, Any]]:
-    """The channels of the user ``values[0]``'s notifications ``values[1:]``, with progress."""
+    """The channels of the user ``values[0]``'s notifications ``values[1:]``, with progress.
+
+    The report's progress first (its result id is the notification's, joined
+    on its key), kept under other names, then each channel's own.
+    """
     destinations = Destination.objects.filter(
         notification__owner_id=values[0], notification_id__in=values[1:]
-    ).annotate(report_progress=_report("progress"), report_due=_report("progress_due"))
+    )
+    with_report = with_progress(
+        destinations,
+        "notification__task_result_id",
+        backend=report_delivery.backend,
+        task=report_delivery,
+    ).annotate(report_progress=F("progress"), report_due=F("progress_due"))
     annotated = with_progress(
-        destinations, "task_result_id", backend=send_notification.backend, task=send_notification
+        with_report, "task_result_id", backend=send_notification.backend, task=send_notification
     )
     # In the order deliveries_for() lists them, so both write the same text.
     rows: QuerySet[Destination, dict[str, Any]] = annotated.order_by(
