@@ -42,6 +42,7 @@ from tests.live import BASE_DIR
 from tests.live import Service
 from tests.live import child_env
 from tests.live import start_web
+from tests.live import wait_until
 from tests.ntfy_server import NtfyStandIn
 
 ARTIFACTS = BASE_DIR / "test-artifacts"
@@ -138,17 +139,33 @@ def app_server(app: App) -> Iterator[str]:
         web.stop(timeout=10)
 
 
+# What the worker logs once it is ready (dbtasks/worker/loop.py, at INFO).
+STARTED = " started: queues="
+
+
 class Worker(Service):
     """The `dbtasks_worker` subprocess; tests stop it to hold tasks in Ready."""
 
     def start(self, *extra_args: str) -> Worker:
-        """Start the worker, with extra command-line options for this run only."""
+        """Start the worker, with extra command-line options for this run only.
+
+        Returns once it has logged its start (its signal handlers are in
+        place by then): a SIGTERM while Python still imports Django would
+        end it with the default action (-15) instead of a clean stop.
+        """
+        started = self.output().count(STARTED)
         base = self.argv
         self.argv = [*base, *extra_args]
         try:
             super().start()
         finally:
             self.argv = base
+        wait_until(
+            lambda: self.output().count(STARTED) > started or not self.running,
+            timeout=60,
+            what="the worker to start",
+            details=self.describe,
+        )
         return self
 
     def ensure_running(self) -> None:

@@ -15,6 +15,7 @@ from dbtasks import workflows
 from dbtasks.compat import TaskResultStatus
 from dbtasks.models import DBTaskAttempt
 from dbtasks.models import DBTaskResult
+from dbtasks.worker import EXIT_STALLED
 from dbtasks.workflows.models import DBWorkflowMember
 from tests import tasks
 from tests.testapp.models import TaskRun
@@ -70,7 +71,12 @@ def test_real_workers_run_each_callback_once_after_its_members(start_worker):
             f"{list(unfinished.values_list('id', 'status')[:10])}"
         )
         time.sleep(0.1)
-    assert all(worker.running for worker in workers)
+    # None crashed. On a loaded machine a worker may have waited longer than
+    # the heartbeat timeout to record an outcome (SQLite's write lock) and
+    # left, by design, for the others to recover its attempts: counted below.
+    assert all(worker.running or worker.returncode == EXIT_STALLED for worker in workers), [
+        worker.returncode for worker in workers
+    ]
 
     runs = dict(TaskRun.objects.values_list("key").annotate(runs=Count("id")))
     # A live worker presumed lost on a loaded machine may run a task twice
