@@ -40,7 +40,10 @@ SQLITE_PASSES = (
     ("sqlite", ("tests", "--ignore=tests/dbtasks")),
     ("sqlite-dbtasks", ("tests/dbtasks",)),
 )
-# ...and again on Postgres every layer that touches the database.
+# ...and again on Postgres every layer that touches the database. The
+# Postgres-only dbtasks tests (a fleet in network namespaces, PgBouncer,
+# skewed clocks) go with the app's, so that the two passes take about as
+# long: the longest pass is make test's time.
 NOT_ALONE = ("-m", "not restarts_postgres")
 POSTGRES_PASSES = (
     (
@@ -50,6 +53,7 @@ POSTGRES_PASSES = (
             "tests/messagecenter/integration",
             "tests/messagecenter/process",
             "tests/deploy",
+            "tests/dbtasks/postgres",
         ),
     ),
     (
@@ -58,7 +62,6 @@ POSTGRES_PASSES = (
             *NOT_ALONE,
             "tests/dbtasks/integration",
             "tests/dbtasks/process",
-            "tests/dbtasks/postgres",
         ),
     ),
 )
@@ -128,22 +131,27 @@ class Pass:
 def pytest_pass(name: str, args: tuple[str, ...], env: dict[str, str] | None = None) -> Pass:
     # Each pass its own pytest cache, so that concurrent passes never write one file.
     cache = ("-o", f"cache_dir=.pytest_cache/{name}")
-    # The slowest tests in each log: where make test's minutes go.
-    durations = ("--durations=15",)
+    # Where make test's minutes go: the slowest tests at the end of each
+    # log, every test's time in test-artifacts/<name>.xml.
+    durations = ("--durations=15", f"--junitxml={LOGS.relative_to(ROOT)}/{name}.xml")
     return Pass(name, [*PYTEST, *cache, *durations, *args], env=env or {})
 
 
-def postgres_passes(url: str) -> list[Pass]:
-    """The Postgres passes, or none (and why) when there is no server to run them on."""
+def postgres_passes(url: str) -> tuple[list[Pass], list[Pass]]:
+    """The Postgres passes that run beside the others, and the one that runs alone.
+
+    None (and why) when there is no server to run them on.
+    """
     if not url:
         print("Postgres passes skipped: TEST_POSTGRES_URL is empty.", flush=True)
-        return []
+        return [], []
     ready = subprocess.run([sys.executable, "-m", "devtools.pg_ready", url], cwd=ROOT, check=False)
     if ready.returncode != 0:
         print("Postgres passes skipped: nothing answers at TEST_POSTGRES_URL.", flush=True)
-        return []
-    passes = (*POSTGRES_PASSES, POSTGRES_ALONE)
-    return [pytest_pass(name, args, {"DATABASE_URL": url}) for name, args in passes]
+        return [], []
+    env = {"DATABASE_URL": url}
+    together = [pytest_pass(name, args, env) for name, args in POSTGRES_PASSES]
+    return together, [pytest_pass(*POSTGRES_ALONE, env)]
 
 
 def compile_project() -> None:
@@ -166,23 +174,23 @@ def main(argv: list[str] | None = None) -> int:
     LOGS.mkdir(exist_ok=True)
     compile_project()
 
-    passes = [pytest_pass(name, args) for name, args in SQLITE_PASSES]
-    passes.append(Pass("mypy", [sys.executable, "-m", "mypy"]))
+    together = [pytest_pass(name, args) for name, args in SQLITE_PASSES]
+    together.append(Pass("mypy", [sys.executable, "-m", "mypy"]))
+    alone: list[Pass] = []
     if options.only in (None, "postgres"):
-        passes += postgres_passes(os.environ.get("TEST_POSTGRES_URL", ""))
+        postgres, alone = postgres_passes(os.environ.get("TEST_POSTGRES_URL", ""))
+        together += postgres
     if options.only:
-        passes = [each for each in passes if each.name.split("-")[0] == options.only]
-    for number, each in enumerate(passes):
+        together = [each for each in together if each.name.split("-")[0] == options.only]
+    for number, each in enumerate([*together, *alone]):
         each.foreground = options.serial or number == 0
 
     failed: list[str] = []
     if options.serial:
-        for each in passes:
+        for each in [*together, *alone]:
             each.start()
             failed += each.finish()
     else:
-        alone = [each for each in passes if each.name == POSTGRES_ALONE[0]]
-        together = [each for each in passes if each not in alone]
         for each in together:
             each.start()
         # The terminal's pass first, so that no other report lands inside its output.

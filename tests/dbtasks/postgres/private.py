@@ -125,6 +125,10 @@ def pgbouncer(server_port: int, *, pool_size: int = 4) -> Iterator[Pooler]:
     port = _port(POOLER_PORTS, "PgBouncer")
     directory = Path(tempfile.mkdtemp(prefix="dbtasks-pgbouncer-"))
     (directory / "users.txt").write_text('"postgres" ""\n')
+    # ignore_startup_parameters: the test settings ask every session for
+    # synchronous_commit off (tests/settings.py); a transaction pooler
+    # cannot keep a session's settings, and refuses the connection unless
+    # told to drop them.
     (directory / "pgbouncer.ini").write_text(
         f"""[databases]
 * = host=127.0.0.1 port={server_port}
@@ -137,6 +141,7 @@ auth_file = {directory / "users.txt"}
 pool_mode = transaction
 default_pool_size = {pool_size}
 max_client_conn = 500
+ignore_startup_parameters = options
 logfile = {directory / "pgbouncer.log"}
 """
     )
