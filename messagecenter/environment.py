@@ -77,12 +77,16 @@ def redact_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
-def database_config(url: str, *, name: str = "DATABASE_URL") -> dict[str, Any]:
-    """Build a DATABASES entry from a URL, with our SQLite options.
+def database_config(
+    url: str, *, name: str = "DATABASE_URL", pooled: bool = False
+) -> dict[str, Any]:
+    """Build a DATABASES entry from a URL, with our SQLite or Postgres options.
 
     ``name`` is the variable the URL came from: a URL that cannot be parsed
     raises ImproperlyConfigured naming it (dj-database-url's own errors do
-    not say which setting was wrong), with any password masked.
+    not say which setting was wrong), with any password masked. ``pooled``:
+    the URL is a transaction pooler's (PgBouncer), so no prepared statements
+    and no server-side cursors.
     """
     if not url.strip():
         raise ImproperlyConfigured(
@@ -99,6 +103,11 @@ def database_config(url: str, *, name: str = "DATABASE_URL") -> dict[str, Any]:
         ) from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+    elif config["ENGINE"] == "django.db.backends.postgresql" and pooled:
+        # A transaction pooler hands each transaction any server connection: a
+        # session's cursors and prepared statements (the live poll's,
+        # messagecenter/compiled.py) would be lost. Django's documented switch.
+        config["DISABLE_SERVER_SIDE_CURSORS"] = True
     return config
 
 

@@ -111,7 +111,7 @@ def _progress_query(values: list[int]) -> QuerySet[Destination, dict[str, Any]]:
 
 # Compiled once per number of rows: the ORM takes longer to write this SQL
 # than the database takes to run it (compiled.py).
-_PROGRESS = CompiledQuery(_progress_query)
+_PROGRESS = CompiledQuery(_progress_query, name="messagecenter_live_poll")
 
 
 @dataclass(frozen=True, slots=True)

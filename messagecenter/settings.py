@@ -99,10 +99,12 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------
 
 # SQLite gets WAL, a busy timeout and IMMEDIATE transactions
-# (messagecenter/environment.py, SQLITE_OPTIONS: why each).
+# (messagecenter/environment.py, SQLITE_OPTIONS: why each); Postgres prepared
+# statements, unless DATABASE_URL is a transaction pooler's (DATABASE_POOLED).
 DATABASES = {
     "default": database_config(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        pooled=env_bool("DATABASE_POOLED", default=False),
     )
 }
 

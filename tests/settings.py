@@ -34,9 +34,13 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, te
 # tests of the key's handling override it.
 CHANNEL_TOKEN_KEYS = CHANNEL_TOKEN_KEYS or ["dGVzdHMtb25seS1jaGFubmVsLXRva2VuLWtleS0wMTI="]  # noqa: F405
 
+# Workers behind PgBouncer (tests/dbtasks/postgres/test_pgbouncer.py): DATABASE_URL
+# is the pooler, TEST_LISTEN_DATABASE_URL the server itself, for LISTEN (the
+# worker is told with TEST_TASK_OPTIONS='{"listen_database": "listen"}').
 DATABASES = {
     "default": database_config(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        pooled=bool(os.environ.get("TEST_LISTEN_DATABASE_URL")),
     )
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
@@ -58,11 +62,7 @@ else:
         )
     }
 
-# Workers behind PgBouncer (tests/dbtasks/postgres/test_pgbouncer.py): DATABASE_URL
-# is the pooler, TEST_LISTEN_DATABASE_URL the server itself, for LISTEN (the
-# worker is told with TEST_TASK_OPTIONS='{"listen_database": "listen"}').
 if os.environ.get("TEST_LISTEN_DATABASE_URL"):
-    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
     DATABASES["listen"] = database_config(os.environ["TEST_LISTEN_DATABASE_URL"])
 
 # A stand-in ntfy server is started by the tests that deliver; nothing here

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from messagecenter.compiled import CompiledQuery
 from messagecenter.models import Notification
@@ -31,7 +32,7 @@ def test_rows_are_the_querysets_for_any_ids(django_user_model):
         for text in ("hello", "50% 'off'", "100% 'on'", "Capital")
     ]
     theirs = Notification.objects.create(owner=bob, message="hello")
-    compiled = CompiledQuery(build)
+    compiled = CompiledQuery(build, name="test_compiled_query")
 
     for values in (
         [alice.pk, *(n.pk for n in mine)],
@@ -48,7 +49,46 @@ def test_rows_are_the_querysets_for_any_ids(django_user_model):
 def test_only_the_ids_are_parameters_on_postgres():
     if connection.vendor != "postgresql":
         pytest.skip("client-side binding's parse cache is psycopg's (Postgres)")
-    compiled = CompiledQuery(build)
+    compiled = CompiledQuery(build, name="test_compiled_query")
     compiled.rows([1, 2, 3], using="default")
     ((_, entry),) = compiled._compiled.items()
     assert len(entry.params) == 3  # psycopg caches a split query of at most 50
+
+
+def test_postgres_prepares_it_once_per_connection_then_only_executes(django_user_model):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements: Postgres")
+    alice = django_user_model.objects.create_user("alice")
+    mine = [Notification.objects.create(owner=alice, message=t) for t in ("hello", "50% 'off'")]
+    compiled = CompiledQuery(build, name="test_compiled_query_prepared")
+    values = [alice.pk, *(n.pk for n in mine)]
+
+    with CaptureQueriesContext(connection) as first:
+        rows = compiled.rows(values, using="default")
+    with CaptureQueriesContext(connection) as then:
+        again = compiled.rows(values, using="default")
+
+    assert rows == again == list(build(values))
+    name = "test_compiled_query_prepared_3"  # a statement per number of values
+    assert [query["sql"][: len(name) + 9] for query in first] == [
+        f"PREPARE {name} ",
+        f"EXECUTE {name}(",
+    ]
+    assert [query["sql"][: len(name) + 9] for query in then] == [f"EXECUTE {name}("]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        assert (name,) in cursor.fetchall()
+
+
+def test_not_behind_a_transaction_pooler(django_user_model):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements: Postgres")
+    alice = django_user_model.objects.create_user("alice")
+    compiled = CompiledQuery(build, name="test_compiled_query_pooled")
+    connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = True
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            assert compiled.rows([alice.pk, 1], using="default") == []
+    finally:
+        connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = False
+    assert [q["sql"].split(" ")[0] for q in queries] == ["SELECT"]
