@@ -45,6 +45,8 @@ class _Compiled:
     converters: dict[int, Any]  # the ORM's converters by column (datetimes, booleans)
     # Postgres: the statement's name, "PREPARE <name> AS <sql>" and "EXECUTE <name>(...)".
     prepared: tuple[str, str, str] | None = None
+    # SQLite: the names of the parameters, in order (see _named).
+    param_names: tuple[str, ...] = ()
 
 
 # The statements each Postgres connection (psycopg's, which a reconnect
@@ -87,7 +89,10 @@ class CompiledQuery:
                 if name not in on_this_connection:
                     cursor.execute(prepare)  # lasts as long as the session, whatever rolls back
                     on_this_connection.add(name)
-            cursor.execute(sql, params)
+            if compiled.param_names:
+                cursor.execute(sql, dict(zip(compiled.param_names, params, strict=True)))
+            else:
+                cursor.execute(sql, params)
             found: list[Any] = cursor.fetchall()
         if compiled.converters:
             compiler = compiled.query.get_compiler(connection=connection)
@@ -116,10 +121,28 @@ class CompiledQuery:
             raise RuntimeError(f"CompiledQuery: select with values(), got {sql!r}")
         converters = compiler.get_converters([expression for expression, _, _ in selected])
         prepared = None
-        if connections[using].vendor == "postgresql":
+        param_names: tuple[str, ...] = ()
+        vendor = connections[using].vendor
+        if vendor == "postgresql":
             sql, params, slots = _inline_constants(using, sql, params, slots)
             prepared = _prepared(f"{self.name}_{count}", sql, len(params))
-        return _Compiled(query, sql, tuple(params), slots, names, converters, prepared)
+        elif vendor == "sqlite":
+            sql, param_names = _named(sql, len(params))
+        return _Compiled(query, sql, tuple(params), slots, names, converters, prepared, param_names)
+
+
+def _named(sql: str, count: int) -> tuple[str, tuple[str, ...]]:
+    """The SQL with named placeholders (``%(p0)s``), and their names.
+
+    Django turns each ``%s`` into sqlite3's ``?`` with a regular expression
+    on every execute: 40 microseconds for the poll's 3 kB of SQL, a tenth
+    of the whole poll. Named placeholders it fills with Python's ``%``
+    operator instead, in a quarter of that.
+    """
+    names = tuple(f"p{number}" for number in range(count))
+    numbers = iter(names)
+    named = _PLACEHOLDER.sub(lambda m: "%%" if m.group() == "%%" else f"%({next(numbers)})s", sql)
+    return named, names
 
 
 def _prepared(name: str, sql: str, count: int) -> tuple[str, str, str]:
