@@ -109,7 +109,7 @@ def test_sign_up_verify_sign_in_and_send_to_ones_own_topic(
 
 
 def test_signing_out_in_another_tab_ends_the_live_channel(
-    signed_in: Page, dbtasks_worker: Worker
+    signed_in: Page, dbtasks_worker: Worker, ntfy: NtfyStandIn
 ) -> None:
     """The poll's token dies with the sign-out: a reload to sign-in, or a notice if typing."""
     page = signed_in
@@ -137,3 +137,11 @@ def test_signing_out_in_another_tab_ends_the_live_channel(
     expect(page.locator("#live-ended")).to_be_visible(timeout=STATUS_TIMEOUT)
     expect(page.locator("#id_message")).to_have_value("Half-written")
     dbtasks_worker.start()
+    # Leave nothing queued behind for the next test's worker to deliver
+    # (signed out, the page no longer shows the row: the stand-in does).
+    wait_until(
+        lambda: any(r.published.get("message") == "Waiting for a worker" for r in ntfy.requests),
+        timeout=STATUS_TIMEOUT / 1000,
+        what="the queued notification to be delivered",
+        details=dbtasks_worker.describe,
+    )
