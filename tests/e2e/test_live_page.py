@@ -348,6 +348,10 @@ def test_focus_returns_to_the_message_box_and_nothing_typed_is_lost(
     expect(row_of(page, "First message")).to_have_count(1)
     expect(page.locator("#id_message")).to_have_value("Second, typed meanwhile")
     expect(page.locator("#id_message")).to_be_focused()
+    # Leave nothing queued behind for the next test's worker to deliver.
+    expect(row_of(page, "First message").locator(".status")).to_have_text(
+        "Delivered", timeout=STATUS_TIMEOUT
+    )
 
 
 # --- Accessibility --------------------------------------------------------------------
