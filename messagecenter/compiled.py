@@ -43,7 +43,8 @@ class _Compiled:
     slots: tuple[tuple[int, int], ...]  # (position in params, index of the value)
     names: tuple[str, ...]  # the columns, in the order the SQL selects them
     converters: dict[int, Any]  # the ORM's converters by column (datetimes, booleans)
-    # Postgres: the statement's name, "PREPARE <name> AS <sql>" and "EXECUTE <name>(...)".
+    # Postgres, not behind a pooler: the statement's name, "PREPARE <name> AS <sql>"
+    # and "EXECUTE <name>(...)".
     prepared: tuple[str, str, str] | None = None
     # SQLite: the names of the parameters, in order (see _named).
     param_names: tuple[str, ...] = ()
@@ -81,9 +82,7 @@ class CompiledQuery:
         connection = connections[using]
         with connection.cursor() as cursor:
             sql = compiled.sql
-            if compiled.prepared and not connection.settings_dict.get(
-                "DISABLE_SERVER_SIDE_CURSORS"
-            ):
+            if compiled.prepared:
                 name, prepare, sql = compiled.prepared
                 on_this_connection = _PREPARED_ON.setdefault(connection.connection, set())
                 if name not in on_this_connection:
@@ -122,11 +121,12 @@ class CompiledQuery:
         converters = compiler.get_converters([expression for expression, _, _ in selected])
         prepared = None
         param_names: tuple[str, ...] = ()
-        vendor = connections[using].vendor
-        if vendor == "postgresql":
+        connection = connections[using]
+        if connection.vendor == "postgresql":
             sql, params, slots = _inline_constants(using, sql, params, slots)
-            prepared = _prepared(f"{self.name}_{count}", sql, len(params))
-        elif vendor == "sqlite":
+            if not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+                prepared = _prepared(f"{self.name}_{count}", sql, len(params))
+        elif connection.vendor == "sqlite":
             sql, param_names = _named(sql, len(params))
         return _Compiled(query, sql, tuple(params), slots, names, converters, prepared, param_names)
 

@@ -80,15 +80,14 @@ def test_postgres_prepares_it_once_per_connection_then_only_executes(django_user
         assert (name,) in cursor.fetchall()
 
 
-def test_not_behind_a_transaction_pooler(django_user_model):
+def test_not_behind_a_transaction_pooler(django_user_model, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("prepared statements: Postgres")
     alice = django_user_model.objects.create_user("alice")
     compiled = CompiledQuery(build, name="test_compiled_query_pooled")
-    connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = True
-    try:
-        with CaptureQueriesContext(connection) as queries:
-            assert compiled.rows([alice.pk, 1], using="default") == []
-    finally:
-        connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = False
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert compiled.rows([alice.pk, 1], using="default") == []
+
     assert [q["sql"].split(" ")[0] for q in queries] == ["SELECT"]
