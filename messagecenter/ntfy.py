@@ -204,6 +204,16 @@ def read_answer(response: httpx.Response) -> dict[str, Any]:
     raise NtfyUnavailable(f"{said}{detail}.", status_code=status, retry_after=retry_after)
 
 
+def ntfy_id_of(return_value: Any) -> str:
+    """The id ntfy gave a message, from what ``publish()`` returned (stored as the
+    task's return value); "" if there is none."""
+    if isinstance(return_value, dict):
+        ntfy_id = return_value.get("id")
+        if isinstance(ntfy_id, str):
+            return ntfy_id
+    return ""
+
+
 def error_detail(response: httpx.Response) -> str:
     """Return ntfy's own explanation (``": topic is forbidden"``), or ``""``."""
     try:

@@ -28,6 +28,7 @@ from messagecenter.errors import one_line_error
 from messagecenter.errors import plain_error
 from messagecenter.models import Destination
 from messagecenter.models import Notification
+from messagecenter.ntfy import ntfy_id_of
 from messagecenter.tasks import report_delivery
 from messagecenter.tasks import send_notification
 
@@ -146,14 +147,6 @@ class Delivery:
         if self.status != State.SUCCESSFUL:
             return ""
         return ntfy_id_of(self.summary.return_value if self.summary else None)
-
-
-def ntfy_id_of(return_value: Any) -> str:
-    if isinstance(return_value, dict):
-        ntfy_id = return_value.get("id")
-        if isinstance(ntfy_id, str):
-            return ntfy_id
-    return ""
 
 
 # A message to several channels, some of which have it and some not.

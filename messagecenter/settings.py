@@ -98,9 +98,8 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------
 
-# SQLite gets WAL, a busy timeout and IMMEDIATE transactions
-# (messagecenter/environment.py, SQLITE_OPTIONS: why each); Postgres prepared
-# statements, unless DATABASE_URL is a transaction pooler's (DATABASE_POOLED).
+# SQLite gets WAL, a busy timeout and IMMEDIATE transactions; DATABASE_POOLED
+# says Postgres is behind a transaction pooler (messagecenter/environment.py).
 DATABASES = {
     "default": database_config(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
