@@ -1,7 +1,8 @@
 """dbtasks' tables, one module each; import them from here.
 
 - ``results.py``: ``DBTaskResult``, one row per enqueued task (its QuerySet
-  in ``queries.py``, the statuses in ``states.py``).
+  in ``queries.py``, the statuses in ``states.py``, the indexes in
+  ``indexes.py``).
 - ``attempts.py``: ``DBTaskAttempt``, one row per finished run.
 - ``workers.py``: ``DBWorker``, one row per live worker with its heartbeat;
   a RUNNING task whose worker stopped heartbeating is closed as ``WorkerLost``.
