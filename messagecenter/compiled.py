@@ -16,6 +16,10 @@ server plans it a few times, then keeps a generic plan. Not behind a
 transaction pooler (``DISABLE_SERVER_SIDE_CURSORS``, Django's switch for
 one), which would run the ``EXECUTE`` on a server connection that never saw
 the ``PREPARE``.
+
+And it skips Django's per-request ping of the connection
+(``CONN_HEALTH_CHECKS``), a round trip of its own: a read can afford to be
+optimistic, and is run again on a new connection if the kept one had died.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import InterfaceError
+from django.db import OperationalError
 from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.sql import Query
@@ -80,19 +86,16 @@ class CompiledQuery:
         for position, index in compiled.slots:
             params[position] = values[index]
         connection = connections[using]
-        with connection.cursor() as cursor:
-            sql = compiled.sql
-            if compiled.prepared:
-                name, prepare, sql = compiled.prepared
-                on_this_connection = _PREPARED_ON.setdefault(connection.connection, set())
-                if name not in on_this_connection:
-                    cursor.execute(prepare)  # lasts as long as the session, whatever rolls back
-                    on_this_connection.add(name)
-            if compiled.param_names:
-                cursor.execute(sql, dict(zip(compiled.param_names, params, strict=True)))
-            else:
-                cursor.execute(sql, params)
-            found: list[Any] = cursor.fetchall()
+        optimistic = _skip_health_check(connection)
+        try:
+            found = _execute(compiled, params, connection)
+        except (InterfaceError, OperationalError):
+            # Retried only if Django's ping was skipped and the connection is
+            # in fact dead (the server closed it while it sat idle).
+            if not optimistic or connection.is_usable():
+                raise
+            connection.close()
+            found = _execute(compiled, params, connection)
         if compiled.converters:
             compiler = compiled.query.get_compiler(connection=connection)
             found = list(compiler.apply_converters(found, compiled.converters))
@@ -129,6 +132,45 @@ class CompiledQuery:
         elif connection.vendor == "sqlite":
             sql, param_names = _named(sql, len(params))
         return _Compiled(query, sql, tuple(params), slots, names, converters, prepared, param_names)
+
+
+def _execute(compiled: _Compiled, params: list[Any], connection: Any) -> list[Any]:
+    """Run the compiled statement with ``params`` (preparing it first, once per session)."""
+    with connection.cursor() as cursor:
+        sql = compiled.sql
+        if compiled.prepared:
+            name, prepare, sql = compiled.prepared
+            on_this_connection = _PREPARED_ON.setdefault(connection.connection, set())
+            if name not in on_this_connection:
+                cursor.execute(prepare)  # lasts as long as the session, whatever rolls back
+                on_this_connection.add(name)
+        if compiled.param_names:
+            cursor.execute(sql, dict(zip(compiled.param_names, params, strict=True)))
+        else:
+            cursor.execute(sql, params)
+        found: list[Any] = cursor.fetchall()
+    return found
+
+
+def _skip_health_check(connection: Any) -> bool:
+    """Skip Django's ping of a kept connection for this read; True if one was due.
+
+    With ``CONN_HEALTH_CHECKS`` Django asks the server ``SELECT 1`` before a
+    request's first query on a connection it kept: on Postgres a round trip
+    as long as the poll's own query. A read can be optimistic instead: run
+    it, and only if it fails on a connection that turns out dead, connect
+    again and ask once more (``rows()``). Not inside a transaction, where
+    retrying on a new connection would leave the transaction behind.
+    """
+    if (
+        connection.connection is None
+        or not connection.health_check_enabled
+        or connection.health_check_done
+        or connection.in_atomic_block
+    ):
+        return False
+    connection.health_check_done = True
+    return True
 
 
 def _named(sql: str, count: int) -> tuple[str, tuple[str, ...]]:

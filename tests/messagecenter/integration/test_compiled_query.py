@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.db import OperationalError
 from django.db import connection
+from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from messagecenter.compiled import CompiledQuery
@@ -91,3 +93,82 @@ def test_not_behind_a_transaction_pooler(django_user_model, monkeypatch):
         assert compiled.rows([alice.pk, 1], using="default") == []
 
     assert [q["sql"].split(" ")[0] for q in queries] == ["SELECT"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_ping_before_it_and_a_connection_that_died_idle_is_replaced(
+    django_user_model, monkeypatch
+):
+    """Django's per-request health check is skipped; a dead kept connection is retried once."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a server that closes a kept connection: Postgres")
+    alice = django_user_model.objects.create_user("alice")
+    note = Notification.objects.create(owner=alice, message="hello")
+    compiled = CompiledQuery(build, name="test_compiled_query_optimistic")
+    values = [alice.pk, note.pk]
+    expected = list(build(values))
+    assert compiled.rows(values, using="default") == expected  # compiled (that may query)
+    default = connections["default"]
+    pings = []
+    is_usable = type(default).is_usable
+
+    def counted(self):
+        pings.append(self)
+        return is_usable(self)
+
+    monkeypatch.setattr(type(default), "is_usable", counted)
+    monkeypatch.setattr(default, "health_check_enabled", True)
+
+    default.close_if_unusable_or_obsolete()  # what each request starts with
+    assert compiled.rows(values, using="default") == expected
+    assert pings == []  # no SELECT 1 before the read
+
+    # Between requests the server ends the kept connection's session.
+    pid = default.connection.info.backend_pid
+    terminate(pid)
+
+    default.close_if_unusable_or_obsolete()
+    assert compiled.rows(values, using="default") == expected
+    assert pings == [default]  # asked only once the read had failed
+    assert default.connection.info.backend_pid != pid
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_retry_once_the_request_has_used_the_connection(django_user_model, monkeypatch):
+    """A connection that failed after Django checked it this request: the error is raised."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a server that closes a kept connection: Postgres")
+    alice = django_user_model.objects.create_user("alice")
+    compiled = CompiledQuery(build, name="test_compiled_query_checked")
+    default = connections["default"]
+    monkeypatch.setattr(default, "health_check_enabled", True)
+    default.close_if_unusable_or_obsolete()
+    assert Notification.objects.filter(owner=alice).count() == 0  # checked, then used
+
+    terminate(default.connection.info.backend_pid)
+    try:
+        with pytest.raises(OperationalError):
+            compiled.rows([alice.pk, 1], using="default")
+    finally:
+        default.close()
+
+
+def terminate(pid: int) -> None:
+    """End backend ``pid``'s session from another connection, and wait until it is gone."""
+    killer = connections.create_connection("default")
+    try:
+        with killer.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            wait_until_gone(cursor, pid)
+    finally:
+        killer.close()
+
+
+def wait_until_gone(cursor, pid: int) -> None:
+    """Until the terminated backend has left pg_stat_activity (its exit is asynchronous)."""
+    for _ in range(10_000):
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+        if cursor.fetchone() == (0,):
+            return
+        cursor.execute("SELECT pg_sleep(0.01)")
+    raise AssertionError(f"backend {pid} still there")
