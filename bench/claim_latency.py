@@ -146,8 +146,19 @@ def column_values(queue: DjangoQueue, stamp: str) -> dict[str, str]:
     }
 
 
+def literal(value: bool | int | str, *, postgres: bool) -> str:
+    """A constant default as SQL."""
+    if isinstance(value, bool):
+        return ("true" if value else "false") if postgres else str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("'", "''") + "'"
+
+
 def fill(queue: DjangoQueue, rows: int) -> dict[str, Any]:
     """Insert ``rows`` finished rows in one statement; analyse on Postgres."""
+    from django.db.models import NOT_PROVIDED
+
     connection = queue.connection
     postgres = connection.vendor == "postgresql"
     stamp = (
@@ -157,11 +168,18 @@ def fill(queue: DjangoQueue, rows: int) -> dict[str, Any]:
     )
     values = column_values(queue, stamp)
     for field in queue.model._meta.concrete_fields:
-        # A column added since this was written: NULL if it may be, else a bug here.
-        if field.column not in values and not (field.primary_key and field.column == "id"):
-            if not field.null:
-                raise RuntimeError(f"No fill value for {field.column}: update {__name__}.")
+        # A column added since this was written: its database default, its
+        # constant default, or NULL if it may be; else a bug here.
+        if field.column in values or (field.primary_key and field.column == "id"):
+            continue
+        if field.db_default is not NOT_PROVIDED:
+            continue  # the database fills it
+        if isinstance(field.default, bool | int | str):
+            values[field.column] = literal(field.default, postgres=postgres)
+        elif field.null:
             values[field.column] = "NULL"
+        else:
+            raise RuntimeError(f"No fill value for {field.column}: update {__name__}.")
     columns = [field.column for field in queue.model._meta.concrete_fields]
     chosen = [column for column in columns if column in values]
     table = connection.ops.quote_name(queue.model._meta.db_table)

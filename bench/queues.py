@@ -110,7 +110,8 @@ class DjangoQueue:
         """Empty the task tables (no worker may be running)."""
         with self.connection.cursor() as cursor:
             if self.connection.vendor == "postgresql":
-                cursor.execute(f"TRUNCATE {', '.join(self.quoted_tables())}")
+                # CASCADE: dbtasks' workflow members refer to the results.
+                cursor.execute(f"TRUNCATE {', '.join(self.quoted_tables())} CASCADE")
             else:
                 for table in self.quoted_tables():
                     cursor.execute(f"DELETE FROM {table}")
