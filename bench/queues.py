@@ -74,9 +74,15 @@ class DjangoQueue:
         if arm.system == DBTASKS:
             from dbtasks.models import DBTaskAttempt
             from dbtasks.models import DBTaskResult
+            from dbtasks.workflows.models import DBWorkflow
+            from dbtasks.workflows.models import DBWorkflowMember
 
             self.model: Any = DBTaskResult
-            self.tables = [DBTaskAttempt._meta.db_table, DBTaskResult._meta.db_table]
+            # In an order that deletes each row before any it refers to.
+            self.tables = [
+                model._meta.db_table
+                for model in (DBTaskAttempt, DBWorkflowMember, DBTaskResult, DBWorkflow)
+            ]
         else:
             from django_tasks_db.models import DBTaskResult as TasksDBResult
 
@@ -110,8 +116,7 @@ class DjangoQueue:
         """Empty the task tables (no worker may be running)."""
         with self.connection.cursor() as cursor:
             if self.connection.vendor == "postgresql":
-                # CASCADE: dbtasks' workflow members refer to the results.
-                cursor.execute(f"TRUNCATE {', '.join(self.quoted_tables())} CASCADE")
+                cursor.execute(f"TRUNCATE {', '.join(self.quoted_tables())}")
             else:
                 for table in self.quoted_tables():
                     cursor.execute(f"DELETE FROM {table}")
