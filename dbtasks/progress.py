@@ -47,6 +47,7 @@ def with_progress[M: Model](
     *,
     backend: DatabaseBackend | str = "default",
     task: Task[Any, Any] | None = None,
+    prefix: str = "",
 ) -> QuerySet[M]:
     """Annotate each row of ``queryset`` with its result's ``progress`` and ``progress_due``.
 
@@ -56,7 +57,9 @@ def with_progress[M: Model](
     (including SCHEDULED becoming READY when its time comes); None when the
     result does not exist. ``progress_due`` is its ``available_after``.
     Subqueries, so it costs no extra query; the result table must be in the
-    same database as ``queryset``.
+    same database as ``queryset``. ``prefix`` goes before the annotations'
+    names, so that one queryset can carry several results' progress
+    (``prefix="report_"``: ``report_progress`` and ``report_progress_due``).
     """
     backend = get_backend(backend)
     # The id is text, the result's pk a number. Only text like str(pk) is
@@ -69,7 +72,8 @@ def with_progress[M: Model](
             then=Cast(field, BigIntegerField()),
         )
     )
-    result = DBTaskResult.objects.filter(pk=OuterRef("progress_pk"), backend_name=backend.alias)
+    pk_name = f"{prefix}progress_pk"
+    result = DBTaskResult.objects.filter(pk=OuterRef(pk_name), backend_name=backend.alias)
     if task is not None:
         result = result.filter(task_path=task.module_path)
     state = Case(
@@ -95,9 +99,11 @@ def with_progress[M: Model](
         Cast("attempt_count", CharField()),
         output_field=CharField(),
     )
-    annotated: QuerySet[M] = queryset.annotate(progress_pk=result_pk).annotate(
-        progress=Subquery(result.values(text=progress)),
-        progress_due=Subquery(result.values("available_after")),
+    annotated: QuerySet[M] = queryset.annotate(**{pk_name: result_pk}).annotate(
+        **{
+            f"{prefix}progress": Subquery(result.values(text=progress)),
+            f"{prefix}progress_due": Subquery(result.values("available_after")),
+        }
     )
     return annotated
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
-from django.db.models import F
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.http import HttpResponse
@@ -75,7 +74,7 @@ def parse_seen(values: Iterable[str]) -> dict[int, str]:
 COLUMNS = (
     "notification_id",
     "report_progress",
-    "report_due",
+    "report_progress_due",
     "progress",
     "progress_due",
     "notification__owner__password",
@@ -87,8 +86,8 @@ COLUMNS = (
 def _progress_query(values: list[int]) -> QuerySet[Destination, dict[str, Any]]:
     """The channels of the user ``values[0]``'s notifications ``values[1:]``, with progress.
 
-    The report's progress first (its result id is the notification's, joined
-    on its key), kept under other names, then each channel's own.
+    The report's progress (its result id is the notification's, joined on
+    its key), then each channel's own.
     """
     destinations = Destination.objects.filter(
         notification__owner_id=values[0], notification_id__in=values[1:]
@@ -98,7 +97,8 @@ def _progress_query(values: list[int]) -> QuerySet[Destination, dict[str, Any]]:
         "notification__task_result_id",
         backend=report_delivery.backend,
         task=report_delivery,
-    ).annotate(report_progress=F("progress"), report_due=F("progress_due"))
+        prefix="report_",
+    )
     annotated = with_progress(
         with_report, "task_result_id", backend=send_notification.backend, task=send_notification
     )
@@ -156,7 +156,7 @@ def progress(*, owner_id: int, pks: Mapping[int, str] | Iterable[int]) -> Polled
         pk = row["notification_id"]
         if pk not in texts:
             texts[pk] = [row["report_progress"] or ""]
-            _add_due(due, pk, row["report_progress"], row["report_due"])
+            _add_due(due, pk, row["report_progress"], row["report_progress_due"])
         texts[pk].append(row["progress"] or "")
         _add_due(due, pk, row["progress"], row["progress_due"])
     rows = [(pk, f"{parts[0]}|{' '.join(parts[1:])}", due.get(pk)) for pk, parts in texts.items()]
