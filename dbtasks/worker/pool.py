@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from django.db import connections
@@ -25,17 +26,30 @@ from dbtasks.models import DBTaskResult
 
 # How long a task thread keeps its connection with no task to run.
 RELEASE_AFTER = 1.0  # seconds
+# A thread that waited less than this for its next row used its connection a
+# moment ago, like one that went straight on: it is not health-checked. Under
+# a backlog a thread waits a few milliseconds for the main thread's claim,
+# and a ping each time cost about one round trip in three.
+PING_AFTER = 0.1  # seconds
 
 
 class TaskThreads:
     """``count`` threads that each call ``run(row, waited)`` for the rows submitted.
 
-    ``waited`` says whether the thread sat idle until the row came, or found
-    it queued as soon as it was done with the last one.
+    ``waited`` says whether the thread sat idle at least ``ping_after``
+    seconds until the row came, or found it (nearly) as soon as it was done
+    with the last one.
     """
 
-    def __init__(self, count: int, run: Callable[[DBTaskResult, bool], None]) -> None:
+    def __init__(
+        self,
+        count: int,
+        run: Callable[[DBTaskResult, bool], None],
+        *,
+        ping_after: float = PING_AFTER,
+    ) -> None:
         self._run = run
+        self._ping_after = ping_after
         # None tells one thread to stop. The worker submits a row only for a
         # thread that is idle or about to be (recording its last outcome), so
         # the queue never holds a backlog.
@@ -105,7 +119,9 @@ class TaskThreads:
                 try:
                     row, waited = self._inbox.get_nowait(), False
                 except queue.Empty:
-                    row, waited = self._next_or_release(), True
+                    idle_since = time.monotonic()
+                    row = self._next_or_release()
+                    waited = time.monotonic() - idle_since >= self._ping_after
                 if row is None:
                     return
                 self._run(row, waited)
