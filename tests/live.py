@@ -190,8 +190,17 @@ class Service:
                 self.process.kill()
             self.process.wait(timeout=patience(10))
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+    def size(self) -> int:
+        """How much it has logged so far (for ``output(since=...)``)."""
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def output(self, since: int = 0) -> str:
+        """The log, from byte ``since`` on."""
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
 
     def describe(self, tail: int = 10_000) -> str:
         return f"--- {self.name} ({self.log}) ---\n{self.output()[-tail:]}"

@@ -153,7 +153,7 @@ class Worker(Service):
         place by then): a SIGTERM while Python still imports Django would
         end it with the default action (-15) instead of a clean stop.
         """
-        started = self.output().count(STARTED)
+        logged = self.size()  # only this start's lines are read while waiting
         base = self.argv
         self.argv = [*base, *extra_args]
         try:
@@ -161,7 +161,7 @@ class Worker(Service):
         finally:
             self.argv = base
         wait_until(
-            lambda: self.output().count(STARTED) > started or not self.running,
+            lambda: STARTED in self.output(since=logged) or not self.running,
             timeout=60,
             what="the worker to start",
             details=self.describe,
