@@ -14,7 +14,8 @@ Figures (docs/performance.md, "At scale"):
   idle, with and without 1,000,000 READY rows in another queue.
 - ``drain``: a 10,000 no-op backlog, a fresh worker process started, timed
   from its launch to the last outcome recorded, against django-tasks-db's
-  ``db_worker --interval 0 --no-startup-delay`` (``bench/scale_peer.py``).
+  ``db_worker --interval 0 --no-startup-delay`` (``bench/scale_peer.py``);
+  ``--threads N`` runs each dbtasks worker with N task threads.
 
 A Postgres database named in ``--url`` is created if missing and dropped at
 the end unless ``--keep``. Everything runs in this process but the workers.
@@ -44,6 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda value: [int(n) for n in value.split(",")],
         default=[1, 2],
         help="Worker processes for the drain, comma-separated (default: 1,2)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="dbtasks_worker --threads for the drain (default: 1, its default)",
     )
     parser.add_argument("figures", nargs="+", choices=[*FIGURES, "all"])
     return parser.parse_args(argv)
@@ -103,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         if "pickup" in figures:
             results["pickup"] = scale_workers.pickup(args.url, backlog=big)
         if "drain" in figures:
-            results["drain"] = scale_workers.drain(args.url, count=10_000, processes=args.processes)
+            results["drain"] = scale_workers.drain(
+                args.url, count=10_000, processes=args.processes, threads=args.threads
+            )
     finally:
         from django.db import connections
 

@@ -101,8 +101,11 @@ def stamped_latencies(*, count: int, spacing: float) -> list[float]:
     return [(float(started[int(result.id)] or "nan") - at) * 1000 for at, result in sent]
 
 
-def drain(url: str, *, count: int, processes: list[int]) -> dict[str, Any]:
-    """dbtasks here, django-tasks-db in its own environment, same code, same database server."""
+def drain(url: str, *, count: int, processes: list[int], threads: int = 1) -> dict[str, Any]:
+    """dbtasks here, django-tasks-db in its own environment, same code, same database server.
+
+    ``threads``: each dbtasks worker's ``--threads`` (``db_worker`` runs one task at a time).
+    """
     from bench.environment import others_python
 
     python, why = others_python()
@@ -111,10 +114,11 @@ def drain(url: str, *, count: int, processes: list[int]) -> dict[str, Any]:
     )
     results: dict[str, Any] = {}
     for workers in processes:
-        command = [sys.executable, "-m", "django", "dbtasks_worker"]
+        command = [sys.executable, "-m", "django", "dbtasks_worker", "--threads", str(threads)]
         ours = drain_here(count=count, processes=workers, command=command)
-        results[f"dbtasks, {workers} process(es)"] = ours
-        print(f"  drain, dbtasks, {workers} process(es): {ours}", flush=True)
+        label = "dbtasks" if threads == 1 else f"dbtasks --threads {threads}"
+        results[f"{label}, {workers} process(es)"] = ours
+        print(f"  drain, {label}, {workers} process(es): {ours}", flush=True)
         if python is None:
             results["django-tasks-db"] = f"not run: {why}"
             continue
