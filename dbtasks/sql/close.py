@@ -36,6 +36,7 @@ from dbtasks.sql.build import concrete_field
 from dbtasks.sql.build import insert_parts
 from dbtasks.sql.build import mark_saved
 from dbtasks.sql.transactions import heartbeat_timeout_of
+from dbtasks.sql.transactions import one_writer
 from dbtasks.sql.transactions import short_transaction
 from dbtasks.workflows.release import member_finished
 
@@ -50,6 +51,19 @@ def close_attempt(
     with a concurrency limit gives its slot back the same way, to the oldest
     task BLOCKED on its key (``dbtasks/sql/semaphores.py``).
     """
+    db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
+    with one_writer(db):
+        return _close(db, row, worker_id=worker_id, changes=changes, attempt=attempt)
+
+
+def _close(
+    db: str,
+    row: DBTaskResult,
+    *,
+    worker_id: str,
+    changes: Mapping[str, Any],
+    attempt: DBTaskAttempt,
+) -> bool:
     releases_members = row.in_workflow and changes.get("status") in FINISHED
     limited = bool(row.concurrency_key)
     if not (releases_members or limited):
@@ -58,7 +72,6 @@ def close_attempt(
         # A retry in its backoff waits without a slot; it takes one again when due.
         # (SCHEDULED: due later by the clock the worker closed the attempt with.)
         changes = {**changes, "status": BLOCKED}
-    db = row._state.db or router.db_for_write(DBTaskResult, instance=row)
     with short_transaction(db, idle_limit=heartbeat_timeout_of(row.backend_name)):
         closed = write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
         if closed and releases_members:

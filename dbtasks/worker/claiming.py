@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.claim import claim
+from dbtasks.sql.transactions import one_writer
 
 if TYPE_CHECKING:
     from dbtasks.worker.loop import Worker
@@ -35,17 +36,18 @@ def claim_rows(worker: Worker, limit: int | None) -> list[DBTaskResult]:
         rows: list[DBTaskResult] = []
         for count, alone in plan:
             now = worker.clock()
-            # Rate-limited keys first (throttle.py): a slot not taken when it comes is lost.
-            rows = [] if alone else worker.throttle.claim(limit=count, now=now)
-            rows += claim(
-                db=worker.db,
-                backend_name=worker.backend.alias,
-                queues=[name for name in worker.queues if name not in worker.paused],
-                worker_id=worker.id,
-                limit=count - len(rows),
-                now=now,
-                alone=alone,
-            )
+            with one_writer(worker.db):  # SQLite: after this worker's other writers
+                # Rate-limited keys first (throttle.py): a slot not taken when it comes is lost.
+                rows = [] if alone else worker.throttle.claim(limit=count, now=now)
+                rows += claim(
+                    db=worker.db,
+                    backend_name=worker.backend.alias,
+                    queues=[name for name in worker.queues if name not in worker.paused],
+                    worker_id=worker.id,
+                    limit=count - len(rows),
+                    now=now,
+                    alone=alone,
+                )
             if rows or not alone:
                 break
             worker.alone.none_left()
