@@ -69,10 +69,11 @@ def one_writer(db: str) -> Iterator[None]:
     they queue in Python instead and take turns at once. Other processes
     still meet in the busy handler.
 
-    Take it before the transaction begins, never inside one that may
-    already write: a thread holding the database's lock and waiting here,
-    while the holder of this lock waits for the database, would stall both
-    until the busy timeout. Postgres: nothing to do (row locks).
+    Taken before the transaction begins. Inside a transaction it is not
+    taken (lost-worker recovery closes attempts in one): that thread may
+    hold the database's lock already, and waiting here while the holder of
+    this lock waits for the database would stall both until the busy
+    timeout. Postgres: nothing to do (row locks).
     """
     lock = _writer_lock(db)
     if lock is None:
@@ -83,8 +84,9 @@ def one_writer(db: str) -> Iterator[None]:
 
 
 def _writer_lock(db: str) -> threading.RLock | None:
-    """The lock ``one_writer(db)`` takes; None where there is none to take (Postgres)."""
-    if connections[db].vendor != "sqlite":
+    """The lock ``one_writer(db)`` takes; None where it takes none (Postgres, a transaction)."""
+    connection = connections[db]
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
         return None
     with _SQLITE_WRITERS_LOCK:
         return _SQLITE_WRITERS.setdefault(db, threading.RLock())

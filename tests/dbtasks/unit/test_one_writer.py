@@ -47,3 +47,32 @@ def test_nothing_to_take_on_postgres():
     assert transactions._writer_lock("default") is None
     with one_writer("default"), one_writer("default"):
         pass
+
+
+@pytest.mark.django_db  # the test runs inside a transaction
+def test_not_taken_inside_a_transaction():
+    """Lost-worker recovery closes attempts inside its transaction: taking turns
+    there would wait on a thread that waits for this transaction's lock."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite: one writer per database")
+    assert connection.in_atomic_block
+    assert transactions._writer_lock("default") is None
+    held = threading.Event()
+    done = threading.Event()
+
+    def hold() -> None:  # another thread takes its turn outside any transaction
+        lock = transactions._writer_lock("default")
+        assert lock is not None
+        with lock:
+            held.set()
+            done.wait(timeout=60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(timeout=60)
+        with one_writer("default"):  # returns at once: no turn taken here
+            pass
+    finally:
+        done.set()
+        holder.join()
