@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+import django
 import pytest
 
 from bench.claim_latency import fill
@@ -20,8 +21,11 @@ from dbtasks.models import DBTaskResult
 from dbtasks.workflows.models import DBWorkflow
 from tests import tasks
 
-# Postgres's VACUUM (in fill) cannot run inside the test's transaction.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    # Postgres's VACUUM (in fill) cannot run inside the test's transaction.
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(django.VERSION < (6,), reason="the bench runs on Django 6 (django.tasks)"),
+]
 
 
 def bench_queue() -> DjangoQueue:
