@@ -146,15 +146,6 @@ def column_values(queue: DjangoQueue, stamp: str) -> dict[str, str]:
     }
 
 
-def literal(value: bool | int | str, *, postgres: bool) -> str:
-    """A constant default as SQL."""
-    if isinstance(value, bool):
-        return ("true" if value else "false") if postgres else str(int(value))
-    if isinstance(value, int):
-        return str(value)
-    return "'" + value.replace("'", "''") + "'"
-
-
 def fill(queue: DjangoQueue, rows: int) -> dict[str, Any]:
     """Insert ``rows`` finished rows in one statement; analyse on Postgres."""
     from django.db.models import NOT_PROVIDED
@@ -175,7 +166,8 @@ def fill(queue: DjangoQueue, rows: int) -> dict[str, Any]:
         if field.db_default is not NOT_PROVIDED:
             continue  # the database fills it
         if isinstance(field.default, bool | int | str):
-            values[field.column] = literal(field.default, postgres=postgres)
+            # Django's own quoting of a default, as its migrations write them.
+            values[field.column] = connection.schema_editor().quote_value(field.default)
         elif field.null:
             values[field.column] = "NULL"
         else:
