@@ -4,6 +4,8 @@
 own next task) comes here. The claim itself is ``dbtasks/sql/claim.py``;
 ``alone.py`` decides whether to claim ordinary rows or one to run alone, and
 ``throttle.py`` claims the rate-limited keys' rows before the ordinary ones.
+Under a backlog of quick tasks a claim takes a few rows more than its
+threads need (``ahead.py``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ if TYPE_CHECKING:
 
 
 def claim_rows(worker: Worker, limit: int | None) -> list[DBTaskResult]:
-    """Claim up to ``limit`` rows (default: one per free thread) for ``worker``.
+    """Claim up to ``limit`` rows (default: one per free thread) for ``worker``, and more ahead.
 
     The rows are registered in ``in_flight`` under ``claim_lock``, which
-    ``Maintenance.hand_back_lost_claims`` relies on.
+    ``Maintenance.hand_back_lost_claims`` relies on. Those beyond ``limit``
+    come last: claimed ahead of a free thread (``ahead.py``), they wait in
+    the pool's queue.
     """
     in_flight = worker.in_flight
     with worker.claim_lock:
@@ -30,6 +34,9 @@ def claim_rows(worker: Worker, limit: int | None) -> list[DBTaskResult]:
             if limit is None:
                 # None while a task thread could not connect a moment ago (outage.py).
                 limit = 0 if worker.outage.claims_held() else in_flight.free_threads()
+            for_threads = limit
+            if limit > 0 and not worker.stopping.is_set():
+                limit += worker.ahead.extra()
             if worker.options.max_tasks is not None:
                 limit = min(limit, worker.options.max_tasks - in_flight.claimed)
             plan = worker.alone.plan(limit)
@@ -51,5 +58,5 @@ def claim_rows(worker: Worker, limit: int | None) -> list[DBTaskResult]:
             if rows or not alone:
                 break
             worker.alone.none_left()
-        in_flight.add(rows)
+        in_flight.add(rows, ahead=max(0, len(rows) - for_threads))
     return rows

@@ -10,6 +10,7 @@ the task again.
 from __future__ import annotations
 
 import threading
+import time
 
 from dbtasks.models import DBTaskResult
 
@@ -24,7 +25,8 @@ class InFlight:
     """Claimed rows whose attempt is not closed yet, and how many threads they use.
 
     Of those rows, *running* ones have not finished their code (so they hold
-    a thread) and *waiting* ones have no thread yet. *Chaining* threads
+    a thread) and *waiting* ones have no thread yet; some of those were
+    claimed *ahead* of a free thread (``ahead.py``). *Chaining* threads
     (SQLite) are claiming their own next task. While a row to run alone is
     here (``alone.py``), no thread is free. Every method takes the lock;
     ``lock`` is public so a caller can make several calls one step.
@@ -35,7 +37,8 @@ class InFlight:
         self.lock = threading.RLock()
         self._rows: dict[ClaimKey, DBTaskResult] = {}
         self._running: set[ClaimKey] = set()
-        self._waiting: set[ClaimKey] = set()
+        self._waiting: dict[ClaimKey, float] = {}  # since when (time.monotonic())
+        self._ahead: set[ClaimKey] = set()
         self._alone: set[ClaimKey] = set()
         self.chaining = 0
         self.claimed = 0  # rows claimed in this worker's life
@@ -78,8 +81,11 @@ class InFlight:
         with self.lock:
             return bool(self._alone)
 
-    def add(self, rows: list[DBTaskResult]) -> None:
-        """Rows just claimed: each will hold a thread until its code is done."""
+    def add(self, rows: list[DBTaskResult], *, ahead: int = 0) -> None:
+        """Rows just claimed: each will hold a thread until its code is done.
+
+        The last ``ahead`` of them were claimed ahead of a free thread.
+        """
         with self.lock:
             self.claimed += len(rows)
             for row in rows:
@@ -87,19 +93,39 @@ class InFlight:
                 self._running.add(claim_key(row))
                 if row.run_alone:
                     self._alone.add(claim_key(row))
+            for row in rows[len(rows) - ahead :]:
+                self._ahead.add(claim_key(row))
 
     def queue(self, row: DBTaskResult) -> None:
         """``row`` is handed to the threads and waits for one."""
         with self.lock:
-            self._waiting.add(claim_key(row))
+            self._waiting[claim_key(row)] = time.monotonic()
+
+    def waiting(self) -> int:
+        """Rows handed to the threads that no thread has taken yet."""
+        with self.lock:
+            return len(self._waiting)
 
     def start(self, row: DBTaskResult) -> bool:
         """A thread takes ``row``; False if it was given back while it waited."""
         with self.lock:
-            if claim_key(row) not in self._waiting:
+            if self._waiting.pop(claim_key(row), None) is None:
                 return False
-            self._waiting.discard(claim_key(row))
+            self._ahead.discard(claim_key(row))
             return True
+
+    def overdue(self, seconds: float) -> list[DBTaskResult]:
+        """Rows claimed ahead that waited over ``seconds`` for a thread, taken off the queue.
+
+        No thread starts them now (``start`` says False); the caller hands them back.
+        """
+        with self.lock:
+            since = time.monotonic() - seconds
+            keys = [key for key in self._ahead if self._waiting.get(key, since + 1) <= since]
+            for key in keys:
+                del self._waiting[key]
+                self._ahead.discard(key)
+            return [self._rows[key] for key in keys]
 
     def code_done(self, row: DBTaskResult) -> None:
         """The task's code returned; its outcome is still being written."""
@@ -112,6 +138,8 @@ class InFlight:
             self._rows.pop(claim_key(row), None)
             self._running.discard(claim_key(row))
             self._alone.discard(claim_key(row))
+            self._waiting.pop(claim_key(row), None)
+            self._ahead.discard(claim_key(row))
             if ran:
                 self.processed += 1
 
@@ -122,4 +150,5 @@ class InFlight:
             started = [row for row in rows if claim_key(row) not in self._waiting]
             waiting = [row for row in rows if claim_key(row) in self._waiting]
             self._waiting.clear()
+            self._ahead.clear()
         return started, waiting

@@ -13,7 +13,8 @@ Under a backlog, claiming is what a no-op task mostly costs, so it is
 pipelined (see ``InFlight.free_threads``): on Postgres the main thread claims a thread's
 next task while the thread still records the last one's outcome; on SQLite,
 which writes one transaction at a time, a thread that finished a task claims
-its next one itself (``_chain``).
+its next one itself (``_chain``). And when the tasks are quick, a claim
+takes the next few rows ahead (``ahead.py``).
 
 Shutdown: the first SIGTERM/SIGINT stops claiming and lets running tasks
 finish within ``grace`` seconds, then ``run()`` returns 0. A second signal,
@@ -40,6 +41,8 @@ from dbtasks.cancellation import StopReason
 from dbtasks.clock import DatabaseClock
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.notify import start_listener
+from dbtasks.worker.ahead import OVERDUE
+from dbtasks.worker.ahead import ClaimAhead
 from dbtasks.worker.alone import AloneTasks
 from dbtasks.worker.claiming import claim_rows
 from dbtasks.worker.connections import discard_if_broken
@@ -116,6 +119,7 @@ class Worker:
         self.beating = Beating(heartbeat, pulse if with_pulse else None)
         self._signals = SignalInbox()
         self.in_flight = InFlight(options.threads)
+        self.ahead = ClaimAhead(options.threads)
         self.alone = AloneTasks(self)
         # Held while claiming and registering the claimed rows (see
         # Maintenance.hand_back_lost_claims).
@@ -206,6 +210,7 @@ class Worker:
         """In the main thread, between claims: the heartbeat's chores, the stall check."""
         self.outage.check()
         self.beating.tend()
+        self.runner.hand_back_overdue(OVERDUE)
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         return self._signals.install()
@@ -270,7 +275,7 @@ class Worker:
                 break
             if rows and self.in_flight.free_threads() > 0:
                 continue  # more may be ready: claim again at once
-            if self.in_flight.free_threads() == 0:
+            if self.in_flight.free_threads() <= 0:  # below 0 with rows claimed ahead
                 # Busy: a finishing task sets wake. The timeout keeps housekeeping
                 # going while threads chain their own claims (SQLite).
                 self.wait(

@@ -2,12 +2,15 @@
 
 ``Runner.run_one`` is what each thread of the pool (``pool.py``) calls with
 a row the main thread claimed for it. On SQLite the thread then claims its
-own next task (``_chain``), see ``InFlight.free_threads`` for why.
+own next task (``_chain``), see ``InFlight.free_threads`` for why. The
+time each row holds its thread sets how many rows a claim takes ahead
+(``ahead.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from django.db import DatabaseError
@@ -62,6 +65,7 @@ class Runner:
             # The server refuses us: the main thread hands the row back (outage.py).
             return self._finished(row, ran=False)
         completed = False
+        began = time.monotonic()
         policy = worker.config.policy(row.queue_name, row.task_path)
         control = worker.interrupts.begin(row, policy.timeout)
         try:
@@ -86,6 +90,7 @@ class Runner:
                 # staying RUNNING under a live heartbeat.
                 logger.critical("Worker %s failed to run task id=%s; stopping", worker.id, row.pk)
                 worker.request_stop()
+        worker.ahead.ran(time.monotonic() - began)
         return self._finished(row)
 
     def _ran(self, row: DBTaskResult) -> None:
@@ -134,23 +139,42 @@ class Runner:
         could not overlap with this thread's last write anyway; handing the
         row over would only add a lock wait and a thread switch per task.
         When nothing is ready (or the claim fails), the main thread, which
-        polls and backs off, takes over.
+        polls and backs off, takes over. Rows claimed ahead go to the pool's
+        queue, and while any wait there this thread takes those first.
         """
         worker = self.worker
-        try:
-            rows = worker.claim(limit=1)
-        except DatabaseError:
-            logger.warning(
-                "Worker %s: claim failed; the main loop retries", worker.id, exc_info=True
-            )
-            discard_if_broken(worker.db)
-            rows = []
+        waiting = worker.in_flight.waiting()
+        rows: list[DBTaskResult] = []
+        if not waiting:
+            try:
+                rows = worker.claim(limit=1)
+            except DatabaseError:
+                logger.warning(
+                    "Worker %s: claim failed; the main loop retries", worker.id, exc_info=True
+                )
+                discard_if_broken(worker.db)
         with worker.in_flight.lock:
             worker.in_flight.chaining -= 1
+        for row in rows[1:]:
+            worker.in_flight.queue(row)
+            assert worker.pool is not None  # a thread of it runs this
+            worker.pool.submit(row)
         if not rows:
-            worker.wake.set()
+            if not waiting:  # else this thread takes a waiting row next
+                worker.wake.set()
             return None
         return rows[0]
+
+    def hand_back_overdue(self, seconds: float) -> None:
+        """Hand back the rows claimed ahead that waited over ``seconds`` for a thread.
+
+        They wait behind a task slower than those before it; another worker,
+        or this one later, takes them.
+        """
+        in_flight = self.worker.in_flight
+        for row in in_flight.overdue(seconds):
+            self.hand_back(row, f"claimed ahead, it waited over {seconds:g}s for a thread")
+            in_flight.finish(row, ran=False)
 
     def hand_back(self, row: DBTaskResult, why: str) -> None:
         """Give back a claimed row that never started: READY again, its attempt not counted."""
