@@ -33,7 +33,7 @@ import threading
 # How long a row claimed ahead should wait for its thread, at the recent pace.
 BUDGET = 0.05  # seconds
 # The most rows one claim takes ahead.
-MOST = 20
+MOST = 50
 # A row claimed ahead that waited this long for a thread goes back to the queue.
 OVERDUE = 1.0  # seconds
 # The weight of the newest task's time in the running average.
