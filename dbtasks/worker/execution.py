@@ -39,6 +39,8 @@ from dbtasks.models import DBTaskResult
 from dbtasks.options import QueuePolicy
 from dbtasks.serialization import PayloadTooLarge
 from dbtasks.serialization import to_json_value
+from dbtasks.worker.batching import Kept
+from dbtasks.worker.batching import OutcomeBatch
 from dbtasks.worker.outcomes import exception_path
 from dbtasks.worker.outcomes import log_not_ours
 from dbtasks.worker.outcomes import record_until_done
@@ -95,15 +97,18 @@ def execute(
     ran: Callable[[], None] = lambda: None,
     max_return_size: int | None = None,
     control: AttemptControl | None = None,
-) -> None:
+    batch: OutcomeBatch | None = None,
+) -> bool:
     """Run one claimed row to the end of its attempt, whatever the task does.
 
     ``ran()`` is called once the task's own code is done, before its outcome
     is written: the worker claims the next task meanwhile. ``control``: how
-    the worker asks this attempt to stop (a cancel, its timeout).
+    the worker asks this attempt to stop (a cancel, its timeout). A success
+    may be written later with others (``batch``, ``batching.py``): then the
+    return value is True, and the batch settles the row once it is written.
     """
     abandon = abandon or threading.Event()
-    record: dict[str, Any] = {"worker_id": worker_id, "policy": policy, "abandon": abandon}
+    record: dict[str, Any] = {"worker_id": worker_id, "policy": policy}
     history = history_of(row)
     try:
         result = row.to_task_result(history, row.load_task())
@@ -116,8 +121,8 @@ def execute(
         ran()
         logger.error("Task id=%s path=%s cannot run: %s", row.pk, row.task_path, error)
         retry = isinstance(error, TaskFunctionMissing)
-        record_until_done(row, error=error, now=clock(), retry=retry, **record)
-        return
+        record_until_done(row, abandon=abandon, error=error, now=clock(), retry=retry, **record)
+        return False
 
     task_started.send(sender, task_result=result)
     try:
@@ -129,7 +134,9 @@ def execute(
             error = reason  # the coroutine was cancelled because the worker asked
         # Once a cancel was asked, whatever the task raised ends it: no retry.
         retry = not isinstance(reason, TaskCancelled)
-        attempt = record_until_done(row, error=error, now=clock(), retry=retry, **record)
+        attempt = record_until_done(
+            row, abandon=abandon, error=error, now=clock(), retry=retry, **record
+        )
         if attempt is None:
             log_not_ours(row)
         elif row.status in WAITING:
@@ -146,11 +153,19 @@ def execute(
             # Sent inside the except block: django.tasks logs it with the traceback.
             finished = row.to_task_result([*history, attempt], result.task)
             task_finished.send(sender, task_result=finished)
-        return
+        return False
 
     ran()
-    attempt = record_until_done(row, now=clock(), return_value=return_value, **record)
-    if attempt is None:
-        log_not_ours(row)
-    else:
-        task_finished.send(sender, task_result=row.to_task_result([*history, attempt], result.task))
+
+    def recorded(attempt: DBTaskAttempt | None) -> None:
+        if attempt is None:
+            log_not_ours(row)
+        else:
+            done = row.to_task_result([*history, attempt], result.task)
+            task_finished.send(sender, task_result=done)
+
+    record |= {"now": clock(), "return_value": return_value}
+    if batch is not None and batch.takes(row) and batch.add(Kept(row, record, then=recorded)):
+        return True
+    recorded(record_until_done(row, abandon=abandon, **record))
+    return False

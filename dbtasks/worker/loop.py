@@ -14,7 +14,8 @@ pipelined (see ``InFlight.free_threads``): on Postgres the main thread claims a 
 next task while the thread still records the last one's outcome; on SQLite,
 which writes one transaction at a time, a thread that finished a task claims
 its next one itself (``_chain``). And when the tasks are quick, a claim
-takes the next few rows ahead (``ahead.py``).
+takes the next few rows ahead (``ahead.py``), and on SQLite their outcomes
+are written together (``batching.py``).
 
 Shutdown: the first SIGTERM/SIGINT stops claiming and lets running tasks
 finish within ``grace`` seconds, then ``run()`` returns 0. A second signal,
@@ -41,9 +42,11 @@ from dbtasks.cancellation import StopReason
 from dbtasks.clock import DatabaseClock
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.notify import start_listener
+from dbtasks.worker.ahead import BUDGET
 from dbtasks.worker.ahead import OVERDUE
 from dbtasks.worker.ahead import ClaimAhead
 from dbtasks.worker.alone import AloneTasks
+from dbtasks.worker.batching import OutcomeBatch
 from dbtasks.worker.claiming import claim_rows
 from dbtasks.worker.connections import discard_if_broken
 from dbtasks.worker.fencing import watch_attempts
@@ -120,6 +123,7 @@ class Worker:
         self._signals = SignalInbox()
         self.in_flight = InFlight(options.threads)
         self.ahead = ClaimAhead(options.threads)
+        self.batch = OutcomeBatch(self)  # SQLite: quick tasks' outcomes, written together
         self.alone = AloneTasks(self)
         # Held while claiming and registering the claimed rows (see
         # Maintenance.hand_back_lost_claims).
@@ -211,6 +215,7 @@ class Worker:
         self.outage.check()
         self.beating.tend()
         self.runner.hand_back_overdue(OVERDUE)
+        self.batch.write(older_than=BUDGET)
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         return self._signals.install()

@@ -17,6 +17,9 @@ import traceback
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from typing import Required
+from typing import TypedDict
+from typing import Unpack
 
 from django.db import DatabaseError
 from django.db import router
@@ -46,7 +49,34 @@ def exception_path(error: BaseException) -> str:
     return f"{type(error).__module__}.{type(error).__qualname__}"
 
 
-def record_attempt(
+class Outcome(TypedDict, total=False):
+    """``outcome_of()``'s arguments after the row: how an attempt ended."""
+
+    worker_id: Required[str]
+    policy: Required[QueuePolicy]
+    now: Required[datetime]
+    error: BaseException | None
+    return_value: Any
+    retry: bool
+    suspect: bool
+    run_alone: bool
+
+
+def record_attempt(row: DBTaskResult, **outcome: Unpack[Outcome]) -> DBTaskAttempt | None:
+    """Close the row's running attempt; return it, or None if it was not ours.
+
+    What is written is ``outcome_of()``'s.
+    """
+    changes, attempt = outcome_of(row, **outcome)
+    worker_id = outcome["worker_id"]
+    if not close_attempt(row, worker_id=worker_id, changes=changes, attempt=attempt):
+        return None
+    for name, value in changes.items():
+        setattr(row, name, value)
+    return attempt
+
+
+def outcome_of(
     row: DBTaskResult,
     *,
     worker_id: str,
@@ -57,8 +87,8 @@ def record_attempt(
     retry: bool = True,
     suspect: bool = False,
     run_alone: bool = False,
-) -> DBTaskAttempt | None:
-    """Close the row's running attempt; return it, or None if it was not ours.
+) -> tuple[dict[str, Any], DBTaskAttempt]:
+    """The row's new state (the changes to its columns) and its attempt's row, to write together.
 
     Success ends the task. A failure schedules a retry after the backoff,
     unless no attempt is left, the error is a ``PermanentFailure`` or
@@ -104,11 +134,7 @@ def record_attempt(
             else ""
         ),
     )
-    if not close_attempt(row, worker_id=worker_id, changes=changes, attempt=attempt):
-        return None
-    for name, value in changes.items():
-        setattr(row, name, value)
-    return attempt
+    return changes, attempt
 
 
 def retry_delay(policy: QueuePolicy, row: DBTaskResult, error: BaseException) -> timedelta:

@@ -64,12 +64,12 @@ class Runner:
         if not worker.outage.connect(row):
             # The server refuses us: the main thread hands the row back (outage.py).
             return self._finished(row, ran=False)
-        completed = False
+        completed = kept = False
         began = time.monotonic()
         policy = worker.config.policy(row.queue_name, row.task_path)
         control = worker.interrupts.begin(row, policy.timeout)
         try:
-            execute(
+            kept = execute(
                 row,
                 worker_id=worker.id,
                 policy=policy,
@@ -79,6 +79,7 @@ class Runner:
                 ran=lambda: self._ran(row),
                 max_return_size=worker.config.max_return_size,
                 control=control,
+                batch=worker.batch,
             )
             completed = True
         finally:
@@ -91,7 +92,7 @@ class Runner:
                 logger.critical("Worker %s failed to run task id=%s; stopping", worker.id, row.pk)
                 worker.request_stop()
         worker.ahead.ran(time.monotonic() - began)
-        return self._finished(row)
+        return self._finished(row, kept=kept)
 
     def _ran(self, row: DBTaskResult) -> None:
         """The task's code is done: on Postgres its thread is as good as free.
@@ -107,12 +108,18 @@ class Runner:
             worker.in_flight.code_done(row)
             worker.wake.set()
 
-    def _finished(self, row: DBTaskResult, *, ran: bool = True) -> bool:
-        """Forget a row whose attempt is closed; return whether this thread claims the next."""
+    def _finished(self, row: DBTaskResult, *, ran: bool = True, kept: bool = False) -> bool:
+        """Forget a row whose attempt is closed; return whether this thread claims the next.
+
+        ``kept``: its outcome went to the batch (``batching.py``), which settles
+        the row once it is written, maybe already.
+        """
         worker = self.worker
-        worker.outage.recorded(row)
+        if not kept:
+            worker.outage.recorded(row)
         with worker.in_flight.lock:
-            worker.in_flight.finish(row, ran=ran)
+            if not kept:
+                worker.in_flight.finish(row, ran=ran)
             # A thread the worker gave up on (past its task's timeout) ends here.
             chain = (
                 not worker.overlap
@@ -164,6 +171,13 @@ class Runner:
                 worker.wake.set()
             return None
         return rows[0]
+
+    def settled(self, row: DBTaskResult) -> None:
+        """A kept outcome is written (``batching.py``): forget the row."""
+        worker = self.worker
+        worker.outage.recorded(row)
+        worker.in_flight.finish(row, ran=True)
+        worker.wake.set()  # a stop, or --oneshot, may wait for the last of them
 
     def hand_back_overdue(self, seconds: float) -> None:
         """Hand back the rows claimed ahead that waited over ``seconds`` for a thread.

@@ -58,6 +58,7 @@ def drain(worker: Worker) -> int:
 
 def give_back(worker: Worker) -> None:
     """Close the attempts still running as WorkerShutdown; hand back the unstarted."""
+    worker.batch.write()  # outcomes kept to write together (batching.py) are not lost
     started, unstarted = worker.in_flight.unstarted()
     for row in unstarted:
         worker.runner.hand_back(row, "the worker stopped before a thread was free")

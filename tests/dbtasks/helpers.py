@@ -87,6 +87,13 @@ class Running:
         return self.code
 
 
+def join_task_threads(timeout: float = 30) -> None:
+    """Wait for the task threads of the workers this process ran (abandoned ones included)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("dbtasks-task-"):
+            thread.join(timeout=patience(timeout))
+
+
 def wait_for_status(result, status, timeout: float = 30) -> None:
     wait_until(
         lambda: row_of(result).status == status,

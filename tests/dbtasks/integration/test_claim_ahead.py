@@ -6,8 +6,6 @@ so none depends on how fast this machine runs a task.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from dbtasks.compat import TaskResultStatus
@@ -19,10 +17,10 @@ from dbtasks.worker.ahead import ClaimAhead
 from tests import tasks
 from tests.dbtasks.helpers import Clock
 from tests.dbtasks.helpers import Running
+from tests.dbtasks.helpers import join_task_threads
 from tests.dbtasks.helpers import row_of
 from tests.dbtasks.helpers import run_worker_at
 from tests.dbtasks.helpers import wait_until_started
-from tests.live import patience
 from tests.live import wait_until
 
 READY = TaskResultStatus.READY
@@ -75,9 +73,7 @@ def released(transactional_db):
         running.worker.request_stop()
         running.worker.request_stop()
         running.join()
-    for thread in threading.enumerate():
-        if thread.name.startswith("dbtasks-task-"):
-            thread.join(timeout=patience(30))
+    join_task_threads()
 
 
 def test_a_stop_hands_back_the_rows_claimed_ahead_unstarted(monkeypatch, claims, released):
