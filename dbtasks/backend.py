@@ -128,7 +128,7 @@ class DatabaseBackend(BaseTaskBackend):
         if not new_rows:
             return []
         # One statement, atomic on its own; ids come back with RETURNING.
-        insert_many(new_rows, db=self.db_alias)
+        insert_many(template, new_rows, db=self.db_alias)
         if template.status == READY:  # one task: every row has the same status
             self.notify_workers(task.queue_name)
         results = [row.to_task_result(history=[], task=task) for row in new_rows]

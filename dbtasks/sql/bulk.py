@@ -25,18 +25,17 @@ from dbtasks.sql.build import column_of
 from dbtasks.sql.build import mark_saved
 
 
-def insert_many(rows: Sequence[DBTaskResult], *, db: str) -> None:
-    """Insert the new ``rows`` (alike but for their arguments) in one statement; set their pks."""
+def insert_many(template: DBTaskResult, rows: Sequence[DBTaskResult], *, db: str) -> None:
+    """Insert the new ``rows`` in one statement, and set their pks.
+
+    Every column but the arguments is written as ``template`` has it: the
+    rows are copies of it (``rows.copy_row``) with arguments of their own.
+    """
     connection = connections[db]
     quote = connection.ops.quote_name
     meta = DBTaskResult._meta
-    first = rows[0]
     shared = [f for f in meta.concrete_fields if not f.primary_key and f.name != "arguments"]
-    for row in rows:
-        for field in shared:
-            if getattr(row, field.attname) != getattr(first, field.attname):
-                raise ValueError(f"insert_many() rows must share {field.name}.")
-    params = [f.get_db_prep_save(f.pre_save(first, add=True), connection) for f in shared]
+    params = [f.get_db_prep_save(f.pre_save(template, add=True), connection) for f in shared]
     columns = ", ".join(quote(column_of(f)) for f in [*shared, meta.get_field("arguments")])
     values = ", ".join(["%s"] * len(shared))
     if connection.vendor == "postgresql":
