@@ -66,11 +66,13 @@ def close_attempts(
     """``close_attempt()`` for each (row, changes, attempt), in one transaction; which were ours.
 
     For plain closes only: no workflow member, no concurrency limit (their
-    closes have more to do, ``_close``). On SQLite a transaction's BEGIN
-    and COMMIT cost more than the two statements of a close
+    closes have more to do, ``_close``). One commit for them all: on SQLite
+    a transaction's BEGIN and COMMIT cost more than a close's two
+    statements, on Postgres each commit waits for its WAL flush
     (``dbtasks/worker/batching.py``).
     """
-    with one_writer(db), transaction.atomic(using=db):
+    idle_limit = heartbeat_timeout_of(closes[0][0].backend_name) if closes else None
+    with one_writer(db), short_transaction(db, idle_limit=idle_limit):
         return [
             write_close(row, worker_id=worker_id, changes=changes, attempt=attempt)
             for row, changes, attempt in closes

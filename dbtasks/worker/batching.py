@@ -1,23 +1,24 @@
-"""Outcomes in batches: on SQLite, one transaction closes the attempts of several quick tasks.
+"""Outcomes in batches: one transaction closes the attempts of several quick tasks.
 
-On SQLite a close is a transaction of its own, and its BEGIN and COMMIT
-cost more than its two statements: under a backlog of quick tasks, closing
-took half of a task thread's time. So while more rows claimed ahead wait
-for the threads (``ahead.py``), a task thread that finished a task keeps its
-outcome here and goes on to the next; the thread whose task leaves none
-waiting, or fills the batch (``MOST``), writes them all in one transaction
-(``dbtasks.sql.close.close_attempts``). The main thread writes any outcome
-kept longer than ``ahead.BUDGET`` (``Worker.tend``), so a slower task that
-comes next does not hold the others' back. Each close is guarded as ever:
-an attempt someone else closed meanwhile is not overwritten, and its
-outcome is discarded with the same warning.
+A close is a transaction of its own (on Postgres one statement, which
+commits on its own), and its commit costs more than its statements: on
+SQLite the BEGIN and COMMIT, on Postgres the wait for the WAL flush. Under
+a backlog of quick tasks, closing took half of a task thread's time. So
+while more rows claimed ahead wait for the threads (``ahead.py``), a task
+thread that finished a task keeps its outcome here and goes on to the next;
+the thread whose task leaves none waiting, or fills the batch (``MOST``),
+writes them all in one transaction (``dbtasks.sql.close.close_attempts``).
+The main thread writes any outcome kept longer than ``ahead.BUDGET``
+(``Worker.tend``), so a slower task that comes next does not hold the
+others' back. Each close is guarded as ever: an attempt someone else
+closed meanwhile is not overwritten, and its outcome is discarded with the
+same warning.
 
-Only plain closes wait here: not on Postgres, where a close is one
-statement and the next claim overlaps it, nor a workflow member's or a
-limited task's close, which do more in their transaction. Until its
-outcome is written a row stays RUNNING and in flight, so what the worker
-promises holds: a stop waits for it, and if the worker dies first the task
-runs again (at-least-once, as ever).
+Only plain closes wait here, not a workflow member's or a limited task's,
+which do more in their transaction. Until its outcome is written a row
+stays RUNNING and in flight, so what the worker promises holds: a stop
+waits for it, and if the worker dies first the task runs again
+(at-least-once, as ever).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class OutcomeBatch:
         self._delay = 0.1
 
     def takes(self, row: DBTaskResult) -> bool:
-        """Whether ``row``'s outcome goes through the batch: a plain close, on SQLite."""
-        return not self.worker.overlap and not row.in_workflow and not row.concurrency_key
+        """Whether ``row``'s outcome goes through the batch: a plain close."""
+        return not row.in_workflow and not row.concurrency_key
 
     def add(self, kept: Kept) -> bool:
         """Keep an outcome, and write the batch unless another row waits for a thread.

@@ -14,8 +14,8 @@ pipelined (see ``InFlight.free_threads``): on Postgres the main thread claims a 
 next task while the thread still records the last one's outcome; on SQLite,
 which writes one transaction at a time, a thread that finished a task claims
 its next one itself (``_chain``). And when the tasks are quick, a claim
-takes the next few rows ahead (``ahead.py``), and on SQLite their outcomes
-are written together (``batching.py``).
+takes the next few rows ahead (``ahead.py``), and their outcomes are
+written together (``batching.py``).
 
 Shutdown: the first SIGTERM/SIGINT stops claiming and lets running tasks
 finish within ``grace`` seconds, then ``run()`` returns 0. A second signal,
@@ -123,7 +123,7 @@ class Worker:
         self._signals = SignalInbox()
         self.in_flight = InFlight(options.threads)
         self.ahead = ClaimAhead(options.threads)
-        self.batch = OutcomeBatch(self)  # SQLite: quick tasks' outcomes, written together
+        self.batch = OutcomeBatch(self)  # quick tasks' outcomes, written together
         self.alone = AloneTasks(self)
         # Held while claiming and registering the claimed rows (see
         # Maintenance.hand_back_lost_claims).

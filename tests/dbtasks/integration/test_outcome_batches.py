@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from django.db import DataError
 from django.db import OperationalError
-from django.db import connection
 from django.utils import timezone
 
 from dbtasks.compat import TaskResultStatus
@@ -36,9 +35,6 @@ from tests.dbtasks.helpers import wait_until_started
 
 RUNNING = TaskResultStatus.RUNNING
 SUCCESSFUL = TaskResultStatus.SUCCESSFUL
-on_sqlite = pytest.mark.skipif(
-    connection.vendor != "sqlite", reason="outcomes are batched on SQLite only"
-)
 
 
 @pytest.fixture
@@ -60,7 +56,6 @@ def ahead_by(monkeypatch, count: int) -> None:
     monkeypatch.setattr("dbtasks.worker.loop.BUDGET", 3600.0)  # the main thread never writes early
 
 
-@on_sqlite
 def test_quick_tasks_outcomes_are_written_together_and_each_once(
     transactional_db, monkeypatch, batches
 ):
@@ -87,7 +82,6 @@ def test_quick_tasks_outcomes_are_written_together_and_each_once(
     assert sorted(finished) == sorted(result.id for result in results)  # once each
 
 
-@on_sqlite
 def test_an_outcome_kept_behind_a_slow_task_is_written_by_the_main_thread(
     transactional_db, monkeypatch
 ):
@@ -109,10 +103,12 @@ def test_an_outcome_kept_behind_a_slow_task_is_written_by_the_main_thread(
     assert row_of(slow).status == SUCCESSFUL
 
 
-def test_only_sqlite_keeps_outcomes_to_write_together(db):
-    row = DBTaskResult(id=1, in_workflow=False, concurrency_key="")
+def test_a_workflow_member_or_a_limited_task_is_closed_on_its_own(db):
     worker = Worker(default_backend(), WorkerOptions())
-    assert worker.batch.takes(row) == (connection.vendor == "sqlite")
+    assert worker.batch.takes(DBTaskResult(id=1, in_workflow=False, concurrency_key=""))
+    # Their closes release members or give a slot back in the same transaction.
+    assert not worker.batch.takes(DBTaskResult(id=2, in_workflow=True, concurrency_key=""))
+    assert not worker.batch.takes(DBTaskResult(id=3, in_workflow=False, concurrency_key="user:1"))
 
 
 def kept_outcome(worker: Worker, row: DBTaskResult, then: list) -> Kept:
