@@ -5,7 +5,8 @@ task that runs in a millisecond, claiming it costs as much as running it.
 So when the last tasks were quick, a claim takes a few rows more than there
 are free threads, as many as the threads will start within ``BUDGET``
 (50 ms) at the pace the recent tasks ran. Those wait in the pool's queue
-(``InFlight.queue(row, ahead=True)``) and the next free thread takes them.
+(``InFlight.add(rows, ahead=n)`` marks them) and the next free thread takes
+them.
 A task that takes longer than the budget makes it claim nothing ahead; a
 worker with no backlog finds no more rows to claim anyway.
 

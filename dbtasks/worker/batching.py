@@ -39,6 +39,7 @@ from dbtasks.models import DBTaskResult
 from dbtasks.sql.close import close_attempts
 from dbtasks.worker.ahead import MOST
 from dbtasks.worker.connections import discard_if_broken
+from dbtasks.worker.outcomes import apply_changes
 from dbtasks.worker.outcomes import outcome_of
 from dbtasks.worker.outcomes import record_until_done
 from dbtasks.worker.storable import is_permanent
@@ -51,7 +52,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Kept:
-    """An outcome not written yet: ``record_attempt()``'s arguments, and what follows the write.
+    """An outcome not written yet: ``record_attempt()``'s arguments (``outcomes.Outcome``),
+    and what follows the write.
 
     ``then(attempt)`` runs once it is written (``None``: someone else had
     closed the attempt).
@@ -101,9 +103,9 @@ class OutcomeBatch:
         with self._lock:
             if not self._kept:
                 return
+            now = time.monotonic()
             if older_than is not None and (
-                time.monotonic() - self._kept[0].since < older_than
-                or time.monotonic() < self._retry_at
+                now - self._kept[0].since < older_than or now < self._retry_at
             ):
                 return
             batch, self._kept = self._kept, []
@@ -140,8 +142,7 @@ class OutcomeBatch:
             self._retry_at, self._delay = 0.0, 0.1
         for kept, (row, changes, attempt), ours in zip(batch, closes, closed, strict=True):
             if ours:
-                for name, value in changes.items():
-                    setattr(row, name, value)
+                apply_changes(row, changes)
             self._settle(kept, attempt if ours else None)
 
     def __len__(self) -> int:

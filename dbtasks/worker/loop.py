@@ -171,7 +171,7 @@ class Worker:
             )
             pool = self.pool = TaskThreads(self.options.threads, self.runner.run_one)
             try:
-                self._loop(pool)
+                self._loop()
                 self.stopping.set()  # also after --oneshot: threads claim no more
                 code = drain(self)
                 if self.hung_exit:
@@ -247,7 +247,7 @@ class Worker:
 
     # --- The loop -----------------------------------------------------------
 
-    def _loop(self, pool: TaskThreads) -> None:
+    def _loop(self) -> None:
         delay = self.options.delay_min
         db_delay = 0.1
         while True:
@@ -271,9 +271,7 @@ class Worker:
                 db_delay = min(db_delay * 2, 30)
                 continue
             db_delay = 0.1
-            for row in rows:
-                self.in_flight.queue(row)
-                pool.submit(row)
+            self.runner.hand_over(rows)
             if rows:
                 delay = self.options.delay_min
             if self._should_exit(claimed_any=bool(rows), idle=idle):

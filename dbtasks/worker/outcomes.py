@@ -71,9 +71,14 @@ def record_attempt(row: DBTaskResult, **outcome: Unpack[Outcome]) -> DBTaskAttem
     worker_id = outcome["worker_id"]
     if not close_attempt(row, worker_id=worker_id, changes=changes, attempt=attempt):
         return None
+    apply_changes(row, changes)
+    return attempt
+
+
+def apply_changes(row: DBTaskResult, changes: dict[str, Any]) -> None:
+    """The row in memory as a close with ``changes`` left it in the database."""
     for name, value in changes.items():
         setattr(row, name, value)
-    return attempt
 
 
 def outcome_of(

@@ -162,15 +162,20 @@ class Runner:
                 discard_if_broken(worker.db)
         with worker.in_flight.lock:
             worker.in_flight.chaining -= 1
-        for row in rows[1:]:
-            worker.in_flight.queue(row)
-            assert worker.pool is not None  # a thread of it runs this
-            worker.pool.submit(row)
+        self.hand_over(rows[1:])
         if not rows:
             if not waiting:  # else this thread takes a waiting row next
                 worker.wake.set()
             return None
         return rows[0]
+
+    def hand_over(self, rows: list[DBTaskResult]) -> None:
+        """Queue ``rows`` for the task threads: the next free thread takes each."""
+        worker = self.worker
+        assert worker.pool is not None  # Worker.run() starts it before anything is claimed
+        for row in rows:
+            worker.in_flight.queue(row)
+            worker.pool.submit(row)
 
     def settled(self, row: DBTaskResult) -> None:
         """A kept outcome is written (``batching.py``): forget the row."""
