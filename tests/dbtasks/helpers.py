@@ -87,6 +87,19 @@ class Running:
         return self.code
 
 
+def claim_ahead_by(monkeypatch, count: int, *, write_after: float | None = None) -> None:
+    """Make every claim of a worker take ``count`` rows ahead (``dbtasks/worker/ahead.py``).
+
+    ``write_after``: the main thread writes kept outcomes (``batching.py``)
+    only once they are that old, instead of ``ahead.BUDGET``.
+    """
+    from dbtasks.worker.ahead import ClaimAhead
+
+    monkeypatch.setattr(ClaimAhead, "extra", lambda self: count)
+    if write_after is not None:
+        monkeypatch.setattr("dbtasks.worker.loop.BUDGET", write_after)
+
+
 def join_task_threads(timeout: float = 30) -> None:
     """Wait for the task threads of the workers this process ran (abandoned ones included)."""
     for thread in threading.enumerate():

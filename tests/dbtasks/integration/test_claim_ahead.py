@@ -13,10 +13,10 @@ from dbtasks.models import DBTaskAttempt
 from dbtasks.sql import claim as claim_sql
 from dbtasks.worker import EXIT_OK
 from dbtasks.worker import claiming
-from dbtasks.worker.ahead import ClaimAhead
 from tests import tasks
 from tests.dbtasks.helpers import Clock
 from tests.dbtasks.helpers import Running
+from tests.dbtasks.helpers import claim_ahead_by
 from tests.dbtasks.helpers import join_task_threads
 from tests.dbtasks.helpers import row_of
 from tests.dbtasks.helpers import run_worker_at
@@ -40,10 +40,6 @@ def claims(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(claiming, "claim", counted)
     return counts
-
-
-def ahead_by(monkeypatch, count: int) -> None:
-    monkeypatch.setattr(ClaimAhead, "extra", lambda self: count)
 
 
 def test_quick_tasks_are_claimed_several_at_a_time_and_each_runs_once(
@@ -77,7 +73,7 @@ def released(transactional_db):
 
 
 def test_a_stop_hands_back_the_rows_claimed_ahead_unstarted(monkeypatch, claims, released):
-    ahead_by(monkeypatch, 3)
+    claim_ahead_by(monkeypatch, 3)
     first = tasks.blocks_until_released.enqueue("first")
     behind = [tasks.noop.enqueue() for _ in range(3)]
     running = Running(threads=1)
@@ -97,7 +93,7 @@ def test_a_stop_hands_back_the_rows_claimed_ahead_unstarted(monkeypatch, claims,
 
 
 def test_rows_claimed_ahead_behind_a_slow_task_go_back_to_the_queue(monkeypatch, claims, released):
-    ahead_by(monkeypatch, 3)
+    claim_ahead_by(monkeypatch, 3)
     monkeypatch.setattr("dbtasks.worker.loop.OVERDUE", 0.0)  # overdue as soon as they wait
     first = tasks.blocks_until_released.enqueue("first")
     behind = [tasks.noop.enqueue() for _ in range(3)]

@@ -20,12 +20,12 @@ from dbtasks.sql import close as close_sql
 from dbtasks.worker import Worker
 from dbtasks.worker import WorkerOptions
 from dbtasks.worker import batching
-from dbtasks.worker.ahead import ClaimAhead
 from dbtasks.worker.batching import Kept
 from dbtasks.worker.stopping import give_back
 from tests import tasks
 from tests.dbtasks.helpers import Clock
 from tests.dbtasks.helpers import Running
+from tests.dbtasks.helpers import claim_ahead_by
 from tests.dbtasks.helpers import default_backend
 from tests.dbtasks.helpers import join_task_threads
 from tests.dbtasks.helpers import row_of
@@ -51,15 +51,10 @@ def batches(monkeypatch) -> list[int]:
     return sizes
 
 
-def ahead_by(monkeypatch, count: int) -> None:
-    monkeypatch.setattr(ClaimAhead, "extra", lambda self: count)
-    monkeypatch.setattr("dbtasks.worker.loop.BUDGET", 3600.0)  # the main thread never writes early
-
-
 def test_quick_tasks_outcomes_are_written_together_and_each_once(
     transactional_db, monkeypatch, batches
 ):
-    ahead_by(monkeypatch, 5)
+    claim_ahead_by(monkeypatch, 5, write_after=3600.0)  # the main thread never writes early
     finished: list[str] = []
 
     def count(sender, task_result, **kwargs):
@@ -85,8 +80,7 @@ def test_quick_tasks_outcomes_are_written_together_and_each_once(
 def test_an_outcome_kept_behind_a_slow_task_is_written_by_the_main_thread(
     transactional_db, monkeypatch
 ):
-    monkeypatch.setattr(ClaimAhead, "extra", lambda self: 1)
-    monkeypatch.setattr("dbtasks.worker.loop.BUDGET", 0.0)
+    claim_ahead_by(monkeypatch, 1, write_after=0.0)
     tasks.RELEASE.clear()
     quick = tasks.noop.enqueue()
     slow = tasks.blocks_until_released.enqueue("slow")
