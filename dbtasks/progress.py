@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db import connections
 from django.db.models import BigIntegerField
 from django.db.models import Case
 from django.db.models import CharField
@@ -30,6 +31,8 @@ from django.db.models import When
 from django.db.models.functions import Cast
 from django.db.models.functions import Concat
 from django.db.models.functions import Now
+from django.db.models.lookups import Exact
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from dbtasks.backend import DatabaseBackend
@@ -62,16 +65,7 @@ def with_progress[M: Model](
     (``prefix="report_"``: ``report_progress`` and ``report_progress_due``).
     """
     backend = get_backend(backend)
-    # The id is text, the result's pk a number. Only text like str(pk) is
-    # cast (at most 18 digits: always a valid bigint), so anything else
-    # matches no result, never a SQL error. \A...\Z, not ^...$: SQLite's
-    # REGEXP is Python's re, where $ also matches before a final newline.
-    result_pk = Case(
-        When(
-            **{f"{field}__regex": r"\A[1-9][0-9]{0,17}\Z"},
-            then=Cast(field, BigIntegerField()),
-        )
-    )
+    result_pk = _result_pk(field, connections[queryset.db].vendor)
     pk_name = f"{prefix}progress_pk"
     result = DBTaskResult.objects.filter(pk=OuterRef(pk_name), backend_name=backend.alias)
     if task is not None:
@@ -106,6 +100,26 @@ def with_progress[M: Model](
         }
     )
     return annotated
+
+
+def _result_pk(field: str, vendor: str) -> Case:
+    """The result's pk that ``field`` holds as text, or NULL: never a SQL error.
+
+    Only text exactly like ``str(pk)`` of a positive pk is read as one:
+    "12" is 12; "012", " 12", "12\\n", "abc" and "-3" match no result.
+    """
+    as_number = Cast(field, BigIntegerField())
+    if vendor == "sqlite":
+        # SQLite casts any text without complaint ("12abc" is 12), so a cast
+        # that reads back as the same text is a pk. (REGEXP, below, would
+        # call Python's re for every row.)
+        reads_back = Exact(F(field), Cast(as_number, CharField()))
+        return Case(When(reads_back & GreaterThan(as_number, 0), then=as_number))
+    # Postgres refuses to cast text that is not a number: only text like
+    # str(pk) is cast (at most 18 digits: always a valid bigint).
+    # \A...\Z, not ^...$: in Python's re (other databases' REGEXP) $ also
+    # matches before a final newline.
+    return Case(When(**{f"{field}__regex": r"\A[1-9][0-9]{0,17}\Z"}, then=as_number))
 
 
 def progress_of(summary: ResultSummary) -> str:

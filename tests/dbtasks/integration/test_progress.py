@@ -53,3 +53,32 @@ def test_a_prefix_keeps_two_results_of_a_row_apart():
     assert row["noop_progress"] == f"{noop.id}:READY:0"
     assert row["noop_progress_due"] == DBTaskResult.objects.get(pk=noop.id).available_after
     assert (row["progress"], row["progress_due"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0",
+        "-{pk}",
+        "0{pk}",
+        " {pk}",
+        "{pk} ",
+        "{pk}\n",
+        "{pk}.0",
+        "{pk}abc",
+        "+{pk}",
+        "1e3",
+        "99999999999999999999",
+        "\uff19",  # a fullwidth digit
+        "",
+    ],
+)
+def test_only_text_exactly_like_the_pk_finds_the_result(text):
+    result = tasks.noop.enqueue()
+    TaskRun.objects.create(key=text.format(pk=result.id))
+    TaskRun.objects.create(key=result.id)
+
+    rows = list(annotated(TaskRun.objects.order_by("pk")).values_list("progress", flat=True))
+
+    # Never a database error, and only the exact text finds it.
+    assert rows == [None, f"{result.id}:READY:0"]
