@@ -172,3 +172,28 @@ def wait_until_gone(cursor, pid: int) -> None:
             return
         cursor.execute("SELECT pg_sleep(0.01)")
     raise AssertionError(f"backend {pid} still there")
+
+
+def test_it_runs_on_the_drivers_cursor_unless_django_watches(django_user_model, monkeypatch):
+    """Not through Django's cursor wrapper, except where a wrapper or query log must see it."""
+    alice = django_user_model.objects.create_user("alice")
+    note = Notification.objects.create(owner=alice, message="hello")
+    compiled = CompiledQuery(build, name="test_compiled_query_direct")
+    values = [alice.pk, note.pk]
+    expected = list(build(values))
+    compiled.rows(values, using="default")  # compiled, and prepared on Postgres
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        assert compiled.rows(values, using="default") == expected
+    assert len(seen) == 1
+
+    def no_django_cursor(*args, **kwargs):
+        raise AssertionError("went through Django's cursor")
+
+    monkeypatch.setattr(connection, "cursor", no_django_cursor)
+    assert compiled.rows(values, using="default") == expected
