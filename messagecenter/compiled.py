@@ -15,7 +15,11 @@ once, by name, and from then on only ``EXECUTE``s it with the ids: the
 server plans it a few times, then keeps a generic plan. Not behind a
 transaction pooler (``DISABLE_SERVER_SIDE_CURSORS``, Django's switch for
 one), which would run the ``EXECUTE`` on a server connection that never saw
-the ``PREPARE``.
+the ``PREPARE``. Should a pooler be there unannounced, the first
+``EXECUTE`` that finds no statement says so in the log, and the query runs
+unprepared from then on (``_unprepared``); and as each statement's name
+carries a digest of its SQL, a server connection that kept another
+version's statement (a deploy behind the pooler) never runs it for this one.
 
 It skips Django's per-request ping of the connection
 (``CONN_HEALTH_CHECKS``), a round trip of its own: a read can afford to be
@@ -32,18 +36,29 @@ through Django's cursor instead, so that they see it.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 import weakref
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from django.db import InterfaceError
 from django.db import OperationalError
+from django.db import ProgrammingError
 from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.sql import Query
+
+logger = logging.getLogger(__name__)
+
+# Postgres's error codes: no prepared statement of that name in this
+# session, and one of that name already there.
+_NO_SUCH_STATEMENT = "26000"
+_STATEMENT_EXISTS = "42P05"
 
 # Stand-ins for the ids: negative, far below any id a database hands out.
 _FIRST_STAND_IN = -(2**62)
@@ -104,10 +119,30 @@ class CompiledQuery:
                 raise
             connection.close()
             found = _execute(compiled, params, connection)
+        except ProgrammingError as error:
+            if _sqlstate(error) != _NO_SUCH_STATEMENT or connection.in_atomic_block:
+                raise
+            compiled = self._unprepared(key, compiled)
+            found = _execute(compiled, params, connection)
         if compiled.converters:
             compiler = compiled.query.get_compiler(connection=connection)
             found = list(compiler.apply_converters(found, compiled.converters))
         return [dict(zip(compiled.names, row, strict=True)) for row in found]
+
+    def _unprepared(self, key: tuple[str, int], compiled: _Compiled) -> _Compiled:
+        """The statement vanished from the session it was prepared in: run it unprepared.
+
+        What a transaction pooler does (PgBouncer), which hands each
+        statement any server connection; or a ``DEALLOCATE``.
+        """
+        logger.warning(
+            "The prepared statement %s was not found on its connection: behind a "
+            "transaction pooler (set DATABASE_POOLED=1, or DISABLE_SERVER_SIDE_CURSORS "
+            "in DATABASES)? Running the query unprepared from now on.",
+            compiled.prepared[0] if compiled.prepared else "?",
+        )
+        unprepared = self._compiled[key] = replace(compiled, prepared=None)
+        return unprepared
 
     def _compile(self, count: int, using: str) -> _Compiled:
         stand_ins = [_FIRST_STAND_IN + index for index in range(count)]
@@ -137,7 +172,8 @@ class CompiledQuery:
             sql, params, slots = _inline_constants(using, sql, params, slots)
             direct_sql = sql  # psycopg's placeholders are Django's
             if not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
-                prepared = _prepared(f"{self.name}_{count}", sql, len(params))
+                digest = hashlib.blake2s(sql.encode(), digest_size=4).hexdigest()
+                prepared = _prepared(f"{self.name}_{count}_{digest}", sql, len(params))
         elif connection.vendor == "sqlite":
             direct_sql = _qmark(sql)
         return _Compiled(query, sql, tuple(params), slots, names, converters, direct_sql, prepared)
@@ -184,9 +220,23 @@ def _prepare_once(prepared: tuple[str, str, str], cursor: Any, connection: Any) 
     name, prepare, execute = prepared
     on_this_connection = _PREPARED_ON.setdefault(connection.connection, set())
     if name not in on_this_connection:
-        cursor.execute(prepare)  # lasts as long as the session, whatever rolls back
+        try:
+            cursor.execute(prepare)  # lasts as long as the session, whatever rolls back
+        except (ProgrammingError, connection.Database.ProgrammingError) as error:
+            # Already there (its name is its SQL's): a pooler's server
+            # connection that another client prepared it on.
+            if _sqlstate(error) != _STATEMENT_EXISTS or connection.in_atomic_block:
+                raise
         on_this_connection.add(name)
     return execute
+
+
+def _sqlstate(error: Exception) -> str | None:
+    """Postgres's code for ``error``: psycopg's, or the one behind Django's."""
+    code: str | None = getattr(error, "sqlstate", None) or getattr(
+        error.__cause__, "sqlstate", None
+    )
+    return code
 
 
 def _skip_health_check(connection: Any) -> bool:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 from django.db import OperationalError
 from django.db import connection
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
+from messagecenter import compiled as compiled_module
 from messagecenter.compiled import CompiledQuery
 from messagecenter.models import Notification
 
@@ -71,7 +75,8 @@ def test_postgres_prepares_it_once_per_connection_then_only_executes(django_user
         again = compiled.rows(values, using="default")
 
     assert rows == again == list(build(values))
-    name = "test_compiled_query_prepared_3"  # a statement per number of values
+    # A statement per number of values, named for its SQL too.
+    name = re.match(r"PREPARE (test_compiled_query_prepared_3_[0-9a-f]{8}) ", first[0]["sql"])[1]
     assert [query["sql"][: len(name) + 9] for query in first] == [
         f"PREPARE {name} ",
         f"EXECUTE {name}(",
@@ -197,3 +202,65 @@ def test_it_runs_on_the_drivers_cursor_unless_django_watches(django_user_model, 
 
     monkeypatch.setattr(connection, "cursor", no_django_cursor)
     assert compiled.rows(values, using="default") == expected
+
+
+def prepared_on_postgres(django_user_model, name: str) -> tuple[CompiledQuery, list[int], list]:
+    """A query run once (so prepared on this connection), its values and its rows."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements: Postgres")
+    alice = django_user_model.objects.create_user("alice")
+    note = Notification.objects.create(owner=alice, message="hello")
+    compiled = CompiledQuery(build, name=name)
+    values = [alice.pk, note.pk]
+    expected = list(build(values))
+    assert compiled.rows(values, using="default") == expected
+    return compiled, values, expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_gone_from_its_session_runs_unprepared_from_then_on(django_user_model, caplog):
+    """What a transaction pooler nobody announced does: the EXECUTE lands elsewhere."""
+    compiled, values, expected = prepared_on_postgres(django_user_model, "test_vanished")
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+
+    with caplog.at_level(logging.WARNING, logger="messagecenter.compiled"):
+        assert compiled.rows(values, using="default") == expected
+    assert "DATABASE_POOLED" in caplog.text
+
+    with CaptureQueriesContext(connection) as queries:
+        assert compiled.rows(values, using="default") == expected
+    assert [q["sql"].split(" ")[0] for q in queries] == ["SELECT"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_the_session_has_already_is_used(django_user_model):
+    """A pooler's server connection may hold it already, prepared for another client."""
+    compiled, values, expected = prepared_on_postgres(django_user_model, "test_there")
+    compiled_module._PREPARED_ON.pop(connection.connection)  # as if another client had
+    assert compiled.rows(values, using="default") == expected  # on the driver's cursor
+
+    compiled_module._PREPARED_ON.pop(connection.connection)
+    with CaptureQueriesContext(connection) as queries:  # on Django's
+        assert compiled.rows(values, using="default") == expected
+    assert [q["sql"].split(" ")[0] for q in queries] == ["PREPARE", "EXECUTE"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_versions_of_a_query_never_run_each_others_statement(django_user_model):
+    """Same name, other SQL (a deploy behind a pooler): each statement is named for its SQL."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements: Postgres")
+    alice = django_user_model.objects.create_user("alice")
+    notes = [Notification.objects.create(owner=alice, message=t) for t in ("hello", "world")]
+    values = [alice.pk, *(n.pk for n in notes)]
+
+    def build_newer(values: list[int]):
+        return build(values).filter(message="world")
+
+    older = CompiledQuery(build, name="test_compiled_query_versions")
+    newer = CompiledQuery(build_newer, name="test_compiled_query_versions")
+
+    assert older.rows(values, using="default") == list(build(values))
+    assert newer.rows(values, using="default") == list(build_newer(values))
+    assert len(list(build(values))) == 2
