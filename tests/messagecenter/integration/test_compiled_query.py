@@ -76,7 +76,9 @@ def test_postgres_prepares_it_once_per_connection_then_only_executes(django_user
 
     assert rows == again == list(build(values))
     # A statement per number of values, named for its SQL too.
-    name = re.match(r"PREPARE (test_compiled_query_prepared_3_[0-9a-f]{8}) ", first[0]["sql"])[1]
+    named = re.match(r"PREPARE (test_compiled_query_prepared_3_[0-9a-f]{8}) ", first[0]["sql"])
+    assert named is not None, first[0]["sql"][:100]
+    name = named[1]
     assert [query["sql"][: len(name) + 9] for query in first] == [
         f"PREPARE {name} ",
         f"EXECUTE {name}(",
