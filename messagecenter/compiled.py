@@ -31,7 +31,9 @@ in the driver's own placeholders: on SQLite Django's cursor wrapper and its
 rewriting of each ``%s`` into ``?`` cost twice what SQLite takes to run
 the poll's query. When Django records queries (``DEBUG``, a test counting
 them) or something wraps them (``connection.execute_wrapper()``), it goes
-through Django's cursor instead, so that they see it.
+through Django's cursor instead, so that they see it. (Instrumentation that
+patches Django's cursor class rather than using ``execute_wrapper()``
+does not see this one query.)
 """
 
 from __future__ import annotations
