@@ -114,8 +114,9 @@ def read(request: HttpRequest) -> Pass | None:
     keys = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
     try:
         verified, issued_at = _verified(token, keys)
-    except (signing.BadSignature, TypeError):  # SignatureExpired is a BadSignature
+    except (signing.BadSignature, TypeError):
         return None
+    # Here, not in _verified: a remembered token ages too.
     if time.time() - issued_at > MAX_AGE.total_seconds():
         return None
     return verified
@@ -123,14 +124,12 @@ def read(request: HttpRequest) -> Pass | None:
 
 @lru_cache(maxsize=4096)
 def _verified(token: str, keys: tuple[str, ...]) -> tuple[Pass, int]:
-    """The token's pass and when it was signed; raises if it is not ours, too old or malformed.
+    """The token's pass and when it was signed; raises if it is not ours or malformed.
 
     A token that fails raises, and ``lru_cache`` remembers only what returns:
     a bad token is checked again each time it comes.
     """
-    claims = signing.loads(
-        token, key=keys[0], fallback_keys=list(keys[1:]), salt=SALT, max_age=MAX_AGE
-    )
+    claims = signing.loads(token, key=keys[0], fallback_keys=list(keys[1:]), salt=SALT)
     if not isinstance(claims, dict):
         raise TypeError("not a live token")
     user_id, key, password = claims.get("u"), claims.get("k"), claims.get("p")
