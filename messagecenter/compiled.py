@@ -9,39 +9,30 @@ id can take, remembers where those land in the parameters, and from then
 on only swaps in the real ones. The rows still go through the ORM's own
 converters (datetimes, booleans), so they read as the queryset's would.
 
-On Postgres the server's share shrinks too: parsing and planning the poll's
-statement took longer than running it. So each connection ``PREPARE``s it
-once, by name, and from then on only ``EXECUTE``s it with the ids: the
-server plans it a few times, then keeps a generic plan. Not behind a
-transaction pooler (``DISABLE_SERVER_SIDE_CURSORS``, Django's switch for
-one), which would run the ``EXECUTE`` on a server connection that never saw
-the ``PREPARE``. Should a pooler be there unannounced, the first
-``EXECUTE`` that finds no statement says so in the log, and the query runs
-unprepared from then on (``_unprepared``); and as each statement's name
-carries a digest of its SQL, a server connection that kept another
-version's statement (a deploy behind the pooler) never runs it for this one.
+On Postgres the server's share shrinks too: the statement is prepared
+once per session and from then on only executed, on libpq itself outside a
+transaction (``prepared.py``, which also says what happens behind a
+transaction pooler).
 
 It skips Django's per-request ping of the connection
 (``CONN_HEALTH_CHECKS``), a round trip of its own: a read can afford to be
 optimistic, and is run again on a new connection if the kept one had died.
 
-And it runs the statement on the driver's own cursor, with the checks
-Django's cursor makes (thread, broken transaction, errors as Django's),
-in the driver's own placeholders: on SQLite Django's cursor wrapper and its
-rewriting of each ``%s`` into ``?`` cost twice what SQLite takes to run
-the poll's query. When Django records queries (``DEBUG``, a test counting
-them) or something wraps them (``connection.execute_wrapper()``), it goes
-through Django's cursor instead, so that they see it. (Instrumentation that
-patches Django's cursor class rather than using ``execute_wrapper()``
-does not see this one query.)
+And it runs the statement on the driver's own cursor (on Postgres, outside
+a transaction, on libpq), with the checks Django's cursor makes (thread,
+broken transaction, errors as Django's), in the driver's own placeholders:
+on SQLite Django's cursor wrapper and its rewriting of each ``%s`` into
+``?`` cost twice what SQLite takes to run the poll's query. When Django
+records queries (``DEBUG``, a test counting them) or something wraps them
+(``connection.execute_wrapper()``), it goes through Django's cursor
+instead, so that they see it. (Instrumentation that patches Django's
+cursor class rather than using ``execute_wrapper()`` does not see this
+one query.)
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-import weakref
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,12 +46,10 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.sql import Query
 
-logger = logging.getLogger(__name__)
+from messagecenter import prepared as postgres
+from messagecenter.prepared import PLACEHOLDER
 
-# Postgres's error codes: no prepared statement of that name in this
-# session, and one of that name already there.
-_NO_SUCH_STATEMENT = "26000"
-_STATEMENT_EXISTS = "42P05"
+logger = logging.getLogger(__name__)
 
 # Stand-ins for the ids: negative, far below any id a database hands out.
 _FIRST_STAND_IN = -(2**62)
@@ -76,14 +65,8 @@ class _Compiled:
     converters: dict[int, Any]  # the ORM's converters by column (datetimes, booleans)
     # The SQL in the driver's own placeholders, for its own cursor (_execute).
     direct_sql: str
-    # Postgres, not behind a pooler: the statement's name, "PREPARE <name> AS <sql>"
-    # and "EXECUTE <name>(...)".
-    prepared: tuple[str, str, str] | None = None
-
-
-# The statements each Postgres connection (psycopg's, which a reconnect
-# replaces) has prepared.
-_PREPARED_ON: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+    # Postgres, not behind a pooler: the prepared statement.
+    prepared: postgres.Statement | None = None
 
 
 class CompiledQuery:
@@ -122,7 +105,7 @@ class CompiledQuery:
             connection.close()
             found = _execute(compiled, params, connection)
         except ProgrammingError as error:
-            if _sqlstate(error) != _NO_SUCH_STATEMENT or connection.in_atomic_block:
+            if postgres.sqlstate(error) != postgres.NO_SUCH_STATEMENT or connection.in_atomic_block:
                 raise
             compiled = self._unprepared(key, compiled)
             found = _execute(compiled, params, connection)
@@ -141,7 +124,7 @@ class CompiledQuery:
             "The prepared statement %s was not found on its connection: behind a "
             "transaction pooler (set DATABASE_POOLED=1, or DISABLE_SERVER_SIDE_CURSORS "
             "in DATABASES)? Running the query unprepared from now on.",
-            compiled.prepared[0] if compiled.prepared else "?",
+            compiled.prepared.name if compiled.prepared else "?",
         )
         unprepared = self._compiled[key] = replace(compiled, prepared=None)
         return unprepared
@@ -171,11 +154,10 @@ class CompiledQuery:
         direct_sql = sql
         connection = connections[using]
         if connection.vendor == "postgresql":
-            sql, params, slots = _inline_constants(using, sql, params, slots)
+            sql, params, slots = postgres.inline_constants(using, sql, params, slots)
             direct_sql = sql  # psycopg's placeholders are Django's
             if not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
-                digest = hashlib.blake2s(sql.encode(), digest_size=4).hexdigest()
-                prepared = _prepared(f"{self.name}_{count}_{digest}", sql, len(params))
+                prepared = postgres.statement(f"{self.name}_{count}", sql, len(params))
         elif connection.vendor == "sqlite":
             direct_sql = _qmark(sql)
         return _Compiled(query, sql, tuple(params), slots, names, converters, direct_sql, prepared)
@@ -191,6 +173,10 @@ def _execute(compiled: _Compiled, params: list[Any], connection: Any) -> list[An
     connection.validate_thread_sharing()
     connection.validate_no_broken_transaction()
     with connection.wrap_database_errors:
+        if compiled.prepared:
+            ran = postgres.execute(compiled.prepared, params, connection)
+            if ran is not None:
+                return ran
         # SQLite: the plain sqlite3 cursor, which takes "?" (Django's rewrites
         # "%s" on every call); Postgres: the backend's (time zone loader and all).
         sqlite = connection.vendor == "sqlite"
@@ -198,7 +184,7 @@ def _execute(compiled: _Compiled, params: list[Any], connection: Any) -> list[An
         try:
             sql = compiled.direct_sql
             if compiled.prepared:
-                sql = _prepare_once(compiled.prepared, cursor, connection)
+                sql = postgres.prepare_once(compiled.prepared, cursor, connection)
             cursor.execute(sql, params)
             found: list[Any] = cursor.fetchall()
         finally:
@@ -211,34 +197,10 @@ def _execute_seen(compiled: _Compiled, params: list[Any], connection: Any) -> li
     with connection.cursor() as cursor:
         sql = compiled.sql
         if compiled.prepared:
-            sql = _prepare_once(compiled.prepared, cursor, connection)
+            sql = postgres.prepare_once(compiled.prepared, cursor, connection)
         cursor.execute(sql, params)
         found: list[Any] = cursor.fetchall()
     return found
-
-
-def _prepare_once(prepared: tuple[str, str, str], cursor: Any, connection: Any) -> str:
-    """``PREPARE`` the statement unless this session has; returns its ``EXECUTE``."""
-    name, prepare, execute = prepared
-    on_this_connection = _PREPARED_ON.setdefault(connection.connection, set())
-    if name not in on_this_connection:
-        try:
-            cursor.execute(prepare)  # lasts as long as the session, whatever rolls back
-        except (ProgrammingError, connection.Database.ProgrammingError) as error:
-            # Already there (its name is its SQL's): a pooler's server
-            # connection that another client prepared it on.
-            if _sqlstate(error) != _STATEMENT_EXISTS or connection.in_atomic_block:
-                raise
-        on_this_connection.add(name)
-    return execute
-
-
-def _sqlstate(error: Exception) -> str | None:
-    """Postgres's code for ``error``: psycopg's, or the one behind Django's."""
-    code: str | None = getattr(error, "sqlstate", None) or getattr(
-        error.__cause__, "sqlstate", None
-    )
-    return code
 
 
 def _skip_health_check(connection: Any) -> bool:
@@ -264,56 +226,4 @@ def _skip_health_check(connection: Any) -> bool:
 
 def _qmark(sql: str) -> str:
     """The SQL with sqlite3's own placeholders: ``?`` for ``%s``, ``%`` for ``%%``."""
-    return _PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else "?", sql)
-
-
-def _prepared(name: str, sql: str, count: int) -> tuple[str, str, str]:
-    """``PREPARE name AS ...`` (the parameters numbered, the server infers their
-    types) and ``EXECUTE name(%s, ...)``, for SQL whose only parameters are ``count`` ids."""
-    numbers = iter(range(1, count + 1))
-    body = _PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else f"${next(numbers)}", sql)
-    # No parameters to bind, so the PREPARE is sent as written: percent signs single.
-    return name, f"PREPARE {name} AS {body}", f"EXECUTE {name}({', '.join(['%s'] * count)})"
-
-
-# A parameter, or a literal percent sign, in the SQL the ORM writes.
-_PLACEHOLDER = re.compile(r"%%|%s")
-
-
-def _inline_constants(
-    using: str, sql: str, params: Sequence[Any], slots: tuple[tuple[int, int], ...]
-) -> tuple[str, list[Any], tuple[tuple[int, int], ...]]:
-    """Write every parameter but the ids into the SQL, as literals quoted by psycopg.
-
-    psycopg (client-side binding, Django's default) caches how it splits a
-    query only for queries of at most 50 parameters; past that it parses the
-    SQL again on every call, which cost the poll about 1 ms, more than the
-    database took to run it. The constants (names, states, patterns) never
-    change, so they are quoted once here; only the ids stay parameters.
-    """
-    by_position = dict(slots)
-    # compose_sql(): the Postgres backend's quoting, as psycopg itself would bind.
-    quote = connections[using].ops.compose_sql  # type: ignore[attr-defined]  # Postgres only
-    literals: dict[int, str] = {
-        position: quote("%s", [value])
-        for position, value in enumerate(params)
-        if position not in by_position
-    }
-    kept: list[Any] = []
-    new_slots: list[tuple[int, int]] = []
-    positions = iter(range(len(params)))
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group() == "%%":
-            return "%%"
-        position = next(positions)
-        if position in by_position:
-            new_slots.append((len(kept), by_position[position]))
-            kept.append(params[position])
-            return "%s"
-        return literals[position].replace("%", "%%")
-
-    inlined = _PLACEHOLDER.sub(replace, sql)
-    if next(positions, None) is not None:
-        raise RuntimeError(f"CompiledQuery: fewer placeholders than parameters in {sql!r}")
-    return inlined, kept, tuple(new_slots)
+    return PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else "?", sql)

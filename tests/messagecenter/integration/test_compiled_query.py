@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+import zoneinfo
+from datetime import timedelta
 
 import pytest
 from django.db import OperationalError
 from django.db import connection
 from django.db import connections
+from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 
-from messagecenter import compiled as compiled_module
+from messagecenter import prepared as prepared_module
 from messagecenter.compiled import CompiledQuery
 from messagecenter.models import Notification
 
@@ -239,10 +242,10 @@ def test_a_statement_gone_from_its_session_runs_unprepared_from_then_on(django_u
 def test_a_statement_the_session_has_already_is_used(django_user_model):
     """A pooler's server connection may hold it already, prepared for another client."""
     compiled, values, expected = prepared_on_postgres(django_user_model, "test_there")
-    compiled_module._PREPARED_ON.pop(connection.connection)  # as if another client had
+    prepared_module.PREPARED_ON.pop(connection.connection)  # as if another client had
     assert compiled.rows(values, using="default") == expected  # on the driver's cursor
 
-    compiled_module._PREPARED_ON.pop(connection.connection)
+    prepared_module.PREPARED_ON.pop(connection.connection)
     with CaptureQueriesContext(connection) as queries:  # on Django's
         assert compiled.rows(values, using="default") == expected
     assert [q["sql"].split(" ")[0] for q in queries] == ["PREPARE", "EXECUTE"]
@@ -266,3 +269,50 @@ def test_two_versions_of_a_query_never_run_each_others_statement(django_user_mod
     assert older.rows(values, using="default") == list(build(values))
     assert newer.rows(values, using="default") == list(build_newer(values))
     assert len(list(build(values))) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgres_executes_it_on_libpq_unless_a_transaction_is_open(django_user_model, monkeypatch):
+    """Autocommit (every poll): PQexecPrepared, rows read by the connection's loaders; inside
+    a transaction, psycopg's cursor, which begins it."""
+    compiled, values, expected = prepared_on_postgres(django_user_model, "test_libpq")
+    default = connections["default"]
+    cursors = []
+    create_cursor = type(default).create_cursor
+
+    def counted(self, *args, **kwargs):
+        cursors.append(self)
+        return create_cursor(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(default), "create_cursor", counted)
+
+    rows = compiled.rows(values, using="default")
+    assert rows == expected
+    assert rows[0]["created_at"].utcoffset() == timedelta(0)
+    assert cursors == []
+    with transaction.atomic():
+        assert compiled.rows(values, using="default") == expected
+    assert cursors == [default]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_time_zone_set_after_connecting_is_kept(django_user_model, monkeypatch):
+    """A database TIME_ZONE changed on an open connection (a test's settings, say): Django sets
+    the session's and loads its cursors' datetimes in it (create_cursor()), while the
+    connection's own loaders keep the zone it connected with: libpq steps aside."""
+    compiled, values, expected = prepared_on_postgres(django_user_model, "test_zone")
+    default = connections["default"]
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    monkeypatch.setitem(default.settings_dict, "TIME_ZONE", "Europe/Paris")
+    for cached in ("timezone", "timezone_name"):
+        default.__dict__.pop(cached, None)
+    try:
+        default.ensure_timezone()  # SET TIME ZONE on the open connection, as Django does
+
+        rows = compiled.rows(values, using="default")
+        assert rows == expected
+        assert rows[0]["created_at"].tzinfo == paris
+    finally:
+        default.close()
+        for cached in ("timezone", "timezone_name"):
+            default.__dict__.pop(cached, None)
