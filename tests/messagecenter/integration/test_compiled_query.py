@@ -316,3 +316,14 @@ def test_a_time_zone_set_after_connecting_is_kept(django_user_model, monkeypatch
         default.close()
         for cached in ("timezone", "timezone_name"):
             default.__dict__.pop(cached, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_naive_datetimes_without_use_tz(django_user_model, settings):
+    """USE_TZ = False: Django's loaders read naive datetimes; libpq's reader would not."""
+    compiled, values, _ = prepared_on_postgres(django_user_model, "test_naive")
+    settings.USE_TZ = False  # Django resets the connection's zone and the session's
+
+    rows = compiled.rows(values, using="default")
+    assert rows == list(build(values))
+    assert rows[0]["created_at"].tzinfo is None
