@@ -102,27 +102,31 @@ def execute(prepared: Statement, params: Sequence[int], connection: Any) -> list
     caller is inside Django's ``wrap_database_errors``).
     """
     raw = connection.connection
-    pgconn = raw.pgconn
-    if (
-        not raw.autocommit
-        or pgconn.transaction_status != pq.TransactionStatus.IDLE
-        or connection.timezone != datetime.UTC
-        or pgconn.parameter_status(b"TimeZone") != b"UTC"
-    ):
-        return None
-    encoding = raw.info.encoding
-    on_this_connection = PREPARED_ON.setdefault(raw, set())
-    if prepared.name not in on_this_connection:
-        done = pgconn.exec_(prepared.prepare.encode(encoding))
-        if done.status != pq.ExecStatus.COMMAND_OK and _state(done) != STATEMENT_EXISTS:
-            raise _error(done, pgconn, encoding)  # (already there: see prepare_once())
-        on_this_connection.add(prepared.name)
-    result = pgconn.exec_prepared(prepared.name.encode(), [b"%d" % value for value in params])
-    if result.status != pq.ExecStatus.TUPLES_OK:
-        raise _error(result, pgconn, encoding)
-    rows = _reader(connection, raw)
-    rows.set_pgresult(result)
-    return rows.load_rows(0, result.ntuples, tuple)
+    # psycopg's lock, which its cursors take: one statement at a time on a
+    # connection (Django shares one between threads only when told to).
+    with raw.lock:
+        pgconn = raw.pgconn
+        if (
+            not raw.autocommit
+            or pgconn.transaction_status != pq.TransactionStatus.IDLE
+            or connection.timezone != datetime.UTC
+            or pgconn.parameter_status(b"TimeZone") != b"UTC"
+        ):
+            return None
+        encoding = raw.info.encoding
+        on_this_connection = PREPARED_ON.setdefault(raw, set())
+        if prepared.name not in on_this_connection:
+            done = pgconn.exec_(prepared.prepare.encode(encoding))
+            if done.status != pq.ExecStatus.COMMAND_OK and _state(done) != STATEMENT_EXISTS:
+                raise _error(done, pgconn, encoding)  # (already there: see prepare_once())
+            on_this_connection.add(prepared.name)
+        params_text = [b"%d" % value for value in params]
+        result = pgconn.exec_prepared(prepared.name.encode(), params_text)
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise _error(result, pgconn, encoding)
+        rows = _reader(connection, raw)
+        rows.set_pgresult(result)
+        return rows.load_rows(0, result.ntuples, tuple)
 
 
 def _reader(connection: Any, raw: Any) -> abc.Transformer:
