@@ -26,8 +26,8 @@ on SQLite Django's cursor wrapper and its rewriting of each ``%s`` into
 records queries (``DEBUG``, a test counting them) or something wraps them
 (``connection.execute_wrapper()``), it goes through Django's cursor
 instead, so that they see it. (Instrumentation that patches Django's
-cursor class rather than using ``execute_wrapper()`` does not see this
-one query.)
+cursor class, or psycopg's, rather than using ``execute_wrapper()`` does
+not see this one query.)
 """
 
 from __future__ import annotations
