@@ -101,8 +101,17 @@ class Pass:
             and password is not None
             and key is not None
             and constant_time_compare(self.key, key)
-            and constant_time_compare(self.password, password_digest(password))
+            and _same_password(self.password, password)
         )
+
+
+def _same_password(digest: str, password: str) -> bool:
+    """Whether ``digest`` is ``password``'s under the signing key or a fallback: rotating
+    SECRET_KEY (the old one in SECRET_KEY_FALLBACKS) voids no open page's token."""
+    return any(
+        constant_time_compare(digest, _digest(password, secret))
+        for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
+    )
 
 
 def read(request: HttpRequest) -> Pass | None:

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core import signing
 from django.test import Client
 from django.test import override_settings
@@ -143,6 +144,19 @@ def test_a_new_secret_key_voids_tokens_even_once_verified(rf, alice):
     with override_settings(SECRET_KEY="another-secret-key-" + "x" * 40):
         assert live_tokens.read(request) is None
     assert live_tokens.read(request) is not None
+
+
+def test_a_rotated_secret_key_keeps_open_pages_live(client, alice, alices_notification):
+    """The old key in SECRET_KEY_FALLBACKS: its tokens still verify, and their password
+    digest (made with the old key) still matches."""
+    headers = live_token(alice)
+    old = settings.SECRET_KEY
+    rotated = "another-secret-key-" + "x" * 40
+    with override_settings(SECRET_KEY=rotated, SECRET_KEY_FALLBACKS=[old]):
+        assert poll(client, alices_notification, headers).status_code == 200
+        alice.set_password("another-pw-0123")
+        alice.save()
+        assert poll(client, alices_notification, headers).status_code == 403
 
 
 def test_signing_out_voids_every_token_issued_before(client, alice, alices_notification):
