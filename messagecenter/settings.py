@@ -38,6 +38,9 @@ DEBUG = env_bool("DEBUG", default=False)
 # In DEBUG a fixed development key is fine; in production an empty key makes
 # Django refuse to start with "The SECRET_KEY setting must not be empty."
 SECRET_KEY = os.environ.get("SECRET_KEY", "django-insecure-dev-only-key" if DEBUG else "")
+# Rotating it: the new key in SECRET_KEY, the old ones here, and sessions,
+# password-reset links and open pages' live tokens signed with them still hold.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

@@ -109,3 +109,11 @@ def test_x_forwarded_proto_is_believed_only_when_a_proxy_is_declared():
     assert read_settings(behind_proxy, "SECURE_PROXY_SSL_HEADER") == {
         "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"]
     }
+
+
+def test_secret_key_fallbacks_for_a_rotation():
+    assert read_settings(production_env(), "SECRET_KEY_FALLBACKS") == {"SECRET_KEY_FALLBACKS": []}
+    rotating = production_env(SECRET_KEY_FALLBACKS="first-old-key-0123456789, second-old-key-01")
+    assert read_settings(rotating, "SECRET_KEY_FALLBACKS") == {
+        "SECRET_KEY_FALLBACKS": ["first-old-key-0123456789", "second-old-key-01"]
+    }
