@@ -113,17 +113,16 @@ def execute(prepared: Statement, params: Sequence[int], connection: Any) -> list
             or pgconn.parameter_status(b"TimeZone") != b"UTC"
         ):
             return None
-        encoding = raw.info.encoding
         on_this_connection = PREPARED_ON.setdefault(raw, set())
         if prepared.name not in on_this_connection:
-            done = pgconn.exec_(prepared.prepare.encode(encoding))
+            done = pgconn.exec_(prepared.prepare.encode(raw.info.encoding))
             if done.status != pq.ExecStatus.COMMAND_OK and _state(done) != STATEMENT_EXISTS:
-                raise _error(done, pgconn, encoding)  # (already there: see prepare_once())
+                raise _error(done, raw)  # (already there: see prepare_once())
             on_this_connection.add(prepared.name)
         params_text = [b"%d" % value for value in params]
         result = pgconn.exec_prepared(prepared.name.encode(), params_text)
         if result.status != pq.ExecStatus.TUPLES_OK:
-            raise _error(result, pgconn, encoding)
+            raise _error(result, raw)
         rows = _reader(connection, raw)
         rows.set_pgresult(result)
         return rows.load_rows(0, result.ntuples, tuple)
@@ -174,13 +173,14 @@ def _state(result: pq.abc.PGresult) -> str:
     return (result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
 
 
-def _error(result: pq.abc.PGresult, pgconn: pq.abc.PGconn, encoding: str) -> psycopg.Error:
-    """The error psycopg's cursor would raise for ``result``.
+def _error(result: pq.abc.PGresult, raw: Any) -> psycopg.Error:
+    """The error psycopg's cursor would raise for ``result`` on connection ``raw``.
 
     A connection lost on the way has no SQL state: psycopg calls that an
     OperationalError (which ``compiled.py`` retries on a new connection).
     """
-    if pgconn.status == pq.ConnStatus.BAD:
+    encoding = raw.info.encoding  # here, not on every poll: ConnectionInfo is made per read
+    if raw.pgconn.status == pq.ConnStatus.BAD:
         return psycopg.OperationalError(result.get_error_message(encoding))
     return psycopg.errors.error_from_result(result, encoding=encoding)
 
