@@ -108,10 +108,12 @@ class Pass:
 def _same_password(digest: str, password: str) -> bool:
     """Whether ``digest`` is ``password``'s under the signing key or a fallback: rotating
     SECRET_KEY (the old one in SECRET_KEY_FALLBACKS) voids no open page's token."""
-    return any(
-        constant_time_compare(digest, _digest(password, secret))
-        for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
-    )
+    return any(constant_time_compare(digest, _digest(password, key)) for key in _signing_keys())
+
+
+def _signing_keys() -> tuple[str, ...]:
+    """SECRET_KEY, then the keys it replaced (SECRET_KEY_FALLBACKS)."""
+    return (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
 
 
 def read(request: HttpRequest) -> Pass | None:
@@ -120,9 +122,8 @@ def read(request: HttpRequest) -> Pass | None:
     token = request.META.get(META_KEY, "")
     if not token or len(token) > 500:
         return None
-    keys = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
     try:
-        verified, issued_at = _verified(token, keys)
+        verified, issued_at = _verified(token, _signing_keys())
     except (signing.BadSignature, TypeError):
         return None
     # Here, not in _verified: a remembered token ages too.
