@@ -304,8 +304,7 @@ def test_a_time_zone_set_after_connecting_is_kept(django_user_model, monkeypatch
     default = connections["default"]
     paris = zoneinfo.ZoneInfo("Europe/Paris")
     monkeypatch.setitem(default.settings_dict, "TIME_ZONE", "Europe/Paris")
-    for cached in ("timezone", "timezone_name"):
-        default.__dict__.pop(cached, None)
+    forget_time_zone(default)
     try:
         default.ensure_timezone()  # SET TIME ZONE on the open connection, as Django does
 
@@ -314,8 +313,13 @@ def test_a_time_zone_set_after_connecting_is_kept(django_user_model, monkeypatch
         assert rows[0]["created_at"].tzinfo == paris
     finally:
         default.close()
-        for cached in ("timezone", "timezone_name"):
-            default.__dict__.pop(cached, None)
+        forget_time_zone(default)
+
+
+def forget_time_zone(connection) -> None:
+    """Drop the connection's cached zone (cached properties), to be read from settings again."""
+    for cached in ("timezone", "timezone_name"):
+        connection.__dict__.pop(cached, None)
 
 
 @pytest.mark.django_db(transaction=True)
