@@ -196,8 +196,13 @@ class LoadClient:
         self.token = token.group(1)
         self.live_token = live_token_of(page.text)
 
-    def run_until(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
+    def run_until(self, deadline: float | None, requests: int | None = None) -> None:
+        """Send, load and poll until ``deadline`` (monotonic) or ``requests`` made."""
+        made = 0
+        while (deadline is None or time.monotonic() < deadline) and (
+            requests is None or made < requests
+        ):
+            made += 1
             draw = self.random.random()
             if draw < SEND_SHARE or not (self.live or self.settled):
                 self.send()  # and always first: a client has nothing to poll before
@@ -272,9 +277,18 @@ class LoadClient:
 
 
 def run_load(
-    base_url: str, credentials: Sequence[tuple[str, str]], *, seconds: float, seed: int = 1
+    base_url: str,
+    credentials: Sequence[tuple[str, str]],
+    *,
+    seconds: float | None = None,
+    requests: int | None = None,
+    seed: int = 1,
 ) -> LoadReport:
-    """Sign every client in, then let them all loose for ``seconds``; return what happened."""
+    """Sign every client in, then let them all loose for ``seconds``, or until each has
+    made ``requests`` (what a test asks for: the same mix of requests however fast the
+    machine is); return what happened."""
+    if (seconds is None) == (requests is None):
+        raise ValueError("run_load(): give seconds or requests")
     clients = [
         LoadClient(base_url, username, password, seed=seed + number)
         for number, (username, password) in enumerate(credentials)
@@ -283,9 +297,9 @@ def run_load(
         for client in clients:
             client.sign_in()
         started = time.monotonic()
-        deadline = started + seconds
+        deadline = None if seconds is None else started + seconds
         threads = [
-            threading.Thread(target=client.run_until, args=(deadline,), name=f"load-{n}")
+            threading.Thread(target=client.run_until, args=(deadline, requests), name=f"load-{n}")
             for n, client in enumerate(clients)
         ]
         for thread in threads:
