@@ -19,6 +19,7 @@ from messagecenter.channels import Channel
 from messagecenter.forms import MAX_CHANNELS
 from messagecenter.models import Destination
 from messagecenter.models import Notification
+from messagecenter.results import deliveries_for
 from tests.conftest import run_worker
 from tests.html import parse
 from tests.messagecenter.conftest import HTMX
@@ -114,6 +115,22 @@ def test_each_channel_gets_it_and_the_report_says_which_did_not(
     }
     assert states == {"Laptop": "SUCCESSFUL", "Pager": "SUCCESSFUL", "Phone": "FAILED"}
     assert shown.find("p.report").text == notification.report
+
+
+def test_a_row_read_finished_always_has_its_report(signed_in, channels, ntfy, refusing):
+    # The page reads the notification, then its results: the report may write
+    # its line and finish in between. A row shown finished without its line
+    # would never be polled again (CI saw it in the browser test).
+    post(signed_in, channels)
+    read_before_the_report = Notification.objects.get()
+    run_worker()
+    run_worker()
+
+    shown = deliveries_for([read_before_the_report])[read_before_the_report.pk]
+    assert read_before_the_report.report == ""
+    assert shown.is_finished
+    assert shown.report_text == Notification.objects.get().report
+    assert shown.report_text.startswith("Delivered to 2 of 3 channels; Phone failed")
 
 
 def test_retry_sends_again_only_to_the_channels_that_do_not_have_it(
