@@ -5,7 +5,9 @@ most of a second, on every page of the admin's task list. Paging needs only
 about how many pages there are, so above ``EXACT_BELOW`` rows this trusts the
 planner's estimate (``EXPLAIN``, from the statistics Postgres keeps up to
 date with autovacuum), and counts exactly below it, where counting is cheap.
-Other databases have no such estimate and always count.
+Other databases have no such estimate and always count. The estimate lags
+behind a mass delete (a purge of millions) until autovacuum analyzes the
+table again: for a while the list may say "about 20,000" of far fewer.
 """
 
 from __future__ import annotations
