@@ -12,6 +12,8 @@ or no ``postgres`` user.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import os
 import pwd
@@ -19,7 +21,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.live import patience
 from tests.netns import CannotMake
@@ -45,6 +50,28 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+@contextlib.contextmanager
+def reserved_port(ports: range, what: str) -> Iterator[int]:
+    """The first port of ``ports`` nothing listens on and no other test holds, until the end.
+
+    Held by an exclusive lock on a file named for the port: make test runs
+    four passes at once, and two of them that both found a port free would
+    start their servers on it, the second failing (or, for a pooler, its test
+    talking to the first one's). The lock goes with the process, however it ends.
+    """
+    for port in ports:
+        path = Path(tempfile.gettempdir()) / f"messagecenter-tests-port-{port}.lock"
+        with path.open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another test's
+            if port_is_free(port):
+                yield port
+                return
+    pytest.skip(f"no free port for {what} in {ports.start}-{ports.stop - 1}")
 
 
 class Cluster:

@@ -5,8 +5,9 @@ first free port of 5441-5449 with the ``max_connections`` a test asks for,
 and makes a login role without superuser rights (the reserved slots stay
 for the test's own sessions) owning a migrated database. ``pgbouncer()``
 starts Debian's ``/usr/sbin/pgbouncer`` in transaction mode on the first
-free port of 6441-6449. Both skip the test, saying why, when they cannot be
-made (not root, no initdb, no pgbouncer).
+free port of 6441-6449. Each holds its port (``reserved_port()``) while it
+runs, so make test's passes never start two on one port. Both skip the
+test, saying why, when they cannot be made (not root, no initdb, no pgbouncer).
 """
 
 from __future__ import annotations
@@ -32,19 +33,13 @@ from tests.live import wait_until
 from tests.netns import CannotMake
 from tests.pg_cluster import Cluster
 from tests.pg_cluster import port_is_free
+from tests.pg_cluster import reserved_port
 
 CLUSTER_PORTS = range(5441, 5450)
 POOLER_PORTS = range(6441, 6450)
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 ROLE = "worker"
 DATABASE = "dbtasks"
-
-
-def _port(ports: range, what: str) -> int:
-    for port in ports:
-        if port_is_free(port):
-            return port
-    pytest.skip(f"no free port for {what} in {ports.start}-{ports.stop - 1}")
 
 
 def app_env(url: str, **extra: str) -> dict[str, str]:
@@ -78,22 +73,22 @@ def private_cluster(*, max_connections: int) -> Iterator[Server]:
     """A running cluster with ``max_connections``, its database migrated; removed after."""
     if os.geteuid() != 0:
         pytest.skip("needs root, to run initdb and a private cluster as the postgres user")
-    port = _port(CLUSTER_PORTS, "a private Postgres cluster")
-    try:
-        cluster = Cluster(port, addresses=[], trust=[], max_connections=max_connections)
-    except CannotMake as reason:
-        pytest.skip(f"cannot make a private Postgres cluster: {reason}")
-    try:
-        with psycopg.connect(cluster.url("127.0.0.1", "postgres"), autocommit=True) as admin:
-            admin.execute(f"CREATE ROLE {ROLE} LOGIN")
-            admin.execute(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
-        server = Server(cluster)
-        result = manage("migrate", "--no-input", env=app_env(server.url()), timeout=120)
-        if result.returncode != 0:
-            raise RuntimeError(f"migrate failed:\n{result.stdout}{result.stderr}")
-        yield server
-    finally:
-        cluster.close()
+    with reserved_port(CLUSTER_PORTS, "a private Postgres cluster") as port:
+        try:
+            cluster = Cluster(port, addresses=[], trust=[], max_connections=max_connections)
+        except CannotMake as reason:
+            pytest.skip(f"cannot make a private Postgres cluster: {reason}")
+        try:
+            with psycopg.connect(cluster.url("127.0.0.1", "postgres"), autocommit=True) as admin:
+                admin.execute(f"CREATE ROLE {ROLE} LOGIN")
+                admin.execute(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
+            server = Server(cluster)
+            result = manage("migrate", "--no-input", env=app_env(server.url()), timeout=120)
+            if result.returncode != 0:
+                raise RuntimeError(f"migrate failed:\n{result.stdout}{result.stderr}")
+            yield server
+        finally:
+            cluster.close()
 
 
 @dataclass
@@ -122,7 +117,13 @@ def pgbouncer(server_port: int, *, pool_size: int = 4) -> Iterator[Pooler]:
     if not PGBOUNCER.exists():
         pytest.skip(f"no {PGBOUNCER} (apt-get install pgbouncer)")
     owner = _as_postgres()
-    port = _port(POOLER_PORTS, "PgBouncer")
+    with reserved_port(POOLER_PORTS, "PgBouncer") as port:
+        yield from _run_pgbouncer(port, server_port, pool_size, owner)
+
+
+def _run_pgbouncer(
+    port: int, server_port: int, pool_size: int, owner: dict[str, Any]
+) -> Iterator[Pooler]:
     directory = Path(tempfile.mkdtemp(prefix="dbtasks-pgbouncer-"))
     (directory / "users.txt").write_text('"postgres" ""\n')
     # ignore_startup_parameters: the test settings ask every session for
