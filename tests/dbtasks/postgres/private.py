@@ -19,8 +19,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +60,29 @@ class Server:
     """A private cluster with the role and its database made."""
 
     cluster: Cluster
+    _sessions: threading.local = field(default_factory=threading.local)
+    _opened: list[psycopg.Connection[Any]] = field(default_factory=list)
 
     def url(self, user: str = ROLE) -> str:
         return f"postgres://{user}@127.0.0.1:{self.cluster.port}/{DATABASE}"
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Run ``sql`` as the superuser (a reserved slot) and return its rows."""
-        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            return connection.execute(sql, params).fetchall()
+        """Run ``sql`` as the superuser (a reserved slot) and return its rows.
+
+        On one connection per thread, kept: a test that connected for each
+        query, every 20 ms, could find the reserved slots all taken on a
+        loaded machine, the backend of its previous query not yet gone.
+        """
+        session = getattr(self._sessions, "connection", None)
+        if session is None:
+            session = psycopg.connect(self.url("postgres"), autocommit=True)
+            self._sessions.connection = session
+            self._opened.append(session)
+        return session.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        for session in self._opened:
+            session.close()
 
 
 @contextlib.contextmanager
@@ -78,6 +95,7 @@ def private_cluster(*, max_connections: int) -> Iterator[Server]:
             cluster = Cluster(port, addresses=[], trust=[], max_connections=max_connections)
         except CannotMake as reason:
             pytest.skip(f"cannot make a private Postgres cluster: {reason}")
+        server = None
         try:
             with psycopg.connect(cluster.url("127.0.0.1", "postgres"), autocommit=True) as admin:
                 admin.execute(f"CREATE ROLE {ROLE} LOGIN")
@@ -88,6 +106,8 @@ def private_cluster(*, max_connections: int) -> Iterator[Server]:
                 raise RuntimeError(f"migrate failed:\n{result.stdout}{result.stderr}")
             yield server
         finally:
+            if server is not None:
+                server.close()
             cluster.close()
 
 
