@@ -63,9 +63,15 @@ class Sampler:
         self.thread.start()
 
     def counts(self) -> Counter[str]:
+        # Not a backend whose client has closed it: it shows idle with no
+        # wait event while it exits (a thread that gave its connection back
+        # may already have opened the next one; on a loaded machine the old
+        # one can take longer to go than a sample).
         rows = self.cluster.query(
             "SELECT application_name, count(*) FROM pg_stat_activity "
-            "WHERE usename = 'worker' GROUP BY application_name"
+            "WHERE usename = 'worker' "
+            "AND (state IS DISTINCT FROM 'idle' OR wait_event IS NOT NULL) "
+            "GROUP BY application_name"
         )
         return Counter(dict(rows))
 
