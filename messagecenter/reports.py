@@ -3,7 +3,8 @@
 ``report_delivery`` (``messagecenter/tasks.py``), the callback of each
 send's workflow group, records every channel's outcome on its
 ``Destination`` and the notification's ``report``: "Delivered to 2 of 3
-channels; Phone failed: The ntfy server refused the message ...".
+channels; Phone failed: The ntfy server refused the message ...", and
+returns it; the page reads it back with ``line_of()``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from dbtasks.compat import TaskError
+from dbtasks.results import ResultSummary
+from dbtasks.results import State
 from messagecenter.errors import plain_error
 from messagecenter.models import Destination
 
@@ -55,3 +58,19 @@ def why_not(destination: Destination) -> str:
     if destination.outcome == FAILED:
         return f"{name} failed: {destination.error.rstrip('.')}"
     return f"{name}: no outcome recorded"
+
+
+def line_of(report: ResultSummary | None, *, recorded: str) -> str:
+    """The report's line: its own return value once it has succeeded, else ``recorded``.
+
+    The return value is read with the report's state, in one query, so a row
+    shown finished always has its line. The notification's column
+    (``recorded``) was read earlier: the report may have written it and
+    finished in between, and a page that then saw it finished without a line
+    would never ask again. The column still serves once the result is purged.
+    """
+    if report is None or report.state != State.SUCCESSFUL:
+        return recorded
+    value = report.return_value
+    text = value.get("report") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else recorded

@@ -24,6 +24,7 @@ from dbtasks.results import ResultSummary
 from dbtasks.results import State
 from dbtasks.results import get_results
 from messagecenter import live
+from messagecenter import reports
 from messagecenter.errors import one_line_error
 from messagecenter.errors import plain_error
 from messagecenter.models import Destination
@@ -285,27 +286,10 @@ def deliveries_for(notifications: Iterable[Notification]) -> dict[int, MessageDe
                 (d, delivery(d.task_result_id, send_notification)) for d in destinations[n.pk]
             ),
             report=(report := delivery(n.task_result_id, report_delivery)),
-            report_text=report_text_of(report, recorded=n.report),
+            report_text=reports.line_of(report.summary, recorded=n.report),
         )
         for n in notifications
     }
-
-
-def report_text_of(report: Delivery, *, recorded: str) -> str:
-    """The report's line: its own return value once it has succeeded, else ``recorded``.
-
-    The return value is read with the report's state, in one query, so a row
-    shown finished always has its line. The notification's column
-    (``recorded``) was read earlier: the report may have written it and
-    finished in between, and a page that then saw it finished without a line
-    would never ask again. The column still serves once the result is purged.
-    """
-    value = report.summary.return_value if report.summary is not None else None
-    if report.status == State.SUCCESSFUL and isinstance(value, dict):
-        text = value.get("report")
-        if isinstance(text, str):
-            return text
-    return recorded
 
 
 def delivery_of(notification: Notification) -> MessageDelivery:
