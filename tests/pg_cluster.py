@@ -56,10 +56,11 @@ def port_is_free(port: int) -> bool:
 def reserved_port(ports: range, what: str) -> Iterator[int]:
     """The first port of ``ports`` nothing listens on and no other test holds, until the end.
 
-    Held by an exclusive lock on a file named for the port: make test runs
-    four passes at once, and two of them that both found a port free would
-    start their servers on it, the second failing (or, for a pooler, its test
-    talking to the first one's). The lock goes with the process, however it ends.
+    Held by an exclusive lock on a file named for the port: two test runs on
+    one machine (two checkouts, or make test beside make test-postgres) that
+    both found a port free would start their servers on it, the second
+    failing (or, for a pooler, its test talking to the first one's). The lock
+    goes with the process, however it ends.
     """
     for port in ports:
         path = Path(tempfile.gettempdir()) / f"messagecenter-tests-port-{port}.lock"

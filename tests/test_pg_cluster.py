@@ -1,9 +1,9 @@
 """The private servers' ports (``tests/pg_cluster.py``): never the same one twice at once.
 
-make test runs four passes at once, and the private clusters and PgBouncers
-of ``tests/dbtasks/postgres/private.py`` are started by tests in more than
-one of them. A port that was merely free when asked could be taken by two
-before either listened (CI saw a test fail so).
+The private clusters and PgBouncers of ``tests/dbtasks/postgres/private.py``
+take a port of a fixed range; two test runs on one machine (two checkouts,
+or make test beside make test-postgres) could otherwise both find a port
+free and start their servers on it before either listened.
 """
 
 from __future__ import annotations

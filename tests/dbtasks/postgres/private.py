@@ -6,7 +6,7 @@ and makes a login role without superuser rights (the reserved slots stay
 for the test's own sessions) owning a migrated database. ``pgbouncer()``
 starts Debian's ``/usr/sbin/pgbouncer`` in transaction mode on the first
 free port of 6441-6449. Each holds its port (``reserved_port()``) while it
-runs, so make test's passes never start two on one port. Both skip the
+runs, so two test runs on one machine never start two on one port. Both skip the
 test, saying why, when they cannot be made (not root, no initdb, no pgbouncer).
 """
 
