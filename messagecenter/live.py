@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET
 
 from dbtasks.progress import with_progress
 from dbtasks.results import State
+from messagecenter import live_memo
 from messagecenter import live_tokens
 from messagecenter import results  # a module: results reads live.fingerprint
 from messagecenter.compiled import CompiledQuery
@@ -218,6 +219,13 @@ def poll(request: HttpRequest) -> HttpResponse:
     if token is None:
         return HttpResponseForbidden("Sign in again.", content_type="text/plain")
     seen = parse_seen(request.GET.getlist("seen"))
+    # The same poll, from the same page, that found nothing changed: still
+    # so unless Postgres said otherwise (live_memo.py), and no query.
+    memo = live_memo.active(Destination.objects.db)
+    key = (token, tuple(seen.items()))
+    if memo is not None and (rows := memo.unchanged(key)) is not None:
+        return _paced(HttpResponse(status=204), rows)
+    reading = memo.reading() if memo is not None else None
     polled = progress(owner_id=token.user_id, pks=seen)
     owner = polled.owner
     if owner is None or not token.holds(
@@ -239,7 +247,15 @@ def poll(request: HttpRequest) -> HttpResponse:
         response = render(request, "messagecenter/index.html#changed-rows", context)
     else:
         response = HttpResponse(status=204)
-    delay = pace((progress, due) for _, progress, due in polled.rows)
+        if memo is not None and reading is not None:
+            names = live_memo.names_of(token.user_id, polled.rows, seen)
+            memo.remember(reading, key, names, polled.rows)
+    return _paced(response, polled.rows)
+
+
+def _paced(response: HttpResponse, rows: Iterable[live_memo.Row]) -> HttpResponse:
+    """``response`` with its ``Poll-After`` header, from the rows' progress and due times."""
+    delay = pace((progress, due) for _, progress, due in rows)
     if delay is not None:
         response[HEADER] = f"{delay:g}"
     return response

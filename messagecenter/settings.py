@@ -109,6 +109,9 @@ DATABASES = {
         pooled=env_bool("DATABASE_POOLED", default=False),
     )
 }
+# On Postgres (not pooled), each web process LISTENs for changes and answers
+# a poll that finds nothing changed from memory (messagecenter/live_memo.py).
+LIVE_MEMO = env_bool("LIVE_MEMO", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -276,6 +276,8 @@ def child_env(database_url: str, **extra: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": database_url,
         "PYTHONUNBUFFERED": "1",
+        # As in production (the pytest process itself keeps it off: tests/settings.py).
+        "LIVE_MEMO": "1",
         **extra,
     }
 

@@ -79,6 +79,12 @@ NTFY_TIMEOUT = float(os.environ.get("NTFY_TIMEOUT", "2"))
 # automatic purge), shared with settings_django52: see tests/task_settings.py.
 # A test (or a worker subprocess) may override OPTIONS keys with
 # TEST_TASK_OPTIONS='{"max_attempts": 1}'.
+# The pytest process answers every poll from the database: a listener's
+# connection (messagecenter/live_memo.py) would keep its test database from
+# being dropped. The app processes tests start run it, as production does
+# (tests/live.py's child_env), and the memo's own tests start one and stop it.
+LIVE_MEMO = os.environ.get("LIVE_MEMO") == "1"
+
 TASKS = tasks("django.tasks.backends.immediate.ImmediateBackend")
 # Other keys of the default backend (BACKEND, QUEUES) can be replaced too, with
 # TEST_TASK_BACKEND='{"QUEUES": ["default"]}': the bad-configuration tests

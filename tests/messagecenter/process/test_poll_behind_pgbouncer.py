@@ -5,19 +5,25 @@ transaction pooler hands each statement any of its server connections: a
 ``PREPARE`` on one, the ``EXECUTE`` on another (messagecenter/compiled.py).
 Four threads of one process poll through a pooler with two server
 connections; every answer must be the one the server gives directly.
+
+And the memo's listener (messagecenter/live_memo.py) LISTENs in one server
+process but may be handed another: it gives up, and every poll queries.
 """
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from django.db import connection
 
 from messagecenter import live
+from messagecenter import live_memo
 from messagecenter.models import Notification
 from messagecenter.sending import send
 from tests.dbtasks.postgres.private import app_env
 from tests.dbtasks.postgres.private import pgbouncer
 from tests.live import python
+from tests.live import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 
@@ -68,3 +74,37 @@ def test_every_poll_is_answered_right_through_an_unannounced_pooler(alice):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "errors: []" in done.stdout, done.stdout[-3000:]
     assert f"answers: [{expected!r}] {THREADS * POLLS}" in done.stdout, done.stdout
+
+
+def test_the_memo_gives_up_behind_an_unannounced_pooler(caplog):
+    if connection.vendor != "postgresql":
+        pytest.skip("PgBouncer is a Postgres pooler")
+    memo = live_memo.Memo()
+    with pgbouncer(int(connection.settings_dict["PORT"] or 5432), pool_size=2) as pooler:
+        url = pooler.url(connection.settings_dict["NAME"])
+        listener = live_memo.Listener(memo, {"conninfo": url}).start()
+        held = [psycopg.connect(url) for _ in range(2)]  # each in a transaction: it holds a server
+        try:
+            wait_until(memo.reading, timeout=10, what="the listener to LISTEN")
+            pids = [server_process(client) for client in held]
+            assert listener.session in pids
+            # Hold the listener's server process, give back the other: its next
+            # statement runs there.
+            for client, pid in zip(held, pids, strict=True):
+                if pid != listener.session:
+                    client.rollback()
+            wait_until(
+                lambda: not listener.thread.is_alive(), timeout=10, what="the listener to give up"
+            )
+        finally:
+            for client in held:
+                client.close()
+            listener.stop()
+    assert memo.reading() is None
+    assert "not a session of its own" in caplog.text
+
+
+def server_process(client: psycopg.Connection) -> int:
+    row = client.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
