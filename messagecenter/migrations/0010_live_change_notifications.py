@@ -7,9 +7,9 @@ of what changed: ``r<id>,<id>...`` (results), ``n<id>`` (a notification),
 commits, never if it rolls back.
 
 The results' trigger runs once per statement (a worker's batch of outcomes
-is one notification, or one per 400 rows: a payload must stay under 8000
-bytes), and only names the rows whose progress changed: state, attempts,
-due time, cancellation or concurrency key. Nothing on SQLite, which has no
+is one notification, split only past 7,900 characters of ids: a payload
+must stay under 8000 bytes), and only names the rows whose progress
+changed: state, attempts, due time, cancellation or concurrency key. Nothing on SQLite, which has no
 NOTIFY: there every poll queries.
 """
 
@@ -22,6 +22,9 @@ from django.db import migrations
 
 CHANNEL = "messagecenter_live"
 
+# The ids in one notification, at most (Postgres takes payloads under 8000 bytes).
+LONGEST_PAYLOAD = 7900
+
 # A result's progress (dbtasks.progress): what the page shows of it.
 PROGRESS = "status, attempt_count, cancelled_at, available_after, concurrency_key"
 
@@ -29,30 +32,28 @@ RESULTS_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION messagecenter_live_results() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    ids text;
     payload text;
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        FOR payload IN
-            SELECT 'r' || string_agg(id::text, ',')
-            FROM (
-                SELECT n.id, (row_number() OVER ()) / 400 AS part
-                FROM new_rows n JOIN old_rows o ON o.id = n.id
-                WHERE (n.{PROGRESS.replace(", ", ", n.")})
-                    IS DISTINCT FROM (o.{PROGRESS.replace(", ", ", o.")})
-            ) changed
-            GROUP BY part
-        LOOP
-            PERFORM pg_notify('{CHANNEL}', payload);
-        END LOOP;
+        SELECT string_agg(n.id::text, ',') INTO ids
+        FROM new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE (n.{PROGRESS.replace(", ", ", n.")})
+            IS DISTINCT FROM (o.{PROGRESS.replace(", ", ", o.")});
     ELSE
-        FOR payload IN
-            SELECT 'r' || string_agg(id::text, ',')
-            FROM (SELECT id, (row_number() OVER ()) / 400 AS part FROM old_rows) gone
-            GROUP BY part
-        LOOP
-            PERFORM pg_notify('{CHANNEL}', payload);
-        END LOOP;
+        SELECT string_agg(id::text, ',') INTO ids FROM old_rows;
     END IF;
+    IF ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- A payload must stay under 8000 bytes: split at the last comma before.
+    WHILE length(ids) > {LONGEST_PAYLOAD} LOOP
+        payload := left(ids, {LONGEST_PAYLOAD});
+        payload := left(payload, length(payload) - position(',' IN reverse(payload)));
+        PERFORM pg_notify('{CHANNEL}', 'r' || payload);
+        ids := substr(ids, length(payload) + 2);
+    END LOOP;
+    PERFORM pg_notify('{CHANNEL}', 'r' || ids);
     RETURN NULL;
 END
 $$;

@@ -205,12 +205,13 @@ def test_a_batch_is_named_in_payloads_postgres_accepts(alice, listener):
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO dbtasks_dbtaskresult ({names}) SELECT {names} "
-            "FROM dbtasks_dbtaskresult, generate_series(1, 1500)"
+            "FROM dbtasks_dbtaskresult, generate_series(1, 3000)"
         )
     heard(listener, until="x")
     ids = {str(pk) for pk in DBTaskResult.objects.values_list("pk", flat=True)}
     DBTaskResult.objects.update(attempt_count=7)
     payloads = heard(listener, until="x")
+    assert len(payloads) > 1  # ~15,000 characters of ids
     assert all(payload.startswith("r") and len(payload) < 8000 for payload in payloads)
     assert {pk for payload in payloads for pk in payload[1:].split(",")} == ids
     DBTaskResult.objects.all().delete()
