@@ -6,7 +6,9 @@ report's and each channel's, from ``dbtasks.progress``), one query reads
 them all back (a row per channel, with its report's), and only rows that
 differ are sent back. ``pace()``
 sets the rhythm from what is due, so a page of rows scheduled for later
-stays quiet until the earliest is due.
+stays quiet until the earliest is due. On Postgres a poll that found
+nothing changed is answered again from memory, without the query, until a
+change it depends on is heard (``live_memo.py``).
 """
 
 from __future__ import annotations

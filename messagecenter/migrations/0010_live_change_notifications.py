@@ -9,8 +9,8 @@ commits, never if it rolls back.
 The results' trigger runs once per statement (a worker's batch of outcomes
 is one notification, split only past 7,900 characters of ids: a payload
 must stay under 8000 bytes), and only names the rows whose progress
-changed: state, attempts, due time, cancellation or concurrency key. Nothing on SQLite, which has no
-NOTIFY: there every poll queries.
+changed: state, attempts, due time, cancellation or concurrency key.
+Nothing on SQLite, which has no NOTIFY: there every poll queries.
 """
 
 from __future__ import annotations
