@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET
 
 from dbtasks.progress import with_progress
 from dbtasks.results import State
+from messagecenter import live_listener
 from messagecenter import live_memo
 from messagecenter import live_tokens
 from messagecenter import results  # a module: results reads live.fingerprint
@@ -223,7 +224,7 @@ def poll(request: HttpRequest) -> HttpResponse:
     seen = parse_seen(request.GET.getlist("seen"))
     # The same poll, from the same page, that found nothing changed: still
     # so unless Postgres said otherwise (live_memo.py), and no query.
-    memo = live_memo.active(Destination.objects.db)
+    memo = live_listener.active(Destination.objects.db)
     key = (token, tuple(seen.items()))
     if memo is not None and (rows := memo.unchanged(key)) is not None:
         return _paced(HttpResponse(status=204), rows)

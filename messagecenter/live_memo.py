@@ -30,23 +30,22 @@ Why that answer is the database's:
   the answer it would have got a moment earlier.
 - Only "nothing changed" is remembered, for the exact rows a page sent: a
   remembered answer can only repeat that.
-- The listener proves it is alive every ``LIVENESS`` seconds (``SELECT
-  clock_timestamp()``, which also gives the server's clock for due times).
-  When its connection fails, or it falls silent for ``SILENCE`` seconds,
-  nothing remembered is used again: polls query until it listens again.
+- The listener (``live_listener.py``) proves it is alive every 2 seconds
+  (``SELECT clock_timestamp()``, which also gives the server's clock for
+  due times). When its connection fails, or it falls silent for
+  ``SILENCE`` seconds, nothing remembered is used again: polls query until
+  it listens again.
 
 Not on SQLite (no NOTIFY), nor behind a transaction pooler (``LISTEN``
 needs a session of its own), nor inside a transaction (ATOMIC_REQUESTS:
 the request's own changes would be NOTIFYed only at its commit); there
-every poll queries. ``LIVE_MEMO = False`` turns it off (one connection
-fewer per web process).
+every poll queries (``live_listener.active()`` decides). ``LIVE_MEMO =
+False`` turns it off (one connection fewer per web process).
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -56,32 +55,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
-from typing import Any
 
-import psycopg
-from django.conf import settings
-from django.db import connections
-
-from dbtasks.sql.notify import connection_params
-
-logger = logging.getLogger(__name__)
-
-# The channel the triggers notify (migration 0010).
-CHANNEL = "messagecenter_live"
-# Its connection's name in pg_stat_activity.
-APPLICATION_NAME = "messagecenter-live"
-# A cut network fails the listener's connection within seconds, not TCP's
-# minutes (libpq's keepalives and user timeout; Unix sockets ignore them).
-CUT_OFF = {
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 10_000,  # ms
-}
-# How often the listener proves it is alive, in seconds.
-LIVENESS = 2.0
-# Silent this long: nothing remembered is used until it speaks again.
+# The listener silent this long (it speaks every 2 s): nothing remembered
+# is used until it speaks again.
 SILENCE = 5.0
 # The longest an answer is remembered, whatever happens (seconds).
 LONGEST = 60.0
@@ -229,121 +205,3 @@ def names_of(owner_id: int, rows: Iterable[Row], pks: Iterable[int]) -> list[str
             if result_id:
                 names.append(f"r{result_id}")
     return names
-
-
-# --- The listener ---------------------------------------------------------------------
-
-
-class Listener:
-    """A thread that LISTENs on ``CHANNEL`` for ``memo``, reconnecting on errors."""
-
-    def __init__(self, memo: Memo, params: dict[str, Any]) -> None:
-        self.memo = memo
-        self.params = params
-        self.stopping = threading.Event()
-        self.session: int | None = None  # the server process that LISTENs
-        self.thread = threading.Thread(target=self._run, name="messagecenter-live", daemon=True)
-
-    def start(self) -> Listener:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join()
-
-    def _run(self) -> None:
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                with psycopg.connect(**self.params, autocommit=True) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    session = self.session = _server_process(connection)
-                    self.memo.listening()
-                    delay = 0.5
-                    while not self.stopping.is_set():
-                        self.memo.alive(_offset(connection, session))
-                        for note in connection.notifies(timeout=LIVENESS):
-                            self.memo.heard(note.payload)
-            except NotASession as error:
-                logger.warning("%s Every live poll queries the database.", error)
-                return
-            except psycopg.Error as error:
-                self.memo.lost()
-                logger.warning(
-                    "The live page's LISTEN connection failed (%s); polls query the "
-                    "database until it is back (retrying in %.1fs).",
-                    error,
-                    delay,
-                )
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 30.0)
-            finally:
-                self.memo.lost()
-
-
-class NotASession(Exception):
-    """The listener's statements ran in more than one server process: a transaction pooler."""
-
-
-def _server_process(connection: psycopg.Connection[Any]) -> int:
-    row = connection.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def _offset(connection: psycopg.Connection[Any], session: int) -> float | None:
-    """The server's clock minus ours, in seconds (None if the reading took too long).
-
-    Raises NotASession if the server process is not the one that LISTENs: a
-    transaction pooler (PgBouncer) not announced by DATABASE_POOLED, which
-    would hand the notifications to whichever client holds that process.
-    """
-    before = time.time()
-    row = connection.execute("SELECT clock_timestamp(), pg_backend_pid()").fetchone()
-    after = time.time()
-    assert row is not None
-    if row[1] != session:
-        raise NotASession(
-            "The live page's LISTEN connection is not a session of its own: behind a "
-            "transaction pooler? Set DATABASE_POOLED=1."
-        )
-    if after - before > 0.5:
-        return None
-    server_now: datetime = row[0]
-    return server_now.timestamp() - (before + after) / 2
-
-
-# One memo and listener per process (gunicorn forks its workers: each starts its own).
-_started: dict[str, tuple[int, Memo, Listener]] = {}
-_starting = threading.Lock()
-
-
-def active(using: str) -> Memo | None:
-    """This process's memo for the database ``using``, its listener started on first use;
-    None where polls must query (see the module's doc)."""
-    connection = connections[using]
-    if (
-        connection.vendor != "postgresql"
-        or connection.in_atomic_block
-        or connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
-        or not getattr(settings, "LIVE_MEMO", True)
-    ):
-        return None
-    started = _started.get(using)
-    if started is None or started[0] != os.getpid():
-        with _starting:
-            started = _started.get(using)
-            if started is None or started[0] != os.getpid():
-                memo = Memo()
-                params = CUT_OFF | connection_params(using) | {"application_name": APPLICATION_NAME}
-                listener = Listener(memo, params).start()
-                started = _started[using] = (os.getpid(), memo, listener)
-    return started[1]
-
-
-def stop(using: str) -> None:
-    """Stop this process's listener for ``using`` (tests: before their database is dropped)."""
-    started = _started.pop(using, None)
-    if started is not None and started[0] == os.getpid():
-        started[2].stop()

@@ -80,7 +80,7 @@ NTFY_TIMEOUT = float(os.environ.get("NTFY_TIMEOUT", "2"))
 # A test (or a worker subprocess) may override OPTIONS keys with
 # TEST_TASK_OPTIONS='{"max_attempts": 1}'.
 # The pytest process answers every poll from the database: a listener's
-# connection (messagecenter/live_memo.py) would keep its test database from
+# connection (messagecenter/live_listener.py) would keep its test database from
 # being dropped. The app processes tests start run it, as production does
 # (tests/live.py's child_env), and the memo's own tests start one and stop it.
 LIVE_MEMO = os.environ.get("LIVE_MEMO") == "1"

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from dbtasks.models import DBTaskResult
 from dbtasks.sql.notify import connection_params
-from messagecenter import live_memo
+from messagecenter import live_listener
 from messagecenter import live_tokens
 from messagecenter.models import Destination
 from messagecenter.models import Notification
@@ -36,13 +36,13 @@ LIVE = "/notifications/live/"
 def memo(settings):
     """This process's memo, its listener LISTENing; stopped before the database is dropped."""
     settings.LIVE_MEMO = True
-    memo = live_memo.active("default")
+    memo = live_listener.active("default")
     assert memo is not None
     try:
         wait_until(memo.reading, timeout=10, what="the live listener to LISTEN")
         yield memo
     finally:
-        live_memo.stop("default")
+        live_listener.stop("default")
 
 
 def make_notification(owner, **send_options):
@@ -68,7 +68,7 @@ def settled(memo) -> None:
     """
     reading = wait_until(memo.reading, timeout=10, what="the listener to be listening")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, 'sync')", [live_memo.CHANNEL])
+        cursor.execute("SELECT pg_notify(%s, 'sync')", [live_listener.CHANNEL])
     wait_until(
         lambda: (now := memo.reading()) is not None and now.tick > reading.tick,
         timeout=10,
@@ -169,7 +169,7 @@ def test_polls_query_while_the_listener_is_lost(signed_in, alice, memo):
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE application_name = %s AND datname = current_database()",
-            [live_memo.APPLICATION_NAME],
+            [live_listener.APPLICATION_NAME],
         )
         assert cursor.fetchall() == [(True,)]
     # Lost, then LISTENing on a new connection: each poll queries until an
@@ -192,14 +192,14 @@ def test_polls_query_while_the_listener_is_lost(signed_in, alice, memo):
 @pytest.fixture
 def listener():
     with psycopg.connect(**connection_params("default"), autocommit=True) as listening:
-        listening.execute(f"LISTEN {live_memo.CHANNEL}")
+        listening.execute(f"LISTEN {live_listener.CHANNEL}")
         yield listening
 
 
 def heard(listening, *, until: str) -> list[str]:
     """Every payload heard until a NOTIFY of ``until`` (sent after the change: in order)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [live_memo.CHANNEL, until])
+        cursor.execute("SELECT pg_notify(%s, %s)", [live_listener.CHANNEL, until])
     payloads: list[str] = []
     for note in listening.notifies(timeout=10):
         if note.payload == until:

@@ -6,7 +6,7 @@ transaction pooler hands each statement any of its server connections: a
 Four threads of one process poll through a pooler with two server
 connections; every answer must be the one the server gives directly.
 
-And the memo's listener (messagecenter/live_memo.py) LISTENs in one server
+And the memo's listener (messagecenter/live_listener.py) LISTENs in one server
 process but may be handed another: it gives up, and every poll queries.
 """
 
@@ -17,6 +17,7 @@ import pytest
 from django.db import connection
 
 from messagecenter import live
+from messagecenter import live_listener
 from messagecenter import live_memo
 from messagecenter.models import Notification
 from messagecenter.sending import send
@@ -82,7 +83,7 @@ def test_the_memo_gives_up_behind_an_unannounced_pooler(caplog):
     memo = live_memo.Memo()
     with pgbouncer(int(connection.settings_dict["PORT"] or 5432), pool_size=2) as pooler:
         url = pooler.url(connection.settings_dict["NAME"])
-        listener = live_memo.Listener(memo, {"conninfo": url}).start()
+        listener = live_listener.Listener(memo, {"conninfo": url}).start()
         held = [psycopg.connect(url) for _ in range(2)]  # each in a transaction: it holds a server
         try:
             wait_until(memo.reading, timeout=10, what="the listener to LISTEN")
