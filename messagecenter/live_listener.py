@@ -22,6 +22,7 @@ import psycopg
 from django.conf import settings
 from django.db import connections
 
+from dbtasks.clock import MAX_ROUND_TRIP
 from dbtasks.sql.notify import connection_params
 from messagecenter.live_memo import Memo
 
@@ -119,7 +120,7 @@ def _offset(connection: psycopg.Connection[Any], session: int) -> float | None:
             "The live page's LISTEN connection is not a session of its own: behind a "
             "transaction pooler? Set DATABASE_POOLED=1."
         )
-    if after - before > 0.5:
+    if after - before > MAX_ROUND_TRIP:  # off by up to half of it: too far (dbtasks/clock.py)
         return None
     server_now: datetime = row[0]
     return server_now.timestamp() - (before + after) / 2

@@ -58,6 +58,12 @@ def poll(client, *rows: str) -> tuple[int, int]:
     return response.status_code, len(queries)
 
 
+def notify(payload: str) -> None:
+    """A marker on the triggers' channel, sent now (after everything committed before)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [live_listener.CHANNEL, payload])
+
+
 def settled(memo) -> None:
     """Wait until the listener has heard every change committed so far.
 
@@ -67,8 +73,7 @@ def settled(memo) -> None:
     now is heard, so is everything before it.
     """
     reading = wait_until(memo.reading, timeout=10, what="the listener to be listening")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, 'sync')", [live_listener.CHANNEL])
+    notify("sync")
     wait_until(
         lambda: (now := memo.reading()) is not None and now.tick > reading.tick,
         timeout=10,
@@ -198,8 +203,7 @@ def listener():
 
 def heard(listening, *, until: str) -> list[str]:
     """Every payload heard until a NOTIFY of ``until`` (sent after the change: in order)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [live_listener.CHANNEL, until])
+    notify(until)
     payloads: list[str] = []
     for note in listening.notifies(timeout=10):
         if note.payload == until:
